@@ -1,0 +1,1 @@
+"""Side effects, each idempotent on a business key; thin wrappers over store/ and gateways/."""

@@ -1,0 +1,1 @@
+"""FastAPI: turns HTTP calls into messages to order workflows. No business rules here."""

@@ -1,0 +1,103 @@
+"""The FastAPI application: `uvicorn api.app:app` (or `create_app(...)` in tests)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
+
+from api import catalog, errors, orders, wallets, webhooks
+from api.errors import problem_response
+from gateways.payments import PaymentGatewayClient
+from settings import Settings, get_settings
+from store.db import Database
+from temporal_client import connect
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(scope, receive, send)
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            "PAYLOAD_TOO_LARGE", f"request bodies are limited to {self.max_bytes} bytes", 413
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    temporal: Client | None = None,
+    db: Database | None = None,
+    gateway: PaymentGatewayClient | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.db = db or Database(settings.database_url)
+        app.state.gateway = gateway or PaymentGatewayClient(
+            settings.gateway_url, settings.gateway_api_key
+        )
+        app.state.temporal = temporal or await connect()
+        try:
+            yield
+        finally:
+            if db is None:
+                await app.state.db.dispose()
+            if gateway is None:
+                await app.state.gateway.aclose()
+
+    app = FastAPI(
+        title="Order saga",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Orders as Temporal workflows. Money in integer cents, times UTC.",
+    )
+    errors.install(app)
+    for module in (orders, webhooks, catalog, wallets):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`uvicorn api.app:app` builds the app on first access, not at import."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

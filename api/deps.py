@@ -1,0 +1,73 @@
+"""Dependencies as `Annotated` aliases: settings, database, Temporal client, current user."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from api.auth import Role, User, decode
+from api.errors import Problem
+from domain.errors import ErrorCode
+from gateways.payments import PaymentGatewayClient
+from settings import Settings
+from store.db import Database
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _client(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def _gateway(request: Request) -> PaymentGatewayClient:
+    gateway: PaymentGatewayClient = request.app.state.gateway
+    return gateway
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DatabaseDep = Annotated[Database, Depends(_db)]
+TemporalDep = Annotated[Client, Depends(_client)]
+GatewayDep = Annotated[PaymentGatewayClient, Depends(_gateway)]
+
+
+async def _session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """A read session (writes go through `db.transaction()`)."""
+    async with db.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+
+
+def _user(request: Request, settings: SettingsDep) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(ErrorCode.UNAUTHENTICATED, "missing bearer token")
+    return decode(token.strip(), settings.jwt_secret)
+
+
+def _role(*roles: Role) -> object:
+    def check(user: Annotated[User, Depends(_user)]) -> User:
+        if user.role not in roles:
+            raise Problem(ErrorCode.FORBIDDEN, f"this needs role {' or '.join(roles)}")
+        return user
+
+    return Depends(check)
+
+
+CurrentUser = Annotated[User, Depends(_user)]
+Buyer = Annotated[User, _role(Role.BUYER)]
+Merchant = Annotated[User, _role(Role.MERCHANT, Role.ADMIN)]
+Admin = Annotated[User, _role(Role.ADMIN)]

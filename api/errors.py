@@ -1,0 +1,116 @@
+"""The one place that maps errors to HTTP: RFC 9457 problem JSON with a `code`."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, FailureError
+
+from domain.errors import DomainError, ErrorCode
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[str, int] = {
+    ErrorCode.INVALID_TRANSITION: 409,
+    ErrorCode.OUT_OF_STOCK: 409,
+    ErrorCode.LIMIT_EXCEEDED: 409,
+    ErrorCode.SKU_DELISTED: 409,
+    ErrorCode.INSUFFICIENT_FUNDS: 409,
+    ErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    ErrorCode.REPLAYED_CALLBACK: 409,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.VALIDATION: 422,
+    ErrorCode.UNKNOWN_SKU: 422,
+    ErrorCode.PAYMENT_GATEWAY_ERROR: 502,
+}
+TITLES = {
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Invalid request",
+    502: "Bad gateway",
+    503: "Unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise from a route to answer with problem JSON."""
+
+    def __init__(self, code: str, detail: str, status: int | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.extra = code, detail, extra
+        self.status = status or STATUS.get(code, 500)
+
+
+def problem_response(code: str, detail: str, status: int, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"/problems/{code.lower().replace('_', '-')}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def from_failure(err: BaseException) -> Problem:
+    """A workflow's refusal (update validator or handler) as a Problem."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ApplicationError) and cause.type:
+            extra = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+            return Problem(cause.type, cause.message, **extra)
+        cause = cause.__cause__ if not isinstance(cause, FailureError) else cause.cause
+    log.error("unmapped workflow failure: %r", err)
+    return Problem("INTERNAL", "the order could not process the request", 500)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.code, exc.detail, exc.status, **exc.extra)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(
+            exc.code.value, exc.message, STATUS.get(exc.code, 409), **exc.details
+        )
+
+    @app.exception_handler(WorkflowUpdateFailedError)
+    async def _update(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:
+        p = from_failure(exc)
+        return problem_response(p.code, p.detail, p.status, **p.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+        detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        return problem_response(ErrorCode.VALIDATION.value, detail, 422, errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
+            exc.status_code, "HTTP_ERROR"
+        )
+        return problem_response(code, str(exc.detail), exc.status_code)

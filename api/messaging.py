@@ -1,0 +1,107 @@
+"""Sending one message to an order's workflow and mapping what can go wrong on the way."""
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import User
+from api.errors import Problem, from_failure
+from domain.errors import ErrorCode
+from domain.messages import OrderWorkflowInput
+from domain.models import OrderState, OrderStatus
+from domain.stock import quantities
+from store import orders
+from store.db import Database
+from workflows import details, ids
+from workflows.order import OrderWorkflow
+
+
+def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
+    """Deterministic per (buyer, key), so the same request twice is the same order."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex[:20]
+    return hashlib.sha256(f"{buyer_id}\x00{idempotency_key}".encode()).hexdigest()[:20]
+
+
+async def place(
+    client: Client, db: Database, task_queue: str, inp: OrderWorkflowInput
+) -> OrderState:
+    """Start the order's workflow and place it in one round trip (update-with-start)."""
+    lines = [(line.sku, line.quantity) for line in inp.lines]
+    start = WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        inp,
+        id=ids.order_workflow_id(inp.order_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(ids.ORDER_STATUS, OrderStatus.PENDING_PAYMENT.value),
+                SearchAttributePair(ids.BUYER_ID, inp.buyer_id),
+            ]
+        ),
+        static_summary=details.summary(inp.order_id, inp.buyer_id, lines),
+    )
+    try:
+        state: OrderState = await client.execute_update_with_start_workflow(
+            OrderWorkflow.place, start_workflow_operation=start, id=ids.PLACE_UPDATE_ID
+        )
+    except WorkflowUpdateFailedError as err:
+        raise from_failure(err) from None
+    except (WorkflowAlreadyStartedError, RPCError) as err:
+        if isinstance(err, RPCError) and err.status is not RPCStatusCode.ALREADY_EXISTS:
+            raise
+        async with db.sessions() as session:  # the workflow is gone; the database remembers
+            saved = await orders.get(session, inp.order_id)
+        if saved is None:
+            raise Problem(
+                ErrorCode.IDEMPOTENCY_CONFLICT,
+                "this Idempotency-Key was used for an order that was refused",
+            ) from None
+        state = saved
+    if quantities(lines) != quantities((x.sku, x.quantity) for x in state.lines):
+        raise Problem(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "this Idempotency-Key was used for a different cart",
+            order_id=state.id,
+        )
+    return state
+
+
+async def update(
+    client: Client,
+    db: Database,
+    user: User,
+    order_id: str,
+    handler: Callable[..., Any],
+    arg: Any,
+) -> OrderState:
+    """Send an update to a live order; a finished or unknown one answers from the database."""
+    handle = client.get_workflow_handle(ids.order_workflow_id(order_id))
+    try:
+        result: OrderState = await handle.execute_update(handler, arg, result_type=OrderState)
+        return result
+    except WorkflowUpdateFailedError as err:
+        raise from_failure(err) from None
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    async with db.sessions() as session:
+        saved = await orders.get(session, order_id)
+    if saved is None or not user.can_see(saved.buyer_id):
+        raise Problem(ErrorCode.NOT_FOUND, f"no order {order_id}")
+    raise Problem(
+        ErrorCode.INVALID_TRANSITION, f"order is {saved.status} and no longer takes this action"
+    )

@@ -1,0 +1,241 @@
+"""Order routes: place, read, list, pay, ship, confirm, extend, cancel, close."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel, Field
+
+from api import messaging
+from api.deps import (
+    Buyer,
+    CurrentUser,
+    DatabaseDep,
+    GatewayDep,
+    Merchant,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
+from api.errors import Problem
+from domain.errors import ErrorCode
+from domain.messages import (
+    CloseRequest,
+    ConfirmRequest,
+    ExtendRequest,
+    OrderWorkflowInput,
+    PayRequest,
+    ShipRequest,
+)
+from domain.models import (
+    GATEWAY_CHANNELS,
+    MAX_LINES,
+    WALLET_CHANNELS,
+    Address,
+    LineRequest,
+    OrderEvent,
+    OrderState,
+    OrderStatus,
+    PaymentChannel,
+)
+from store import orders
+from workflows.order import OrderWorkflow
+
+router = APIRouter(tags=["orders"])
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
+]
+
+
+class PlaceOrderBody(BaseModel):
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
+    address: Address
+
+
+class ReasonBody(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class PayBody(BaseModel):
+    channel: PaymentChannel
+
+
+class ShipBody(BaseModel):
+    carrier: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    tracking_no: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class ConfirmBody(BaseModel):
+    package_ids: list[str] | None = Field(None, min_length=1, max_length=50)
+
+
+class IntentBody(BaseModel):
+    channel: PaymentChannel
+
+
+class IntentOut(BaseModel):
+    intent_id: str
+    amount_cents: int
+    pay_url: str
+
+
+class OrderPage(BaseModel):
+    items: list[OrderState]
+    next_cursor: str | None
+
+
+async def _visible(session: SessionDep, user: CurrentUser, order_id: str) -> OrderState:
+    state = await orders.get(session, order_id)
+    if state is None or not user.can_see(state.buyer_id):
+        raise Problem(ErrorCode.NOT_FOUND, f"no order {order_id}")
+    return state
+
+
+@router.post("/orders", status_code=201, response_model=OrderState)
+async def place_order(
+    body: PlaceOrderBody,
+    user: Buyer,
+    client: TemporalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    key: IdempotencyKey = None,
+) -> OrderState:
+    inp = OrderWorkflowInput(
+        order_id=messaging.new_order_id(user.id, key),
+        buyer_id=user.id,
+        lines=body.lines,
+        address=body.address,
+        timings=settings.timings(),
+    )
+    return await messaging.place(client, db, settings.task_queue, inp)
+
+
+@router.get("/orders/{order_id}", response_model=OrderState)
+async def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> OrderState:
+    return await _visible(session, user, order_id)
+
+
+@router.get("/orders/{order_id}/events", response_model=list[OrderEvent])
+async def order_events(order_id: str, user: CurrentUser, session: SessionDep) -> list[OrderEvent]:
+    await _visible(session, user, order_id)
+    return await orders.events(session, order_id)
+
+
+@router.get("/orders", response_model=OrderPage)
+async def list_orders(
+    user: CurrentUser,
+    session: SessionDep,
+    status: OrderStatus | None = None,
+    buyer_id: str | None = Query(None, max_length=64),
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, max_length=200),
+) -> OrderPage:
+    if user.role == "buyer":
+        if buyer_id not in (None, user.id):
+            raise Problem(ErrorCode.FORBIDDEN, "buyers list their own orders only")
+        buyer_id = user.id
+    try:
+        items, nxt = await orders.page(
+            session, buyer_id=buyer_id, status=status, limit=limit, cursor=cursor
+        )
+    except ValueError as err:
+        raise Problem(ErrorCode.VALIDATION, str(err)) from None
+    return OrderPage(items=items, next_cursor=nxt)
+
+
+@router.post("/orders/{order_id}/pay", response_model=OrderState)
+async def pay(
+    order_id: str, body: PayBody, user: Buyer, client: TemporalDep, db: DatabaseDep
+) -> OrderState:
+    if body.channel not in WALLET_CHANNELS:
+        raise Problem(
+            ErrorCode.VALIDATION,
+            f"{body.channel} is paid through POST /orders/{{id}}/payment-intents",
+        )
+    req = PayRequest(channel=body.channel, actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.pay, req)
+
+
+@router.post("/orders/{order_id}/payment-intents", status_code=201, response_model=IntentOut)
+async def payment_intent(
+    order_id: str,
+    body: IntentBody,
+    user: Buyer,
+    session: SessionDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+) -> IntentOut:
+    if body.channel not in GATEWAY_CHANNELS:
+        raise Problem(ErrorCode.VALIDATION, f"{body.channel} is paid with POST /orders/{{id}}/pay")
+    state = await _visible(session, user, order_id)
+    if state.status is not OrderStatus.PENDING_PAYMENT:
+        raise Problem(ErrorCode.INVALID_TRANSITION, f"order is {state.status}, not payable")
+    intent = await gateway.create_intent(
+        order_id,
+        body.channel.value,
+        state.total_cents,
+        f"{settings.api_public_url}/webhooks/payments",
+    )
+    return IntentOut(
+        intent_id=intent.intent_id, amount_cents=intent.amount_cents, pay_url=intent.pay_url
+    )
+
+
+@router.post("/orders/{order_id}/packages/{package_id}/ship", response_model=OrderState)
+async def ship(
+    order_id: str,
+    package_id: str,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+    body: ShipBody | None = None,
+) -> OrderState:
+    body = body or ShipBody()
+    req = ShipRequest(
+        package_id=package_id, carrier=body.carrier, tracking_no=body.tracking_no, actor=user.actor
+    )
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.ship, req)
+
+
+@router.post("/orders/{order_id}/confirm-receipt", response_model=OrderState)
+async def confirm_receipt(
+    order_id: str,
+    user: Buyer,
+    client: TemporalDep,
+    db: DatabaseDep,
+    body: ConfirmBody | None = None,
+) -> OrderState:
+    req = ConfirmRequest(package_ids=body.package_ids if body else None, actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.confirm_receipt, req)
+
+
+@router.post("/orders/{order_id}/extend-receipt", response_model=OrderState)
+async def extend_receipt(
+    order_id: str, user: Buyer, client: TemporalDep, db: DatabaseDep
+) -> OrderState:
+    req = ExtendRequest(actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.extend_receipt, req)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderState)
+async def cancel(
+    order_id: str,
+    user: Buyer,
+    client: TemporalDep,
+    db: DatabaseDep,
+    body: ReasonBody | None = None,
+) -> OrderState:
+    req = CloseRequest(reason=body.reason if body else "", actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.cancel, req)
+
+
+@router.post("/orders/{order_id}/close", response_model=OrderState)
+async def close(
+    order_id: str,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+    body: ReasonBody | None = None,
+) -> OrderState:
+    req = CloseRequest(reason=body.reason if body else "", actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.close, req)

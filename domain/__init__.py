@@ -1,0 +1,1 @@
+"""Pure order rules and the data that crosses boundaries. No I/O in this package."""

@@ -1,0 +1,38 @@
+"""Error codes a caller can see. `api/errors.py` maps each to an HTTP status.
+
+Workflows and activities raise `ApplicationError(message, type=<code>)` with these names;
+domain functions raise `DomainError`, which carries the same codes.
+"""
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    NOT_FOUND = "NOT_FOUND"
+    UNKNOWN_SKU = "UNKNOWN_SKU"
+    SKU_DELISTED = "SKU_DELISTED"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    PAYMENT_GATEWAY_ERROR = "PAYMENT_GATEWAY_ERROR"
+    FORBIDDEN = "FORBIDDEN"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    VALIDATION = "VALIDATION"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    REPLAYED_CALLBACK = "REPLAYED_CALLBACK"
+
+
+class DomainError(Exception):
+    """A refusal by a business rule; `details` is machine-readable context."""
+
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def invalid_transition(message: str) -> DomainError:
+    return DomainError(ErrorCode.INVALID_TRANSITION, message)

@@ -1,0 +1,96 @@
+"""One input model per workflow, update, signal and activity."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from domain.models import (
+    MAX_LINES,
+    Actor,
+    Address,
+    LineRequest,
+    OrderEvent,
+    OrderState,
+    OrderTimings,
+    Payment,
+    PaymentChannel,
+    Refund,
+)
+
+
+class OrderWorkflowInput(BaseModel):
+    """What the order workflow starts with; placement happens in its first update."""
+
+    order_id: str
+    buyer_id: str
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
+    address: Address
+    timings: OrderTimings = OrderTimings()
+
+
+class PlaceOrderInput(OrderWorkflowInput):
+    now: datetime
+
+
+class PayRequest(BaseModel):
+    channel: PaymentChannel
+    actor: Actor
+
+
+class PaymentNotice(BaseModel):
+    """A payment the gateway says it received (signal; deduplicated on txn_id)."""
+
+    txn_id: str = Field(min_length=1, max_length=128)
+    channel: PaymentChannel
+    amount_cents: int = Field(gt=0)
+    paid_at: datetime
+    order_id: str = ""
+
+
+class ShipRequest(BaseModel):
+    package_id: str
+    carrier: str | None = Field(None, min_length=1, max_length=32)
+    tracking_no: str | None = Field(None, min_length=1, max_length=64)
+    actor: Actor
+
+
+class ConfirmRequest(BaseModel):
+    package_ids: list[str] | None = None
+    actor: Actor
+
+
+class ExtendRequest(BaseModel):
+    actor: Actor
+
+
+class CloseRequest(BaseModel):
+    reason: str = Field("", max_length=500)
+    actor: Actor
+
+
+class CarrierNotice(BaseModel):
+    package_id: str
+    event: str  # IN_TRANSIT | DELIVERED | REJECTED
+    at: datetime
+    carrier: str = ""
+
+
+class AcceptPaymentInput(BaseModel):
+    state: OrderState
+    payment: Payment
+    charge_wallet: bool
+    now: datetime
+    actor: Actor
+
+
+class SaveOrderInput(BaseModel):
+    state: OrderState
+    event: OrderEvent
+    release_stock: bool = False  # closing an unpaid order: free its locks and limit counts
+
+
+class RefundPaymentInput(BaseModel):
+    order_id: str
+    refund: Refund
+    payment: Payment
+    note_event: OrderEvent | None = None  # for a refund outside the order's own snapshot

@@ -1,0 +1,230 @@
+"""The data that crosses boundaries: catalog, orders, packages, payments, refunds.
+
+Money is integer cents; times are timezone-aware UTC datetimes.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Location = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+MAX_LINE_QUANTITY = 999
+MAX_LINES = 50
+
+
+class ProductType(StrEnum):
+    SELF = "SELF"  # self-operated, shipped from our own warehouse
+    KEPLER = "KEPLER"  # bought from a Kepler-style supplier API after payment
+    DROPSHIP = "DROPSHIP"  # the vendor ships
+    VIRTUAL = "VIRTUAL"  # no logistics
+
+
+class StockPolicy(StrEnum):
+    LOCK_ON_ORDER = "LOCK_ON_ORDER"  # JD 下单锁库存
+    DEDUCT_ON_PAYMENT = "DEDUCT_ON_PAYMENT"  # Tmall 付款减库存
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"  # 待付款: placed, not paid
+    PENDING_SHIPMENT = "PENDING_SHIPMENT"  # 待发货: paid, not every live package shipped
+    SHIPPED = "SHIPPED"  # 已发货: every live package shipped
+    COMPLETED = "COMPLETED"  # 已完成: every live package received
+    CLOSED = "CLOSED"  # 已关闭: ended without completing; see close_reason
+
+
+class SubStatus(StrEnum):
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"  # 部分发货
+    REFUNDING = "REFUNDING"  # 退款中
+    AWAITING_REVIEW = "AWAITING_REVIEW"  # 待评价
+
+
+class CloseReason(StrEnum):
+    PAYMENT_TIMEOUT = "PAYMENT_TIMEOUT"
+    BUYER_CANCELLED = "BUYER_CANCELLED"
+    SELLER_CLOSED = "SELLER_CLOSED"
+    OUT_OF_STOCK_AT_PAYMENT = "OUT_OF_STOCK_AT_PAYMENT"
+    FULLY_REFUNDED = "FULLY_REFUNDED"
+    PLACEMENT_REJECTED = "PLACEMENT_REJECTED"
+
+
+class PackageStatus(StrEnum):
+    PENDING = "PENDING"
+    AWAITING_SUPPLIER = "AWAITING_SUPPLIER"
+    PURCHASED = "PURCHASED"
+    SHIPPED = "SHIPPED"  # 待收货
+    DELIVERED = "DELIVERED"  # carrier sign-off, before the buyer's receipt
+    RECEIVED = "RECEIVED"  # 已收货
+    REJECTED = "REJECTED"  # 已拒收
+    CANCELLED = "CANCELLED"  # intercepted and refunded
+
+
+class PaymentChannel(StrEnum):
+    BALANCE = "balance"
+    CREDIT = "credit"  # 额度
+    ALIPAY = "alipay"
+    WECHAT = "wechat"
+
+
+WALLET_CHANNELS = frozenset({PaymentChannel.BALANCE, PaymentChannel.CREDIT})
+GATEWAY_CHANNELS = frozenset({PaymentChannel.ALIPAY, PaymentChannel.WECHAT})
+
+
+class FreightPolicy(StrEnum):
+    ONE_PACKAGE = "ONE_PACKAGE"  # Dangdang: all freight on one package
+    SPLIT = "SPLIT"  # pro-rata to goods value, whole cents
+
+
+class Actor(BaseModel):
+    """Who caused a transition: a user, a partner, or the order's own timer."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: str  # buyer | merchant | admin | system | gateway | carrier | supplier
+    id: str = ""
+
+
+SYSTEM = Actor(kind="system", id="timer")
+
+
+class FreightRule(BaseModel):
+    flat_cents: int = Field(0, ge=0, le=10_000_000)
+    free_above_cents: int | None = Field(None, ge=0)
+    policy: FreightPolicy = FreightPolicy.ONE_PACKAGE
+
+
+class SkuInfo(BaseModel):
+    sku: Sku
+    title: str = Field(min_length=1, max_length=200)
+    price_cents: int = Field(ge=0, le=100_000_000)
+    product_type: ProductType
+    stock_policy: StockPolicy
+    limit_per_buyer: int | None = Field(None, ge=1, le=MAX_LINE_QUANTITY)
+    limit_window_days: int | None = Field(None, ge=1, le=3650)
+    payment_window_minutes: int | None = Field(None, ge=1, le=24 * 60)
+    listed: bool = True
+
+
+class Address(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 -]+$")
+    line1: str = Field(min_length=1, max_length=300)
+    city: str = Field(min_length=1, max_length=100)
+    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
+
+
+class LineRequest(BaseModel):
+    sku: Sku
+    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+
+
+class OrderLine(BaseModel):
+    sku: str
+    title: str
+    product_type: ProductType
+    stock_policy: StockPolicy
+    quantity: int
+    unit_price_cents: int
+    refunded_quantity: int = 0
+
+
+class Allocation(BaseModel):
+    """Units of one SKU taken from one location (a lock, or a deduction)."""
+
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    location: str
+    quantity: int
+
+
+class PackageLine(BaseModel):
+    sku: str
+    quantity: int
+
+
+class Package(BaseModel):
+    id: str
+    location: str
+    product_type: ProductType
+    status: PackageStatus = PackageStatus.PENDING
+    lines: list[PackageLine]
+    goods_cents: int
+    freight_cents: int = 0
+    carrier: str | None = None
+    tracking_no: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    received_at: datetime | None = None
+    auto_confirm_at: datetime | None = None
+
+
+class Payment(BaseModel):
+    channel: PaymentChannel
+    txn_id: str
+    amount_cents: int
+    paid_at: datetime
+
+
+class Refund(BaseModel):
+    id: str
+    txn_id: str
+    channel: PaymentChannel
+    amount_cents: int
+    goods_cents: int = 0
+    freight_cents: int = 0
+    borne_by: str = "merchant"  # merchant | platform
+    reason: str
+    status: str = "SUCCEEDED"
+    created_at: datetime
+
+
+class OrderTimings(BaseModel):
+    """Durations in seconds, fixed per order when it starts (SPEC §11)."""
+
+    payment_window_seconds: int = 86_400
+    auto_confirm_seconds: int = 864_000
+    receipt_extension_seconds: int = 259_200
+    after_sales_window_seconds: int = 1_296_000
+
+
+class OrderState(BaseModel):
+    """The whole order: the workflow's state, the database snapshot and the API's view."""
+
+    id: str
+    buyer_id: str
+    status: OrderStatus = OrderStatus.PENDING_PAYMENT
+    sub_statuses: list[SubStatus] = []
+    close_reason: CloseReason | None = None
+    lines: list[OrderLine]
+    address: Address
+    goods_cents: int
+    freight_cents: int
+    total_cents: int
+    paid_cents: int = 0
+    refunded_cents: int = 0
+    payment: Payment | None = None
+    payment_deadline: datetime
+    low_stock: bool = False
+    freight_policy: FreightPolicy = FreightPolicy.ONE_PACKAGE
+    allocations: list[Allocation] = []
+    packages: list[Package] = []
+    refunds: list[Refund] = []
+    receipt_extended: bool = False
+    completed_at: datetime | None = None
+    closed_at: datetime | None = None
+    timings: OrderTimings = OrderTimings()
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderEvent(BaseModel):
+    """One row of the order's event log: who did what, when, at which version."""
+
+    order_id: str
+    version: int
+    type: str
+    actor: Actor
+    at: datetime
+    data: dict[str, Any] = {}

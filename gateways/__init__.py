@@ -1,0 +1,1 @@
+"""Outbound/inbound partner gateways: payments, carriers, callback signing."""

@@ -1,0 +1,1 @@
+"""Operator commands: `run` (everything, for `make run`) and `seed` (demo catalog)."""

@@ -1,0 +1,81 @@
+"""A demo catalog, stock in two warehouses, a freight rule and a funded buyer.
+
+Idempotent: SKUs, stock and wallets are only created when the catalog is empty.
+"""
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from domain.models import FreightPolicy, FreightRule, ProductType, SkuInfo, StockPolicy
+from store import catalog, payments
+from store.db import Database
+from store.tables import SkuRow
+
+DEMO_SKUS = [
+    (
+        SkuInfo(
+            sku="TEA-001",
+            title="West Lake Longjing tea 250g",
+            price_cents=5900,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+            limit_per_buyer=5,
+            limit_window_days=30,
+        ),
+        {"WH-SH": 5, "WH-BJ": 3},
+    ),
+    (
+        SkuInfo(
+            sku="MUG-002",
+            title="Celadon tea mug",
+            price_cents=2500,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.DEDUCT_ON_PAYMENT,
+        ),
+        {"WH-SH": 50},
+    ),
+    (
+        SkuInfo(
+            sku="FLASH-003",
+            title="Flash sale: Yixing teapot",
+            price_cents=9900,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+            limit_per_buyer=1,
+            limit_window_days=30,
+            payment_window_minutes=15,
+        ),
+        {"WH-BJ": 10},
+    ),
+]
+DEMO_BUYER = "buyer-1"
+
+
+async def seed(url: str) -> bool:
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            if await session.scalar(select(func.count()).select_from(SkuRow)):
+                return False
+            for info, stock in DEMO_SKUS:
+                await catalog.put_sku(session, info)
+                for location, on_hand in stock.items():
+                    await catalog.put_stock(session, info.sku, location, on_hand)
+            await catalog.put_freight_rule(
+                session,
+                FreightRule(
+                    flat_cents=800, free_above_cents=9900, policy=FreightPolicy.ONE_PACKAGE
+                ),
+            )
+            await payments.top_up(session, DEMO_BUYER, 200_000)
+            await payments.set_credit_limit(session, DEMO_BUYER, 50_000)
+        return True
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    from settings import get_settings
+
+    print("seeded" if asyncio.run(seed(get_settings().database_url)) else "catalog already there")

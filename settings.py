@@ -1,0 +1,69 @@
+"""All configuration, read once from the environment (`ORDERS_` prefix) — SPEC §11."""
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.models import OrderTimings
+
+DEV_SECRETS = {
+    "jwt_secret": "dev-jwt-secret-change-me-0123456789",
+    "payment_webhook_secret": "dev-payment-secret",
+    "carrier_webhook_secret": "dev-carrier-secret",
+    "supplier_webhook_secret": "dev-supplier-secret",
+    "gateway_api_key": "dev-gateway-key",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
+
+    env: str = "dev"
+    database_url: str = "sqlite+aiosqlite:///.data/orders.db"
+    task_queue: str = "orders"
+    api_public_url: str = "http://127.0.0.1:8000"
+
+    jwt_secret: str = DEV_SECRETS["jwt_secret"]
+    payment_webhook_secret: str = DEV_SECRETS["payment_webhook_secret"]
+    carrier_webhook_secret: str = DEV_SECRETS["carrier_webhook_secret"]
+    supplier_webhook_secret: str = DEV_SECRETS["supplier_webhook_secret"]
+    gateway_url: str = "http://127.0.0.1:8010"
+    gateway_api_key: str = DEV_SECRETS["gateway_api_key"]
+
+    payment_window_seconds: int = Field(86_400, ge=1)
+    supplier_cancel_window_seconds: int = Field(1_800, ge=0)
+    auto_confirm_seconds: int = Field(864_000, ge=1)
+    receipt_extension_seconds: int = Field(259_200, ge=1)
+    refund_response_seconds: int = Field(172_800, ge=1)
+    after_sales_window_seconds: int = Field(1_296_000, ge=0)
+    return_ship_seconds: int = Field(604_800, ge=1)
+    return_receive_seconds: int = Field(864_000, ge=1)
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> "Settings":
+        if not self.is_dev:
+            weak = [k for k, v in DEV_SECRETS.items() if getattr(self, k) == v]
+            if weak:
+                names = ", ".join(f"ORDERS_{k.upper()}" for k in weak)
+                raise ValueError(f"ORDERS_ENV={self.env} refuses default secrets: set {names}")
+        return self
+
+    def timings(self) -> OrderTimings:
+        return OrderTimings(
+            payment_window_seconds=self.payment_window_seconds,
+            auto_confirm_seconds=self.auto_confirm_seconds,
+            receipt_extension_seconds=self.receipt_extension_seconds,
+            after_sales_window_seconds=self.after_sales_window_seconds,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,160 @@
+"""Order snapshots and their event log: written together, read for the API."""
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.models import OrderEvent, OrderState, OrderStatus
+from store.sql import insert_ignore
+from store.tables import OrderEventRow, OrderRow, PackageIndexRow
+
+
+async def save(session: AsyncSession, state: OrderState, event: OrderEvent, key: str = "") -> None:
+    """Write the snapshot (if newer) and its event row, in the caller's transaction.
+
+    Idempotent: a retried activity writes the same version again and changes nothing.
+    """
+    snapshot = state.model_dump(mode="json")
+    values: dict[str, Any] = {
+        "buyer_id": state.buyer_id,
+        "status": state.status.value,
+        "close_reason": state.close_reason.value if state.close_reason else None,
+        "total_cents": state.total_cents,
+        "version": state.version,
+        "snapshot": snapshot,
+        "updated_at": state.updated_at,
+    }
+    inserted = await insert_ignore(
+        session, OrderRow, id=state.id, created_at=state.created_at, **values
+    )
+    if not inserted:
+        await session.execute(
+            update(OrderRow)
+            .where(OrderRow.id == state.id, OrderRow.version < state.version)
+            .values(**values)
+        )
+    await append_event(session, event, key or f"{event.version}:{event.type}")
+    for p in state.packages:
+        await _index_package(session, state.id, p.id, p.carrier, p.tracking_no, p.status.value)
+
+
+async def append_event(session: AsyncSession, event: OrderEvent, key: str) -> None:
+    await insert_ignore(
+        session,
+        OrderEventRow,
+        order_id=event.order_id,
+        event_key=key,
+        version=event.version,
+        type=event.type,
+        actor_kind=event.actor.kind,
+        actor_id=event.actor.id,
+        at=event.at,
+        data=json.loads(json.dumps(event.data, default=str)),
+    )
+
+
+async def _index_package(
+    session: AsyncSession,
+    order_id: str,
+    package_id: str,
+    carrier: str | None,
+    tracking_no: str | None,
+    status: str,
+) -> None:
+    row = await session.get(PackageIndexRow, package_id)
+    if row is None:
+        session.add(
+            PackageIndexRow(
+                package_id=package_id,
+                order_id=order_id,
+                carrier=carrier,
+                tracking_no=tracking_no,
+                status=status,
+            )
+        )
+    else:
+        row.carrier, row.tracking_no, row.status = carrier, tracking_no, status
+    await session.flush()
+
+
+async def get(session: AsyncSession, order_id: str) -> OrderState | None:
+    row = await session.get(OrderRow, order_id)
+    return OrderState.model_validate(row.snapshot) if row else None
+
+
+async def events(session: AsyncSession, order_id: str) -> list[OrderEvent]:
+    rows = await session.scalars(
+        select(OrderEventRow).where(OrderEventRow.order_id == order_id).order_by(OrderEventRow.id)
+    )
+    return [
+        OrderEvent.model_validate(
+            {
+                "order_id": r.order_id,
+                "version": r.version,
+                "type": r.type,
+                "actor": {"kind": r.actor_kind, "id": r.actor_id},
+                "at": r.at,
+                "data": r.data,
+            }
+        )
+        for r in rows
+    ]
+
+
+async def find_package(
+    session: AsyncSession, carrier: str, tracking_no: str
+) -> PackageIndexRow | None:
+    return await session.scalar(
+        select(PackageIndexRow).where(
+            PackageIndexRow.carrier == carrier, PackageIndexRow.tracking_no == tracking_no
+        )
+    )
+
+
+def encode_cursor(created_at: datetime, order_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), order_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a cursor we did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, order_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(order_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    buyer_id: str | None,
+    status: OrderStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[OrderState], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    q = select(OrderRow)
+    if buyer_id is not None:
+        q = q.where(OrderRow.buyer_id == buyer_id)
+    if status is not None:
+        q = q.where(OrderRow.status == status.value)
+    if cursor:
+        at, oid = decode_cursor(cursor)
+        q = q.where(
+            or_(OrderRow.created_at < at, and_(OrderRow.created_at == at, OrderRow.id < oid))
+        )
+    rows = list(
+        await session.scalars(
+            q.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return [OrderState.model_validate(r.snapshot) for r in rows], nxt

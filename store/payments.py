@@ -1,0 +1,155 @@
+"""Wallets, the payments ledger and the refunds ledger."""
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import DomainError, ErrorCode
+from domain.messages import AcceptPaymentInput
+from domain.models import WALLET_CHANNELS, OrderEvent, OrderState, Payment, PaymentChannel, Refund
+from domain.order import mark_paid
+from store import orders
+from store.sql import insert_ignore
+from store.stock import deduct_for_payment
+from store.tables import PaymentRow, RefundRow, WalletRow
+
+CAPTURED, REFUNDED = "CAPTURED", "REFUNDED"
+
+
+async def wallet(session: AsyncSession, buyer_id: str) -> WalletRow:
+    await insert_ignore(
+        session,
+        WalletRow,
+        buyer_id=buyer_id,
+        balance_cents=0,
+        credit_limit_cents=0,
+        credit_used_cents=0,
+    )
+    row = await session.get(WalletRow, buyer_id, with_for_update=True, populate_existing=True)
+    assert row is not None
+    return row
+
+
+async def _move_wallet(
+    session: AsyncSession, buyer_id: str, channel: PaymentChannel, cents: int
+) -> None:
+    """Debit (cents > 0) or credit back (cents < 0); refused when funds or credit run short."""
+    w = WalletRow
+    if channel is PaymentChannel.BALANCE:
+        stmt = (
+            update(w)
+            .where(w.buyer_id == buyer_id, w.balance_cents >= cents)
+            .values(balance_cents=w.balance_cents - cents)
+        )
+    else:
+        stmt = (
+            update(w)
+            .where(
+                w.buyer_id == buyer_id,
+                w.credit_limit_cents - w.credit_used_cents >= cents,
+                w.credit_used_cents >= -cents,
+            )
+            .values(credit_used_cents=w.credit_used_cents + cents)
+        )
+    result = await session.execute(stmt)
+    if not getattr(result, "rowcount", 0):
+        what = "balance" if channel is PaymentChannel.BALANCE else "credit line"
+        raise DomainError(
+            ErrorCode.INSUFFICIENT_FUNDS,
+            f"not enough {what} for {cents} cents",
+            {"channel": channel.value, "amount_cents": cents},
+        )
+
+
+async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> OrderState:
+    """Charge (wallets), record the payment, deduct stock, write the PAID snapshot: one txn.
+
+    Idempotent on txn_id: a retry after a crash returns the order as it was saved.
+    """
+    p = inp.payment
+    known = await session.get(PaymentRow, p.txn_id)
+    if known is not None and known.order_id == inp.state.id and known.status == CAPTURED:
+        saved = await orders.get(session, inp.state.id)
+        if saved is not None and saved.payment is not None:
+            return saved
+    if inp.charge_wallet:
+        await wallet(session, inp.state.buyer_id)
+        await _move_wallet(session, inp.state.buyer_id, p.channel, p.amount_cents)
+    await _record_payment(session, inp.state.id, p, CAPTURED)
+    allocations = await deduct_for_payment(session, inp.state)
+    change = mark_paid(inp.state, p, allocations, inp.now, inp.actor)
+    await orders.save(session, change.state, change.event)
+    return change.state
+
+
+async def _record_payment(session: AsyncSession, order_id: str, p: Payment, status: str) -> None:
+    await insert_ignore(
+        session,
+        PaymentRow,
+        txn_id=p.txn_id,
+        order_id=order_id,
+        channel=p.channel.value,
+        amount_cents=p.amount_cents,
+        status=status,
+        paid_at=p.paid_at,
+    )
+
+
+async def record_refund(
+    session: AsyncSession,
+    order_id: str,
+    payment: Payment,
+    refund: Refund,
+    note: OrderEvent | None = None,
+) -> bool:
+    """Ledger the refund (and the payment it returns, if it was never kept); wallets are
+    credited here, gateways were already called. Idempotent on the refund id."""
+    await _record_payment(session, order_id, payment, REFUNDED)
+    fresh = await insert_ignore(
+        session,
+        RefundRow,
+        id=refund.id,
+        order_id=order_id,
+        txn_id=refund.txn_id,
+        channel=refund.channel.value,
+        amount_cents=refund.amount_cents,
+        goods_cents=refund.goods_cents,
+        freight_cents=refund.freight_cents,
+        borne_by=refund.borne_by,
+        reason=refund.reason,
+        status=refund.status,
+        created_at=refund.created_at,
+    )
+    if fresh and refund.channel in WALLET_CHANNELS:
+        owner = await _owner(session, order_id)
+        await wallet(session, owner)
+        await _move_wallet(session, owner, refund.channel, -refund.amount_cents)
+    if fresh and note is not None:
+        await orders.append_event(session, note, f"refund:{refund.id}")
+    return fresh
+
+
+async def _owner(session: AsyncSession, order_id: str) -> str:
+    saved = await orders.get(session, order_id)
+    if saved is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no order {order_id} to refund to a wallet")
+    return saved.buyer_id
+
+
+async def top_up(session: AsyncSession, buyer_id: str, cents: int) -> WalletRow:
+    row = await wallet(session, buyer_id)
+    row.balance_cents += cents
+    await session.flush()
+    return row
+
+
+async def set_credit_limit(session: AsyncSession, buyer_id: str, cents: int) -> WalletRow:
+    row = await wallet(session, buyer_id)
+    if cents < row.credit_used_cents:
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION,
+            f"{row.credit_used_cents} cents of credit are in use",
+            {"credit_used_cents": row.credit_used_cents},
+        )
+    row.credit_limit_cents = cents
+    await session.flush()
+    return row

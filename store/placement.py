@@ -1,0 +1,76 @@
+"""Placing an order: price, limits, stock and the first snapshot, in one transaction."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import DomainError, ErrorCode
+from domain.freight import freight_for
+from domain.messages import PlaceOrderInput
+from domain.models import Actor, OrderLine, OrderState, ProductType, StockPolicy
+from domain.order import new_order, payment_deadline
+from domain.stock import allocate, is_low_stock, quantities
+from store import catalog, orders
+from store.stock import HELD, check_limits, free, hold, lock_rows, record_purchases
+from store.tables import SkuRow
+
+
+async def place_order(session: AsyncSession, inp: PlaceOrderInput) -> OrderState:
+    """Idempotent on the order id: a retry returns the order placed the first time."""
+    existing = await orders.get(session, inp.order_id)
+    if existing is not None:
+        return existing
+    wanted = quantities((line.sku, line.quantity) for line in inp.lines)
+    skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(wanted)))}
+    unknown = sorted(set(wanted) - set(skus))
+    if unknown:
+        raise DomainError(
+            ErrorCode.UNKNOWN_SKU, f"unknown SKU: {', '.join(unknown)}", {"skus": unknown}
+        )
+    delisted = sorted(s for s in wanted if not skus[s].listed)
+    if delisted:
+        raise DomainError(
+            ErrorCode.SKU_DELISTED, f"no longer sold: {', '.join(delisted)}", {"skus": delisted}
+        )
+    await check_limits(session, inp.buyer_id, wanted, skus, inp.now)
+    rows = await lock_rows(session, wanted)
+    available = free(rows)
+    allocations = allocate(wanted, available)  # every shortfall at once, for any policy
+    locking = {s for s in wanted if skus[s].stock_policy == StockPolicy.LOCK_ON_ORDER}
+    hold(session, inp.order_id, rows, [a for a in allocations if a.sku in locking], HELD)
+    low_stock = any(
+        is_low_stock(sum(v for (s, _), v in available.items() if s == sku) - qty, qty)
+        for sku, qty in wanted.items()
+        if sku not in locking
+    )
+    lines = [
+        OrderLine(
+            sku=sku,
+            title=skus[sku].title,
+            product_type=ProductType(skus[sku].product_type),
+            stock_policy=StockPolicy(skus[sku].stock_policy),
+            quantity=qty,
+            unit_price_cents=skus[sku].price_cents,
+        )
+        for sku, qty in wanted.items()
+    ]
+    goods = sum(line.quantity * line.unit_price_cents for line in lines)
+    rule = await catalog.freight_rule(session)
+    change = new_order(
+        order_id=inp.order_id,
+        buyer_id=inp.buyer_id,
+        lines=lines,
+        address=inp.address,
+        freight_cents=freight_for(goods, rule),
+        freight_policy=rule.policy,
+        allocations=[a for a in allocations if a.sku in locking],
+        low_stock=low_stock,
+        deadline=payment_deadline(
+            inp.now, inp.timings, (skus[s].payment_window_minutes for s in wanted)
+        ),
+        timings=inp.timings,
+        now=inp.now,
+        actor=Actor(kind="buyer", id=inp.buyer_id),
+    )
+    await record_purchases(session, inp.order_id, inp.buyer_id, wanted, inp.now)
+    await orders.save(session, change.state, change.event)
+    return change.state

@@ -1,0 +1,155 @@
+"""Stock and purchase limits: every change in the caller's transaction, rows locked in order.
+
+PostgreSQL: rows are taken FOR UPDATE sorted by (sku, location) so concurrent orders queue
+instead of deadlocking. SQLite: BEGIN IMMEDIATE already admits one writer at a time.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.models import Allocation, OrderState, StockPolicy
+from domain.stock import allocate, check_limit, quantities
+from store.sql import insert_ignore
+from store.tables import LimitGuardRow, PurchaseRecordRow, SkuRow, StockHoldRow, StockRow
+
+HELD, DEDUCTED, RELEASED, RESTORED = "HELD", "DEDUCTED", "RELEASED", "RESTORED"
+FOREVER_DAYS = 36_500
+
+
+async def lock_rows(session: AsyncSession, skus: Iterable[str]) -> dict[tuple[str, str], StockRow]:
+    rows = await session.scalars(
+        select(StockRow)
+        .where(StockRow.sku.in_(sorted(set(skus))))
+        .order_by(StockRow.sku, StockRow.location)
+        .with_for_update()
+    )
+    return {(r.sku, r.location): r for r in rows}
+
+
+def free(rows: dict[tuple[str, str], StockRow]) -> dict[tuple[str, str], int]:
+    return {k: r.on_hand - r.locked for k, r in rows.items()}
+
+
+async def check_limits(
+    session: AsyncSession,
+    buyer_id: str,
+    wanted: dict[str, int],
+    skus: dict[str, SkuRow],
+    now: datetime,
+) -> None:
+    """Atomic per (buyer, SKU): the guard row is held until the order's transaction ends."""
+    limited = sorted(s for s in wanted if skus[s].limit_per_buyer)
+    for sku in limited:
+        await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=sku)
+    if not limited:
+        return
+    await session.execute(
+        select(LimitGuardRow)
+        .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku.in_(limited))
+        .order_by(LimitGuardRow.sku)
+        .with_for_update()
+    )
+    for sku in limited:
+        row = skus[sku]
+        since = now - timedelta(days=row.limit_window_days or FOREVER_DAYS)
+        already = await session.scalar(
+            select(func.coalesce(func.sum(PurchaseRecordRow.quantity), 0)).where(
+                PurchaseRecordRow.buyer_id == buyer_id,
+                PurchaseRecordRow.sku == sku,
+                PurchaseRecordRow.active.is_(True),
+                PurchaseRecordRow.created_at >= since,
+            )
+        )
+        check_limit(sku, row.limit_per_buyer, int(already or 0), wanted[sku])
+
+
+async def record_purchases(
+    session: AsyncSession, order_id: str, buyer_id: str, wanted: dict[str, int], now: datetime
+) -> None:
+    for sku, qty in wanted.items():
+        await insert_ignore(
+            session,
+            PurchaseRecordRow,
+            order_id=order_id,
+            sku=sku,
+            buyer_id=buyer_id,
+            quantity=qty,
+            created_at=now,
+            active=True,
+        )
+
+
+def hold(
+    session: AsyncSession,
+    order_id: str,
+    rows: dict[tuple[str, str], StockRow],
+    allocations: list[Allocation],
+    state: str,
+) -> None:
+    """Take allocated units: lock them (HELD) or take them off hand (DEDUCTED)."""
+    for a in allocations:
+        row = rows[(a.sku, a.location)]
+        if state == HELD:
+            row.locked += a.quantity
+        else:
+            row.on_hand -= a.quantity
+        session.add(
+            StockHoldRow(
+                order_id=order_id, sku=a.sku, location=a.location, quantity=a.quantity, state=state
+            )
+        )
+
+
+async def _holds(session: AsyncSession, order_id: str, state: str) -> list[StockHoldRow]:
+    return list(
+        await session.scalars(
+            select(StockHoldRow)
+            .where(StockHoldRow.order_id == order_id, StockHoldRow.state == state)
+            .order_by(StockHoldRow.sku, StockHoldRow.location)
+        )
+    )
+
+
+async def deduct_for_payment(session: AsyncSession, state: OrderState) -> list[Allocation]:
+    """Turn the order's locks into deductions, and deduct DEDUCT_ON_PAYMENT lines now.
+
+    Raises InsufficientStock (nothing changed) when a deduct-on-payment SKU sold out.
+    """
+    if await _holds(session, state.id, DEDUCTED):
+        return [
+            Allocation(sku=h.sku, location=h.location, quantity=h.quantity)
+            for h in await _holds(session, state.id, DEDUCTED)
+        ]
+    rows = await lock_rows(session, (line.sku for line in state.lines))
+    wanted = quantities(
+        (line.sku, line.quantity)
+        for line in state.lines
+        if line.stock_policy is StockPolicy.DEDUCT_ON_PAYMENT
+    )
+    fresh = allocate(wanted, free(rows)) if wanted else []
+    taken: list[Allocation] = []
+    for h in await _holds(session, state.id, HELD):
+        row = rows[(h.sku, h.location)]
+        row.on_hand -= h.quantity
+        row.locked -= h.quantity
+        h.state = DEDUCTED
+        taken.append(Allocation(sku=h.sku, location=h.location, quantity=h.quantity))
+    hold(session, state.id, rows, fresh, DEDUCTED)
+    await session.flush()
+    return taken + fresh
+
+
+async def release(session: AsyncSession, order_id: str) -> None:
+    """Closing an unpaid order: its locks go back to available, its limit counts lapse."""
+    holds = await _holds(session, order_id, HELD)
+    rows = await lock_rows(session, (h.sku for h in holds)) if holds else {}
+    for h in holds:
+        rows[(h.sku, h.location)].locked -= h.quantity
+        h.state = RELEASED
+    await session.execute(
+        update(PurchaseRecordRow).where(PurchaseRecordRow.order_id == order_id).values(active=False)
+    )
+    await session.flush()

@@ -1,0 +1,208 @@
+"""Tables. Each CHECK is the last line of defence behind the code that keeps it true."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SkuRow(Base):
+    __tablename__ = "skus"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    product_type: Mapped[str] = mapped_column(String(16))
+    stock_policy: Mapped[str] = mapped_column(String(32))
+    limit_per_buyer: Mapped[int | None] = mapped_column(Integer)
+    limit_window_days: Mapped[int | None] = mapped_column(Integer)
+    payment_window_minutes: Mapped[int | None] = mapped_column(Integer)
+    listed: Mapped[bool] = mapped_column(Boolean, default=True)
+    __table_args__ = (CheckConstraint("price_cents >= 0", name="sku_price_nonneg"),)
+
+
+class StockRow(Base):
+    __tablename__ = "stock"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    locked: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (
+        CheckConstraint("locked >= 0", name="stock_locked_nonneg"),
+        CheckConstraint("on_hand >= locked", name="stock_on_hand_covers_locked"),
+    )
+
+
+class StockHoldRow(Base):
+    """Units an order holds at a location: HELD (locked), DEDUCTED, RELEASED or RESTORED."""
+
+    __tablename__ = "stock_holds"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    __table_args__ = (CheckConstraint("quantity > 0", name="hold_quantity_pos"),)
+
+
+class PurchaseRecordRow(Base):
+    """Units a buyer has bought of a SKU, counted by purchase limits while `active`."""
+
+    __tablename__ = "purchase_records"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    __table_args__ = (Index("ix_purchase_buyer_sku", "buyer_id", "sku", "created_at"),)
+
+
+class LimitGuardRow(Base):
+    """Locked FOR UPDATE so one buyer's simultaneous orders check a limit one at a time."""
+
+    __tablename__ = "limit_guards"
+    buyer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class WalletRow(Base):
+    __tablename__ = "wallets"
+    buyer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    credit_limit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    credit_used_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (
+        CheckConstraint("balance_cents >= 0", name="wallet_balance_nonneg"),
+        CheckConstraint("credit_used_cents >= 0", name="wallet_credit_used_nonneg"),
+        CheckConstraint("credit_used_cents <= credit_limit_cents", name="wallet_credit_within"),
+    )
+
+
+class PaymentRow(Base):
+    """Payments ledger: every payment ever received, kept or refunded."""
+
+    __tablename__ = "payments"
+    txn_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # CAPTURED | REFUNDED
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RefundRow(Base):
+    """Refunds ledger: channel, amount, freight part and who bore it."""
+
+    __tablename__ = "refunds"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    txn_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    goods_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    freight_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    borne_by: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="refund_amount_pos"),)
+
+
+class OrderRow(Base):
+    """The latest snapshot of each order, for lists and reads long after Temporal forgets it."""
+
+    __tablename__ = "orders"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    total_cents: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        Index("ix_orders_buyer_created", "buyer_id", "created_at", "id"),
+        Index("ix_orders_status_created", "status", "created_at", "id"),
+        Index("ix_orders_created", "created_at", "id"),
+    )
+
+
+class OrderEventRow(Base):
+    __tablename__ = "order_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    event_key: Mapped[str] = mapped_column(String(160))  # makes a retried write a no-op
+    version: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(48))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    __table_args__ = (UniqueConstraint("order_id", "event_key", name="uq_event_key"),)
+
+
+class PackageIndexRow(Base):
+    """Finds the order and package for a carrier's (carrier, tracking number)."""
+
+    __tablename__ = "package_index"
+    package_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    carrier: Mapped[str | None] = mapped_column(String(32))
+    tracking_no: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    __table_args__ = (UniqueConstraint("carrier", "tracking_no", name="uq_tracking"),)
+
+
+class WebhookEventRow(Base):
+    """Callback event ids already accepted: a replay is refused."""
+
+    __tablename__ = "webhook_events"
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FreightRuleRow(Base):
+    __tablename__ = "freight_rule"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flat_cents: Mapped[int] = mapped_column(BigInteger)
+    free_above_cents: Mapped[int | None] = mapped_column(BigInteger)
+    policy: Mapped[str] = mapped_column(String(16))

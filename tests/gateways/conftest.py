@@ -1,0 +1,130 @@
+"""Fixtures for gateway tests: an in-process callback receiver and a payment sandbox."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+
+# pyproject sets no pytest `pythonpath`; make the repo root importable for plain `pytest`.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from gateways.payments import PaymentGatewayClient  # noqa: E402
+from gateways.sandbox_payments import create_app  # noqa: E402
+from gateways.signing import SIGNATURE_HEADER, SignatureError, verify  # noqa: E402
+
+WEBHOOK_SECRET = "test-webhook-secret"
+API_KEY = "test-api-key"
+PUBLIC_URL = "http://sandbox.test"
+NOTIFY_URL = "http://receiver.test/webhooks/payments"
+
+
+@dataclass
+class Received:
+    body: bytes
+    payload: dict[str, Any]
+    signature_error: str | None
+
+
+@dataclass
+class Receiver:
+    """A partner-callback receiver that answers scripted status codes (then 200)."""
+
+    secret: str
+    statuses: deque[int] = field(default_factory=deque)
+    received: list[Received] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/webhooks/{kind}")
+        async def hook(kind: str, request: Request) -> Response:
+            body = await request.body()
+            try:
+                verify(request.headers.get(SIGNATURE_HEADER), body, self.secret)
+                error = None
+            except SignatureError as exc:
+                error = exc.reason
+            self.received.append(Received(body, json.loads(body), error))
+            if error is not None:
+                return Response(status_code=401)
+            return Response(status_code=self.statuses.popleft() if self.statuses else 200)
+
+        return app
+
+    def transport(self) -> httpx.ASGITransport:
+        return httpx.ASGITransport(app=self.app())
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver(secret=WEBHOOK_SECRET)
+
+
+SandboxFactory = Callable[..., FastAPI]
+
+
+@pytest.fixture
+async def make_sandbox() -> AsyncIterator[SandboxFactory]:
+    """Build sandboxes (lifespan entered, so background deliveries are cleaned up)."""
+    stack: list[Any] = []
+
+    def build(**kwargs: Any) -> FastAPI:
+        kwargs.setdefault("public_url", PUBLIC_URL)
+        kwargs.setdefault("retry_base_delay", 0.01)
+        app = create_app(WEBHOOK_SECRET, API_KEY, **kwargs)
+        stack.append(app)
+        return app
+
+    yield build
+    for app in stack:
+        async with app.router.lifespan_context(app):
+            pass
+
+
+HttpFactory = Callable[..., httpx.AsyncClient]
+GatewayFactory = Callable[..., PaymentGatewayClient]
+
+
+@pytest.fixture
+async def sandbox_http() -> AsyncIterator[HttpFactory]:
+    """Raw HTTP clients to a sandbox app (bearer key set), closed after the test."""
+    clients: list[httpx.AsyncClient] = []
+
+    def build(app: FastAPI, api_key: str = API_KEY) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=PUBLIC_URL,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def gateway_client() -> AsyncIterator[GatewayFactory]:
+    """PaymentGatewayClient instances talking to a sandbox app in-process."""
+    clients: list[PaymentGatewayClient] = []
+
+    def build(app: FastAPI, api_key: str = API_KEY) -> PaymentGatewayClient:
+        client = PaymentGatewayClient(PUBLIC_URL, api_key, transport=httpx.ASGITransport(app=app))
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()

@@ -1,0 +1,45 @@
+"""Wiring only: settings -> database and gateway -> Temporal client -> worker."""
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.orders import OrderActivities
+from gateways.payments import PaymentGatewayClient
+from settings import Settings, get_settings
+from store.db import Database
+from temporal_client import connect
+from workflows.order import OrderWorkflow
+from workflows.orphan_payment import OrphanPaymentWorkflow
+
+WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, db: Database,
+                 gateway: PaymentGatewayClient | None) -> Worker:
+    acts = OrderActivities(db, gateway)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[acts.place_order, acts.accept_payment, acts.save_order, acts.refund_payment],
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    settings = get_settings()
+    db = Database(settings.database_url)
+    gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
+    client = await connect()
+    try:
+        await build_worker(client, settings, db, gateway).run()
+    finally:
+        await gateway.aclose()
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: the order saga and its helpers. No I/O here."""

@@ -1,0 +1,31 @@
+"""Turning refusals into the typed ApplicationErrors that callers see."""
+
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from domain.errors import DomainError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def to_application_error(err: DomainError) -> ApplicationError:
+    return ApplicationError(err.message, err.details, type=err.code.value, non_retryable=True)
+
+
+def rule(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call a domain rule; its refusal becomes an ApplicationError of the same code."""
+    try:
+        return fn(*args, **kwargs)
+    except DomainError as err:
+        raise to_application_error(err) from None
+
+
+def unwrap(err: ActivityError) -> ApplicationError:
+    """The business error inside a failed activity, re-raisable from an update handler."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
+    return ApplicationError(str(cause or err), type="INTERNAL", non_retryable=True)
