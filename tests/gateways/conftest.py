@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-# pyproject sets no pytest `pythonpath`; make the repo root importable for plain `pytest`.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from gateways.payments import PaymentGatewayClient  # noqa: E402
-from gateways.sandbox_payments import create_app  # noqa: E402
-from gateways.signing import SIGNATURE_HEADER, SignatureError, verify  # noqa: E402
+from gateways.payments import PaymentGatewayClient
+from gateways.sandbox_payments import create_app
+from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 
 WEBHOOK_SECRET = "test-webhook-secret"
 API_KEY = "test-api-key"
