@@ -12,6 +12,9 @@ from store.tables import StockRow
 
 router = APIRouter(tags=["catalog"])
 SkuPath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# its own object: FastAPI writes the parameter's name into a default's FieldInfo (alias), so
+# one Path() shared by `sku` and `location` made `location` read the SKU from the URL
+LocationPath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class StockOut(BaseModel):
@@ -83,7 +86,7 @@ async def put_stock(
     _: Merchant,
     db: DatabaseDep,
     sku: str = SkuPath,
-    location: str = SkuPath,
+    location: str = LocationPath,
 ) -> StockOut:
     async with db.transaction() as session:
         return _stock(await catalog.put_stock(session, sku, location, body.on_hand))

@@ -125,7 +125,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, order_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(order_id)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, str(order_id)
     except Exception as exc:
         raise ValueError("invalid cursor") from exc
 

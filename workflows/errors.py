@@ -23,9 +23,14 @@ def rule(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         raise to_application_error(err) from None
 
 
-def unwrap(err: ActivityError) -> ApplicationError:
+# a failed activity raises ActivityError(cause=...); a failed *local* activity raises its
+# ApplicationError as is
+ACTIVITY_FAILURES = (ActivityError, ApplicationError)
+
+
+def unwrap(err: ActivityError | ApplicationError) -> ApplicationError:
     """The business error inside a failed activity, re-raisable from an update handler."""
-    cause = err.cause
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.type:
         return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
     return ApplicationError(str(cause or err), type="INTERNAL", non_retryable=True)

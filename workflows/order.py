@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import order as rules
@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         Refund,
     )
     from workflows import details, ids
-    from workflows.errors import rule, to_application_error, unwrap
+    from workflows.errors import ACTIVITY_FAILURES, rule, to_application_error, unwrap
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(
@@ -115,7 +115,7 @@ class OrderWorkflow:
                     retry_policy=DB_RETRY,
                     summary="price, limits, stock",
                 )
-            except ActivityError as err:
+            except ACTIVITY_FAILURES as err:
                 self.rejection = unwrap(err)
                 workflow.upsert_search_attributes(
                     [
@@ -163,7 +163,10 @@ class OrderWorkflow:
     @workflow.signal
     async def payment_received(self, notice: PaymentNotice) -> None:
         """A gateway's payment: settles the order, or is refunded — never lost, never kept."""
-        await workflow.wait_condition(lambda: self.state is not None or self.rejection is not None)
+        if self.state is None and self.rejection is None:  # don't yield the lock's turn
+            await workflow.wait_condition(
+                lambda: self.state is not None or self.rejection is not None
+            )
         async with self.lock:
             if notice.txn_id in self.seen_txns:
                 return  # the gateway said it twice
@@ -208,7 +211,7 @@ class OrderWorkflow:
                 retry_policy=DB_RETRY,
                 summary="charge, deduct stock, split packages",
             )
-        except ActivityError as err:
+        except ACTIVITY_FAILURES as err:
             error = unwrap(err)
             if error.type != ErrorCode.OUT_OF_STOCK.value:
                 raise error from None
@@ -246,7 +249,7 @@ class OrderWorkflow:
                 retry_policy=REFUND_RETRY,
                 summary=f"refund {payment.txn_id}: {reason}",
             )
-        except ActivityError as err:
+        except ACTIVITY_FAILURES as err:
             workflow.logger.error("refund %s failed for good: %s", refund.id, err)
             refund = refund.model_copy(update={"status": "FAILED"})
         if self.state is not None:
@@ -380,7 +383,7 @@ class OrderWorkflow:
                 retry_policy=DB_RETRY,
                 summary=change.event.type,
             )
-        except ActivityError as err:
+        except ACTIVITY_FAILURES as err:
             raise unwrap(err) from None
         self.state = change.state
         details.publish(self.state)

@@ -1,0 +1,97 @@
+"""Placing orders: idempotency, and every business refusal changes nothing."""
+
+import pytest
+
+from tests.e2e.harness import Json, Stack, User, ok, problem, uid
+
+pytestmark = pytest.mark.e2e
+
+
+async def _orders_of(stack: Stack, buyer: User) -> list[Json]:
+    page = ok(await stack.http.get("/orders", headers=buyer.headers))
+    assert page["next_cursor"] is None
+    items: list[Json] = page["items"]
+    return items
+
+
+async def test_the_same_idempotency_key_places_one_order(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10})
+    key = uid("key")
+
+    first = ok(await stack.place(buyer, [(sku, 2)], key=key), 201)
+    again = ok(await stack.place(buyer, [(sku, 1), (sku, 1)], key=key), 201)  # same cart
+    assert again == first
+    assert await stack.stock(sku) == {"WH-A": (10, 2)}  # locked once
+    assert [o["id"] for o in await _orders_of(stack, buyer)] == [first["id"]]
+
+    body = problem(await stack.place(buyer, [(sku, 3)], key=key), 409, "IDEMPOTENCY_CONFLICT")
+    assert body["order_id"] == first["id"]
+    assert await stack.stock(sku) == {"WH-A": (10, 2)}
+    assert await stack.order(buyer, first["id"]) == first
+    assert [e["type"] for e in await stack.events(buyer, first["id"])] == ["PLACED"]
+
+    # the key is the buyer's own: another buyer's same key is another order
+    other = stack.buyer()
+    theirs = ok(await stack.place(other, [(sku, 2)], key=key), 201)
+    assert theirs["id"] != first["id"]
+    assert await stack.stock(sku) == {"WH-A": (10, 4)}
+
+
+async def test_an_order_beyond_the_stock_is_refused(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 2, "WH-B": 1})
+    other = await stack.put_sku({"WH-A": 5})
+
+    body = problem(await stack.place(buyer, [(other, 1), (sku, 4)]), 409, "OUT_OF_STOCK")
+    assert body["shortfalls"] == [{"sku": sku, "requested": 4, "available": 3}]
+    assert await stack.stock(sku) == {"WH-A": (2, 0), "WH-B": (1, 0)}
+    assert await stack.stock(other) == {"WH-A": (5, 0)}  # its line was not locked either
+    assert await _orders_of(stack, buyer) == []
+
+    # both locations together serve 3
+    ok(await stack.place(buyer, [(sku, 3)]), 201)
+    assert await stack.stock(sku) == {"WH-A": (2, 2), "WH-B": (1, 1)}
+
+
+async def test_a_purchase_limit_refuses_the_second_order_until_the_first_closes(
+    stack: Stack,
+) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10}, limit_per_buyer=1)
+
+    first = await stack.placed(buyer, [(sku, 1)])
+    body = problem(await stack.place(buyer, [(sku, 1)]), 409, "LIMIT_EXCEEDED")
+    assert (body["sku"], body["limit"], body["already"], body["requested"]) == (sku, 1, 1, 1)
+    assert await stack.stock(sku) == {"WH-A": (10, 1)}
+    assert [o["id"] for o in await _orders_of(stack, buyer)] == [first["id"]]
+    problem(await stack.place(buyer, [(sku, 2)]), 409, "LIMIT_EXCEEDED")
+
+    # the limit is per buyer
+    ok(await stack.place(stack.buyer(), [(sku, 1)]), 201)
+    # a closed order no longer counts
+    ok(await stack.act(buyer, f"/orders/{first['id']}/cancel"))
+    ok(await stack.place(buyer, [(sku, 1)]), 201)
+    assert await stack.stock(sku) == {"WH-A": (10, 2)}
+
+
+async def test_an_unknown_sku_is_refused(stack: Stack) -> None:
+    buyer = stack.buyer()
+    known = await stack.put_sku({"WH-A": 5})
+    missing = uid("NOPE").upper()
+
+    body = problem(await stack.place(buyer, [(known, 1), (missing, 1)]), 422, "UNKNOWN_SKU")
+    assert body["skus"] == [missing]
+    assert await stack.stock(known) == {"WH-A": (5, 0)}
+    assert await _orders_of(stack, buyer) == []
+    problem(await stack.http.get(f"/skus/{missing}"), 404, "NOT_FOUND")
+
+
+async def test_a_delisted_sku_is_refused(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5}, listed=False)
+
+    body = problem(await stack.place(buyer, [(sku, 1)]), 409, "SKU_DELISTED")
+    assert body["skus"] == [sku]
+    assert await stack.stock(sku) == {"WH-A": (5, 0)}
+    assert await _orders_of(stack, buyer) == []

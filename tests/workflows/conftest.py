@@ -1,0 +1,220 @@
+"""Workflow tests: the real API in process (ASGI) against the time-skipping server."""
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.app import create_app
+from api.auth import Role, mint
+from domain.models import FreightPolicy, FreightRule, OrderState, ProductType, SkuInfo, StockPolicy
+from gateways.payments import PaymentGatewayClient
+from gateways.signing import sign
+from settings import Settings
+from store import catalog, payments
+from store.db import Database
+from store.tables import StockRow
+from tests.conftest import PAYMENT_SECRET
+from workflows.ids import order_workflow_id
+from workflows.order import OrderWorkflow
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+ADDRESS = {
+    "name": "Li Lei",
+    "phone": "+86 138 0000 0000",
+    "line1": "1 Nanjing Rd",
+    "city": "Shanghai",
+    "country": "CN",
+}
+
+
+@dataclass
+class Shop:
+    """One test's world: the API client, its database and tokens."""
+
+    http: httpx.AsyncClient
+    db: Database
+    env: WorkflowEnvironment
+    settings: Settings
+    gateway: PaymentGatewayClient
+    buyer: str
+    merchant: str
+    started: list[str]
+
+    def as_buyer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.buyer}"}
+
+    def as_merchant(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.merchant}"}
+
+    async def place(self, lines: list[tuple[str, int]], key: str | None = None) -> dict[str, Any]:
+        headers = self.as_buyer() | ({"Idempotency-Key": key} if key else {})
+        body = {"lines": [{"sku": s, "quantity": q} for s, q in lines], "address": ADDRESS}
+        r = await self.http.post("/orders", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        self.started.append(order_workflow_id(r.json()["id"]))
+        return dict(r.json())
+
+    async def order(self, order_id: str) -> dict[str, Any]:
+        r = await self.http.get(f"/orders/{order_id}", headers=self.as_buyer())
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def post(
+        self, path: str, body: dict[str, Any] | None = None, *, merchant: bool = False
+    ) -> httpx.Response:
+        headers = self.as_merchant() if merchant else self.as_buyer()
+        return await self.http.post(path, json=body or {}, headers=headers)
+
+    async def pay_callback(
+        self, order: dict[str, Any], *, amount: int | None = None, txn_id: str | None = None
+    ) -> httpx.Response:
+        """What the gateway sends when the buyer has paid: a signed webhook."""
+        payload = {
+            "event_id": f"evt-{uuid.uuid4().hex}",
+            "order_id": order["id"],
+            "txn_id": txn_id or f"alipay-{uuid.uuid4().hex}",
+            "channel": "alipay",
+            "amount_cents": order["total_cents"] if amount is None else amount,
+            "paid_at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(payload).encode()
+        self.started.append(f"orphan-payment-{payload['txn_id']}")
+        return await self.http.post(
+            "/webhooks/payments",
+            content=body,
+            headers={"X-Signature": sign(body, PAYMENT_SECRET), "Content-Type": "application/json"},
+        )
+
+    def handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, OrderState | None]:
+        return self.env.client.get_workflow_handle_for(
+            OrderWorkflow.run, order_workflow_id(order_id)
+        )
+
+    async def settle(self, order_id: str) -> OrderState:
+        """The order once every message sent so far is handled: a no-op update queues
+        behind earlier handlers on the workflow's lock (no polling)."""
+        handle = self.handle(order_id)
+        try:
+            state = await handle.execute_update(OrderWorkflow.place)
+        except RPCError:  # the workflow has ended
+            state = await handle.result()
+        assert state is not None
+        return state
+
+    async def stock(self, sku: str) -> dict[str, tuple[int, int]]:
+        async with self.db.sessions() as s:
+            rows = (await s.execute(StockRow.__table__.select().where(StockRow.sku == sku))).all()
+        return {r.location: (r.on_hand, r.locked) for r in rows}
+
+
+SKUS = [
+    (
+        SkuInfo(
+            sku="TEA",
+            title="Tea",
+            price_cents=5900,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        ),
+        {"WH-A": 3, "WH-B": 5},
+    ),
+    (
+        SkuInfo(
+            sku="MUG",
+            title="Mug",
+            price_cents=2500,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.DEDUCT_ON_PAYMENT,
+        ),
+        {"WH-A": 10},
+    ),
+    (
+        SkuInfo(
+            sku="FLASH",
+            title="Flash teapot",
+            price_cents=9900,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+            payment_window_minutes=15,
+        ),
+        {"WH-B": 2},
+    ),
+    (
+        SkuInfo(
+            sku="BOOK",
+            title="Book",
+            price_cents=3000,
+            product_type=ProductType.DROPSHIP,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        ),
+        {"VENDOR-1": 10},
+    ),
+]
+
+
+async def seed(db: Database, buyer_id: str) -> None:
+    async with db.transaction() as s:
+        for info, stock in SKUS:
+            await catalog.put_sku(s, info)
+            for loc, n in stock.items():
+                await catalog.put_stock(s, info.sku, loc, n)
+        await catalog.put_freight_rule(
+            s,
+            FreightRule(flat_cents=800, free_above_cents=10_000, policy=FreightPolicy.ONE_PACKAGE),
+        )
+        await payments.top_up(s, buyer_id, 1_000_000)
+        await payments.set_credit_limit(s, buyer_id, 500_000)
+
+
+@pytest.fixture
+async def shop(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    settings: Settings,
+    sqlite_db: Database,
+    gateway: PaymentGatewayClient,
+) -> AsyncIterator[Shop]:
+    buyer_id = f"b-{uuid.uuid4().hex[:6]}"
+    await seed(sqlite_db, buyer_id)
+    app = create_app(settings, temporal=ts_env.client, db=sqlite_db, gateway=gateway)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api.test"
+        ) as http,
+    ):
+        world = Shop(
+            http,
+            sqlite_db,
+            ts_env,
+            settings,
+            gateway,
+            mint(settings.jwt_secret, buyer_id, Role.BUYER),
+            mint(settings.jwt_secret, "m-1", Role.MERCHANT),
+            [],
+        )
+        yield world
+    # a workflow left running with no worker would stall time skipping for later tests
+    for workflow_id in world.started:
+        with contextlib.suppress(RPCError):
+            await ts_env.client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With RECORD_HISTORIES=1, keep this run's history for the replay test."""
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())

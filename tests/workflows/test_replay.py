@@ -1,0 +1,35 @@
+"""Recorded histories of the main scenarios replay against today's workflow code, so a
+non-deterministic change fails CI. Re-record with `RECORD_HISTORIES=1 pytest tests/workflows`
+only when a change is meant to be incompatible (and then version it with workflow.patched)."""
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from tests.workflows.conftest import HISTORIES
+from worker import WORKFLOWS
+
+RECORDED = sorted(HISTORIES.glob("*.json"))
+
+
+def test_the_main_scenarios_are_recorded() -> None:
+    names = {p.stem for p in RECORDED}
+    assert {
+        "payment_timeout",
+        "paid_with_balance",
+        "paid_by_gateway_with_duplicates",
+        "auto_confirmed",
+        "receipt_extended",
+        "sold_out_at_payment",
+        "orphan_payment_refunded",
+    } <= names
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
+async def test_history_replays_without_nondeterminism(path: object) -> None:
+    assert hasattr(path, "read_text")
+    history = WorkflowHistory.from_json(path.stem, path.read_text())  # type: ignore[attr-defined]
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
