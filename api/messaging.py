@@ -2,8 +2,7 @@
 
 import hashlib
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
@@ -14,6 +13,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import User
 from api.errors import Problem, from_failure
@@ -25,6 +25,8 @@ from store import orders
 from store.db import Database
 from workflows import details, ids
 from workflows.order import OrderWorkflow
+
+Req = TypeVar("Req")
 
 
 def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
@@ -85,13 +87,13 @@ async def update(
     db: Database,
     user: User,
     order_id: str,
-    handler: Callable[..., Any],
-    arg: Any,
+    handler: UpdateMethodMultiParam[[OrderWorkflow, Req], OrderState],
+    arg: Req,
 ) -> OrderState:
     """Send an update to a live order; a finished or unknown one answers from the database."""
     handle = client.get_workflow_handle(ids.order_workflow_id(order_id))
     try:
-        result: OrderState = await handle.execute_update(handler, arg, result_type=OrderState)
+        result: OrderState = await handle.execute_update(handler, arg)
         return result
     except WorkflowUpdateFailedError as err:
         raise from_failure(err) from None

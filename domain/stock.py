@@ -71,11 +71,17 @@ def is_low_stock(free_after: int, requested: int) -> bool:
     return free_after < max(requested * 2, 5)
 
 
-def check_limit(sku: str, limit: int | None, already: int, requested: int) -> None:
-    """Purchase limit (限购): unpaid and paid units in the window count, closed ones do not."""
-    if limit is not None and already + requested > limit:
+def check_limit(sku: str, limit: int | None, already: int, requested: int) -> int | None:
+    """Purchase limit (限购): unpaid and paid units in the window count, closed ones do not.
+
+    Returns what the buyer may still buy after this order (None: no limit).
+    """
+    if limit is None:
+        return None
+    if already + requested > limit:
         raise DomainError(
             ErrorCode.LIMIT_EXCEEDED,
             f"{sku}: limit is {limit} per buyer; you already have {already} in open orders",
             {"sku": sku, "limit": limit, "already": already, "requested": requested},
         )
+    return limit - already - requested

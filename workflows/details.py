@@ -1,8 +1,10 @@
 """What the Temporal Web UI shows for an order: search attributes and current details."""
 
 from datetime import datetime
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 from domain.models import OrderState
 from domain.order import next_deadline
@@ -57,7 +59,7 @@ def render(state: OrderState, now: datetime) -> str:
 
 def publish(state: OrderState) -> None:
     """Upsert search attributes and current details (no server round trip of its own)."""
-    updates = [
+    updates: list[SearchAttributeUpdate[Any]] = [
         ORDER_STATUS.value_set(state.status.value),
         BUYER_ID.value_set(state.buyer_id),
         ORDER_TOTAL.value_set(state.total_cents),

@@ -45,7 +45,7 @@ class OrphanPaymentWorkflow:
         workflow.set_current_details(
             f"Payment {notice.txn_id} arrived after order {notice.order_id} ended: refunding"
         )
-        return await workflow.execute_activity(
+        refunded: Refund = await workflow.execute_activity(
             ids.REFUND_PAYMENT,
             RefundPaymentInput(
                 order_id=notice.order_id, refund=refund, payment=payment, note_event=note
@@ -54,3 +54,4 @@ class OrphanPaymentWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
         )
+        return refunded

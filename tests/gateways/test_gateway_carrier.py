@@ -15,7 +15,7 @@ from gateways.sandbox_carrier import send_carrier_event
 from gateways.signing import SIGNATURE_HEADER, verify
 
 if TYPE_CHECKING:
-    from conftest import Receiver
+    from tests.gateways.conftest import Receiver
 
 URL = "http://api.test/webhooks/carriers"
 

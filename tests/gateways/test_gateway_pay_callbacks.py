@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from conftest import HttpFactory, Receiver, SandboxFactory
     from fastapi import FastAPI
+
+    from tests.gateways.conftest import HttpFactory, Receiver, SandboxFactory
 
 NOTIFY = "http://receiver.test/webhooks/payments"
 
@@ -39,7 +40,8 @@ async def _deliveries(http: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 def _app(make_sandbox: SandboxFactory, receiver: Receiver, **kwargs: Any) -> FastAPI:
-    return make_sandbox(transport=receiver.transport(), **kwargs)
+    app: FastAPI = make_sandbox(transport=receiver.transport(), **kwargs)
+    return app
 
 
 async def test_pay_page_has_pay_button(

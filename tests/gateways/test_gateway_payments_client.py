@@ -10,8 +10,9 @@ import pytest
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 
 if TYPE_CHECKING:
-    from conftest import GatewayFactory, HttpFactory, SandboxFactory
     from fastapi import FastAPI
+
+    from tests.gateways.conftest import GatewayFactory, HttpFactory, SandboxFactory
 
 NOTIFY = "http://receiver.test/webhooks/payments"
 

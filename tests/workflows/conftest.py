@@ -108,11 +108,11 @@ class Shop:
         behind earlier handlers on the workflow's lock (no polling)."""
         handle = self.handle(order_id)
         try:
-            state = await handle.execute_update(OrderWorkflow.place)
+            return await handle.execute_update(OrderWorkflow.place)
         except RPCError:  # the workflow has ended
-            state = await handle.result()
-        assert state is not None
-        return state
+            final = await handle.result()
+        assert final is not None
+        return final
 
     async def stock(self, sku: str) -> dict[str, tuple[int, int]]:
         async with self.db.sessions() as s:
