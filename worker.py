@@ -17,8 +17,9 @@ from workflows.orphan_payment import OrphanPaymentWorkflow
 WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow]
 
 
-def build_worker(client: Client, settings: Settings, db: Database,
-                 gateway: PaymentGatewayClient | None) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, db: Database, gateway: PaymentGatewayClient | None
+) -> Worker:
     acts = OrderActivities(db, gateway)
     return Worker(
         client,
