@@ -132,8 +132,11 @@ export ADMIN={mint(secret, "admin-1", Role.ADMIN)}
         dead = [n for n, p in procs if p.poll() is not None]
         print(f"{', '.join(dead)} stopped unexpectedly; see .data/<name>.log", file=sys.stderr)
     except KeyboardInterrupt:
-        print("\nstopping…")
+        pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut shutdown short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("\nstopping…", flush=True)
         for _, p in reversed(procs):
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)

@@ -66,23 +66,36 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
     Idempotent on txn_id: a retry after a crash returns the order as it was saved.
     """
     p = inp.payment
-    known = await session.get(PaymentRow, p.txn_id)
-    if known is not None and known.order_id == inp.state.id and known.status == CAPTURED:
-        saved = await orders.get(session, inp.state.id)
-        if saved is not None and saved.payment is not None:
+    saved = await _accepted(session, inp)
+    if saved is not None:
+        return saved
+    # Record the payment before charging: a concurrent attempt with the same txn_id waits on
+    # this insert (PostgreSQL) and then finds the payment accepted instead of charging again.
+    if not await _record_payment(session, inp.state.id, p, CAPTURED):
+        saved = await _accepted(session, inp)
+        if saved is not None:
             return saved
     if inp.charge_wallet:
         await wallet(session, inp.state.buyer_id)
         await _move_wallet(session, inp.state.buyer_id, p.channel, p.amount_cents)
-    await _record_payment(session, inp.state.id, p, CAPTURED)
     allocations = await deduct_for_payment(session, inp.state)
     change = mark_paid(inp.state, p, allocations, inp.now, inp.actor)
     await orders.save(session, change.state, change.event)
     return change.state
 
 
-async def _record_payment(session: AsyncSession, order_id: str, p: Payment, status: str) -> None:
-    await insert_ignore(
+async def _accepted(session: AsyncSession, inp: AcceptPaymentInput) -> OrderState | None:
+    """The saved order, when this very payment was already accepted for it (a retry)."""
+    known = await session.get(PaymentRow, inp.payment.txn_id, populate_existing=True)
+    if known is None or known.order_id != inp.state.id or known.status != CAPTURED:
+        return None
+    saved = await orders.get(session, inp.state.id)
+    return saved if saved is not None and saved.payment is not None else None
+
+
+async def _record_payment(session: AsyncSession, order_id: str, p: Payment, status: str) -> bool:
+    """True when the payment was not in the ledger yet."""
+    return await insert_ignore(
         session,
         PaymentRow,
         txn_id=p.txn_id,

@@ -109,6 +109,7 @@ async def _holds(session: AsyncSession, order_id: str, state: str) -> list[Stock
             select(StockHoldRow)
             .where(StockHoldRow.order_id == order_id, StockHoldRow.state == state)
             .order_by(StockHoldRow.sku, StockHoldRow.location)
+            .execution_options(populate_existing=True)
         )
     )
 
@@ -146,6 +147,8 @@ async def release(session: AsyncSession, order_id: str) -> None:
     """Closing an unpaid order: its locks go back to available, its limit counts lapse."""
     holds = await _holds(session, order_id, HELD)
     rows = await lock_rows(session, (h.sku for h in holds)) if holds else {}
+    if holds:  # again, under the row locks: a concurrent release or payment may have won
+        holds = await _holds(session, order_id, HELD)
     for h in holds:
         rows[(h.sku, h.location)].locked -= h.quantity
         h.state = RELEASED

@@ -97,10 +97,10 @@ async def fresh_db_url(
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, pg_template: str
 ) -> AsyncIterator[Database]:
     """A migrated, empty database of each kind."""
-    template = request.getfixturevalue("pg_template") if request.param == "postgres" else None
+    template = pg_template if request.param == "postgres" else None
     url, pg_name = await fresh_db_url(request.param, tmp_path, sqlite_template, template)
     database = Database(url)
     yield database

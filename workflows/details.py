@@ -24,7 +24,7 @@ def _when(at: datetime | None) -> str:
     return at.isoformat() if at else "-"
 
 
-def render(state: OrderState, now: datetime) -> str:
+def render(state: OrderState) -> str:
     """Markdown for the Web UI's 'current details'."""
     subs = f" ({', '.join(state.sub_statuses)})" if state.sub_statuses else ""
     closed = f" — {state.close_reason}" if state.close_reason else ""
@@ -48,11 +48,9 @@ def render(state: OrderState, now: datetime) -> str:
         ]
     deadline = next_deadline(state)
     if deadline and state.close_reason is None:
-        left = deadline.at - now
         out += [
             "",
-            f"Next timer: **{deadline.kind}** at {deadline.at.isoformat()}"
-            f" (in {left}) — {deadline.describe()}",
+            f"Next timer: **{deadline.kind}** at {deadline.at.isoformat()} — {deadline.describe()}",
         ]
     return "\n".join(out)
 
@@ -67,4 +65,4 @@ def publish(state: OrderState) -> None:
     if state.close_reason:
         updates.append(CLOSE_REASON.value_set(state.close_reason.value))
     workflow.upsert_search_attributes(updates)
-    workflow.set_current_details(render(state, workflow.now()))
+    workflow.set_current_details(render(state))

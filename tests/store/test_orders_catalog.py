@@ -1,0 +1,225 @@
+"""orders.save/page, catalog.put_stock, webhooks.first_time and the CHECK constraints."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from domain.errors import DomainError, ErrorCode
+from domain.models import Actor, CloseReason, OrderEvent, OrderState, OrderStatus
+from domain.order import close
+from store import catalog, orders, webhooks
+from store.db import Database
+from tests.store.helpers import T0, add_sku, dump, place, rows, stock_of
+
+# ---- orders.save --------------------------------------------------------------------------
+
+
+async def save(db: Database, state: OrderState, event: OrderEvent, key: str = "") -> None:
+    async with db.transaction() as session:
+        await orders.save(session, state, event, key)
+
+
+async def test_save_is_idempotent_on_version(db: Database) -> None:
+    await add_sku(db, "A")
+    v1 = await place(db, "o-1", [("A", 1)])
+    async with db.transaction() as session:
+        placed_event = (await orders.events(session, "o-1"))[0]
+    cancel = close(v1, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), Actor(kind="buyer"))
+    v2 = cancel.state
+    assert v2.version == 2
+
+    await save(db, v2, cancel.event)
+    after_v2 = await dump(db)
+    await save(db, v2, cancel.event)  # a retried write
+    await save(db, v1, placed_event)  # a late, older write
+
+    assert await dump(db) == after_v2
+    assert await rows(db, "SELECT status, close_reason, version FROM orders") == [
+        ("CLOSED", "BUYER_CANCELLED", 2)
+    ]
+    async with db.transaction() as session:
+        assert await orders.get(session, "o-1") == v2
+        assert [(e.version, e.type) for e in await orders.events(session, "o-1")] == [
+            (1, "PLACED"),
+            (2, "CLOSED"),
+        ]
+
+
+async def test_events_are_appended_once_per_key(db: Database) -> None:
+    await add_sku(db, "A")
+    state = await place(db, "o-1", [("A", 1)])
+    note = OrderEvent(
+        order_id="o-1", version=1, type="NOTE", actor=Actor(kind="admin", id="a1"), at=T0
+    )
+    for _ in range(2):
+        async with db.transaction() as session:
+            await orders.append_event(session, note, "note:1")
+            await orders.append_event(session, note, "note:2")
+    await save(db, state, note, key="note:1")  # same key through save: still once
+
+    assert await rows(db, "SELECT event_key, type FROM order_events ORDER BY id") == [
+        ("1:PLACED", "PLACED"),
+        ("note:1", "NOTE"),
+        ("note:2", "NOTE"),
+    ]
+
+
+# ---- orders.page --------------------------------------------------------------------------
+
+
+async def all_pages(
+    db: Database, limit: int, buyer_id: str | None = None, status: OrderStatus | None = None
+) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        async with db.transaction() as session:
+            found, cursor = await orders.page(
+                session, buyer_id=buyer_id, status=status, limit=limit, cursor=cursor
+            )
+        pages.append([o.id for o in found])
+        if cursor is None:
+            return pages
+        assert len(pages) < 20, "pagination does not end"
+
+
+async def test_page_is_newest_first_keyset_paginated_and_filtered(db: Database) -> None:
+    await add_sku(db, "A", stock_at={"WH-A": 100})
+    placed = [  # (order id, buyer, minutes after T0); o-c and o-d share a timestamp
+        ("o-a", "b1", 0),
+        ("o-b", "b2", 1),
+        ("o-c", "b1", 2),
+        ("o-d", "b1", 2),
+        ("o-e", "b2", 3),
+        ("o-f", "b1", 4),
+        ("o-g", "b1", 5),
+    ]
+    states = {}
+    for oid, buyer, minutes in placed:
+        states[oid] = await place(
+            db, oid, [("A", 1)], buyer=buyer, now=T0 + timedelta(minutes=minutes)
+        )
+    for oid in ("o-c", "o-g"):
+        change = close(
+            states[oid], CloseReason.SELLER_CLOSED, T0 + timedelta(hours=1), Actor(kind="merchant")
+        )
+        await save(db, change.state, change.event)
+
+    assert await all_pages(db, 3) == [
+        ["o-g", "o-f", "o-e"],
+        ["o-d", "o-c", "o-b"],
+        ["o-a"],
+    ]
+    assert await all_pages(db, 7) == [["o-g", "o-f", "o-e", "o-d", "o-c", "o-b", "o-a"]]
+    assert await all_pages(db, 2, buyer_id="b1") == [["o-g", "o-f"], ["o-d", "o-c"], ["o-a"]]
+    assert await all_pages(db, 2, status=OrderStatus.CLOSED) == [["o-g", "o-c"]]
+    assert await all_pages(db, 1, buyer_id="b1", status=OrderStatus.PENDING_PAYMENT) == [
+        ["o-f"],
+        ["o-d"],
+        ["o-a"],
+    ]
+    assert await all_pages(db, 5, buyer_id="nobody") == [[]]
+    async with db.transaction() as session:
+        first, _ = await orders.page(session, buyer_id="b2", status=None, limit=5, cursor=None)
+    assert first == [states["o-e"], states["o-b"]]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not a cursor!",
+        base64.urlsafe_b64encode(b"[1, 2, 3]").decode(),
+        base64.urlsafe_b64encode(json.dumps(["yesterday", "o-1"]).encode()).decode(),
+        base64.urlsafe_b64encode(b"{}").decode(),
+    ],
+)
+async def test_invalid_cursor_is_a_value_error(sqlite_db: Database, cursor: str) -> None:
+    async with sqlite_db.transaction() as session:
+        with pytest.raises(ValueError, match="invalid cursor"):
+            await orders.page(session, buyer_id=None, status=None, limit=5, cursor=cursor)
+
+
+async def test_invalid_cursor_on_both_databases(db: Database) -> None:
+    async with db.transaction() as session:
+        with pytest.raises(ValueError, match="invalid cursor"):
+            await orders.page(session, buyer_id="b1", status=None, limit=5, cursor="%%%")
+
+
+# ---- catalog.put_stock --------------------------------------------------------------------
+
+
+async def test_put_stock_is_refused_below_the_locked_quantity(db: Database) -> None:
+    await add_sku(db, "A", stock_at={"WH-A": 5, "WH-B": 1})
+    await place(db, "o-1", [("A", 3)])
+    assert await stock_of(db, "A") == {"WH-A": (5, 3), "WH-B": (1, 0)}
+    before = await dump(db)
+
+    with pytest.raises(DomainError, match="3 units are locked by open orders") as err:
+        async with db.transaction() as session:
+            await catalog.put_stock(session, "A", "WH-A", 2)
+    assert err.value.code is ErrorCode.INVALID_TRANSITION
+    assert err.value.details == {"locked": 3}
+    assert await dump(db) == before
+
+    with pytest.raises(DomainError, match="unknown SKU NOPE") as err:
+        async with db.transaction() as session:
+            await catalog.put_stock(session, "NOPE", "WH-A", 2)
+    assert err.value.code is ErrorCode.NOT_FOUND
+    assert await dump(db) == before
+
+    async with db.transaction() as session:
+        await catalog.put_stock(session, "A", "WH-A", 3)  # down to exactly what is locked
+        await catalog.put_stock(session, "A", "WH-C", 7)  # a new location
+    assert await stock_of(db, "A") == {"WH-A": (3, 3), "WH-B": (1, 0), "WH-C": (7, 0)}
+
+
+# ---- webhooks.first_time ------------------------------------------------------------------
+
+
+async def test_webhook_event_is_first_time_only_once(db: Database) -> None:
+    async with db.transaction() as session:
+        assert await webhooks.first_time(session, "payment", "evt-1", T0) is True
+    async with db.transaction() as session:
+        assert await webhooks.first_time(session, "payment", "evt-1", T0) is False
+        assert await webhooks.first_time(session, "carrier", "evt-1", T0) is True
+        assert await webhooks.first_time(session, "payment", "evt-2", T0) is True
+        assert await webhooks.first_time(session, "carrier", "evt-1", T0) is False
+    assert await rows(db, "SELECT source, event_id FROM webhook_events ORDER BY 1, 2") == [
+        ("carrier", "evt-1"),
+        ("payment", "evt-1"),
+        ("payment", "evt-2"),
+    ]
+
+
+# ---- the CHECK constraints ----------------------------------------------------------------
+
+
+BREAKING_UPDATES = [
+    "UPDATE stock SET locked = on_hand + 1",
+    "UPDATE stock SET on_hand = -1, locked = 0",
+    "UPDATE stock SET on_hand = -1",
+    "UPDATE stock SET locked = -1",
+    "UPDATE stock SET on_hand = locked - 1",
+]
+
+
+async def test_stock_check_constraints(db: Database) -> None:
+    """on_hand >= locked >= 0 is enforced by the database itself, on both engines."""
+    await add_sku(db, "A", stock_at={"WH-A": 5})
+    await place(db, "o-1", [("A", 2)])
+    before = await stock_of(db, "A")
+    assert before == {"WH-A": (5, 2)}
+
+    for update in BREAKING_UPDATES:
+        with pytest.raises(IntegrityError, match=r"(?i)check"):
+            async with db.transaction() as session:
+                await session.execute(text(update + " WHERE sku = 'A'"))
+        assert await stock_of(db, "A") == before, update
+
+    async with db.transaction() as session:  # the boundary itself is allowed
+        await session.execute(text("UPDATE stock SET on_hand = locked WHERE sku = 'A'"))
+    assert await stock_of(db, "A") == {"WH-A": (2, 2)}
