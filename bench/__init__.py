@@ -1,0 +1,1 @@
+"""Benchmarks; their figures go in the README."""

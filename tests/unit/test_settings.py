@@ -1,0 +1,38 @@
+"""Configuration: defaults are development values, refused anywhere else."""
+
+import pytest
+from pydantic import ValidationError
+
+from settings import DEV_SECRETS, Settings
+
+
+def test_development_runs_on_the_default_secrets() -> None:
+    settings = Settings(env="dev")
+    assert settings.jwt_secret == DEV_SECRETS["jwt_secret"]
+    assert settings.timings().payment_window_seconds == 86_400
+
+
+def test_production_refuses_every_default_secret_by_name() -> None:
+    with pytest.raises(ValidationError, match="ORDERS_JWT_SECRET") as info:
+        Settings(env="prod")
+    for name in DEV_SECRETS:
+        assert f"ORDERS_{name.upper()}" in str(info.value)
+
+
+def test_production_starts_once_every_secret_is_set() -> None:
+    secrets = {name: f"real-{name}-0123456789abcdef0123456789" for name in DEV_SECRETS}
+    settings = Settings(env="prod", **secrets)  # type: ignore[arg-type]
+    assert settings.is_dev is False and settings.jwt_secret == secrets["jwt_secret"]
+
+
+def test_durations_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERS_PAYMENT_WINDOW_SECONDS", "60")
+    monkeypatch.setenv("ORDERS_AUTO_CONFIRM_SECONDS", "120")
+    timings = Settings().timings()
+    assert (timings.payment_window_seconds, timings.auto_confirm_seconds) == (60, 120)
+
+
+def test_a_zero_payment_window_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERS_PAYMENT_WINDOW_SECONDS", "0")
+    with pytest.raises(ValidationError, match="payment_window_seconds"):
+        Settings()
