@@ -27,9 +27,9 @@ from api.app import create_app
 from api.auth import Role, mint
 from domain.models import ProductType, SkuInfo, StockPolicy
 from gateways.payments import PaymentGatewayClient
+from scripts.seed import seed_catalog
 from scripts.serve import listening_socket, serving, url_of
 from settings import Settings
-from store import catalog, payments
 from store.db import Database
 from store.migrate import upgrade
 from worker import build_worker
@@ -88,21 +88,19 @@ async def run(orders: int, concurrency: int, kind: str) -> None:
         worker_db, api_db = Database(url), Database(url)
         stack.push_async_callback(worker_db.dispose)
         stack.push_async_callback(api_db.dispose)
+        bench_sku = SkuInfo(
+            sku="BENCH",
+            title="Bench tea",
+            price_cents=1000,
+            product_type=ProductType.SELF,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        )
         async with worker_db.transaction() as s:
-            await catalog.put_sku(
+            await seed_catalog(
                 s,
-                SkuInfo(
-                    sku="BENCH",
-                    title="Bench tea",
-                    price_cents=1000,
-                    product_type=ProductType.SELF,
-                    stock_policy=StockPolicy.LOCK_ON_ORDER,
-                ),
+                [(bench_sku, {"WH-A": orders * 2, "WH-B": orders * 2})],
+                wallets={f"bench-{i}": (10_000_000, 0) for i in range(concurrency)},
             )
-            for loc in ("WH-A", "WH-B"):
-                await catalog.put_stock(s, "BENCH", loc, orders * 2)
-            for i in range(concurrency):
-                await payments.top_up(s, f"bench-{i}", 10_000_000)
         gateway = PaymentGatewayClient("http://127.0.0.1:9", "unused")
         await stack.enter_async_context(build_worker(env.client, settings, worker_db, gateway))
         app = create_app(settings, temporal=env.client, db=api_db, gateway=gateway)

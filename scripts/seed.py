@@ -6,6 +6,7 @@ Idempotent: SKUs, stock and wallets are only created when the catalog is empty.
 import asyncio
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import FreightPolicy, FreightRule, ProductType, SkuInfo, StockPolicy
 from store import catalog, payments
@@ -52,24 +53,41 @@ DEMO_SKUS = [
 DEMO_BUYER = "buyer-1"
 
 
+Catalog = list[tuple[SkuInfo, dict[str, int]]]
+
+
+async def seed_catalog(
+    session: AsyncSession,
+    skus: Catalog,
+    rule: FreightRule | None = None,
+    wallets: dict[str, tuple[int, int]] | None = None,
+) -> None:
+    """SKUs with their stock per location, the freight rule, and (balance, credit) wallets."""
+    for info, stock in skus:
+        await catalog.put_sku(session, info)
+        for location, on_hand in stock.items():
+            await catalog.put_stock(session, info.sku, location, on_hand)
+    if rule is not None:
+        await catalog.put_freight_rule(session, rule)
+    for buyer_id, (balance, credit) in (wallets or {}).items():
+        await payments.top_up(session, buyer_id, balance)
+        await payments.set_credit_limit(session, buyer_id, credit)
+
+
 async def seed(url: str) -> bool:
     db = Database(url)
     try:
         async with db.transaction() as session:
             if await session.scalar(select(func.count()).select_from(SkuRow)):
                 return False
-            for info, stock in DEMO_SKUS:
-                await catalog.put_sku(session, info)
-                for location, on_hand in stock.items():
-                    await catalog.put_stock(session, info.sku, location, on_hand)
-            await catalog.put_freight_rule(
+            await seed_catalog(
                 session,
+                DEMO_SKUS,
                 FreightRule(
                     flat_cents=800, free_above_cents=9900, policy=FreightPolicy.ONE_PACKAGE
                 ),
+                {DEMO_BUYER: (200_000, 50_000)},
             )
-            await payments.top_up(session, DEMO_BUYER, 200_000)
-            await payments.set_credit_limit(session, DEMO_BUYER, 50_000)
         return True
     finally:
         await db.dispose()

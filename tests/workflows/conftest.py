@@ -22,8 +22,8 @@ from api.auth import Role, mint
 from domain.models import FreightPolicy, FreightRule, OrderState, ProductType, SkuInfo, StockPolicy
 from gateways.payments import PaymentGatewayClient
 from gateways.signing import sign
+from scripts.seed import Catalog, seed_catalog
 from settings import Settings
-from store import catalog, payments
 from store.db import Database
 from store.tables import StockRow
 from tests.conftest import PAYMENT_SECRET
@@ -120,7 +120,7 @@ class Shop:
         return {r.location: (r.on_hand, r.locked) for r in rows}
 
 
-SKUS = [
+SKUS: Catalog = [
     (
         SkuInfo(
             sku="TEA",
@@ -166,17 +166,9 @@ SKUS = [
 
 
 async def seed(db: Database, buyer_id: str) -> None:
+    rule = FreightRule(flat_cents=800, free_above_cents=10_000, policy=FreightPolicy.ONE_PACKAGE)
     async with db.transaction() as s:
-        for info, stock in SKUS:
-            await catalog.put_sku(s, info)
-            for loc, n in stock.items():
-                await catalog.put_stock(s, info.sku, loc, n)
-        await catalog.put_freight_rule(
-            s,
-            FreightRule(flat_cents=800, free_above_cents=10_000, policy=FreightPolicy.ONE_PACKAGE),
-        )
-        await payments.top_up(s, buyer_id, 1_000_000)
-        await payments.set_credit_limit(s, buyer_id, 500_000)
+        await seed_catalog(s, SKUS, rule, {buyer_id: (1_000_000, 500_000)})
 
 
 @pytest.fixture
