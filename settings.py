@@ -13,6 +13,7 @@ DEV_SECRETS = {
     "carrier_webhook_secret": "dev-carrier-secret",
     "supplier_webhook_secret": "dev-supplier-secret",
     "gateway_api_key": "dev-gateway-key",
+    "supplier_api_key": "dev-supplier-key",
 }
 
 
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     supplier_webhook_secret: str = DEV_SECRETS["supplier_webhook_secret"]
     gateway_url: str = "http://127.0.0.1:8010"
     gateway_api_key: str = DEV_SECRETS["gateway_api_key"]
+    supplier_url: str = "http://127.0.0.1:8020"
+    supplier_api_key: str = DEV_SECRETS["supplier_api_key"]
 
     payment_window_seconds: int = Field(86_400, ge=1)
     supplier_cancel_window_seconds: int = Field(1_800, ge=0)
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
     def timings(self) -> OrderTimings:
         return OrderTimings(
             payment_window_seconds=self.payment_window_seconds,
+            supplier_cancel_window_seconds=self.supplier_cancel_window_seconds,
             auto_confirm_seconds=self.auto_confirm_seconds,
             receipt_extension_seconds=self.receipt_extension_seconds,
             after_sales_window_seconds=self.after_sales_window_seconds,

@@ -8,6 +8,7 @@ from temporalio.worker import Worker
 
 from activities.orders import OrderActivities
 from gateways.payments import PaymentGatewayClient
+from gateways.supplier import SupplierClient
 from settings import Settings, get_settings
 from store.db import Database
 from temporal_client import connect
@@ -18,14 +19,28 @@ WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow]
 
 
 def build_worker(
-    client: Client, settings: Settings, db: Database, gateway: PaymentGatewayClient | None
+    client: Client,
+    settings: Settings,
+    db: Database,
+    gateway: PaymentGatewayClient | None,
+    supplier: SupplierClient | None = None,
+    activities: OrderActivities | None = None,
 ) -> Worker:
-    acts = OrderActivities(db, gateway)
+    acts = activities or OrderActivities(
+        db, gateway, supplier, f"{settings.api_public_url}/webhooks/suppliers/kepler"
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[acts.place_order, acts.accept_payment, acts.save_order, acts.refund_payment],
+        activities=[
+            acts.place_order,
+            acts.accept_payment,
+            acts.save_order,
+            acts.refund_payment,
+            acts.purchase_from_supplier,
+            acts.cancel_supplier_order,
+        ],
     )
 
 
@@ -34,10 +49,12 @@ async def main() -> None:
     settings = get_settings()
     db = Database(settings.database_url)
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
+    supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
     client = await connect()
     try:
-        await build_worker(client, settings, db, gateway).run()
+        await build_worker(client, settings, db, gateway, supplier).run()
     finally:
+        await supplier.aclose()
         await gateway.aclose()
         await db.dispose()
 

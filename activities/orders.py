@@ -9,9 +9,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.errors import DomainError, ErrorCode
-from domain.messages import AcceptPaymentInput, PlaceOrderInput, RefundPaymentInput, SaveOrderInput
+from domain.messages import (
+    AcceptPaymentInput,
+    PlaceOrderInput,
+    PurchaseInput,
+    RefundPaymentInput,
+    SaveOrderInput,
+    SupplierCancelInput,
+    SupplierCancelResult,
+)
 from domain.models import GATEWAY_CHANNELS, OrderState, Refund
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
+from gateways.supplier import SupplierClient, SupplierError, SupplierItem
 from store import orders, payments, placement, stock
 from store.db import Database
 from workflows import ids
@@ -19,9 +28,17 @@ from workflows.errors import to_application_error
 
 
 class OrderActivities:
-    def __init__(self, db: Database, gateway: PaymentGatewayClient | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        gateway: PaymentGatewayClient | None,
+        supplier: SupplierClient | None = None,
+        supplier_notify_url: str = "",
+    ) -> None:
         self.db = db
         self.gateway = gateway
+        self.supplier = supplier
+        self.supplier_notify_url = supplier_notify_url
 
     @asynccontextmanager
     async def _txn(self) -> AsyncIterator[AsyncSession]:
@@ -48,6 +65,10 @@ class OrderActivities:
             async with self._txn() as session:
                 if inp.release_stock:
                     await stock.release(session, inp.state.id)
+                if inp.restore:
+                    await stock.restore(session, inp.state.id, inp.restore)
+                if inp.state.close_reason is not None:
+                    await stock.end_purchases(session, inp.state.id)
                 await orders.save(session, inp.state, inp.event)
         except IntegrityError as err:
             if "tracking" not in str(err).lower():
@@ -78,3 +99,34 @@ class OrderActivities:
         async with self._txn() as session:
             await payments.record_refund(session, inp.order_id, inp.payment, refund, inp.note_event)
         return refund
+
+    def _supplier(self) -> SupplierClient:
+        if self.supplier is None:
+            raise ApplicationError("no supplier configured", non_retryable=True)
+        return self.supplier
+
+    @activity.defn(name=ids.PURCHASE_FROM_SUPPLIER)
+    async def purchase_from_supplier(self, inp: PurchaseInput) -> str:
+        """Idempotent on the package id (the supplier's external reference): a retry after
+        the supplier accepted gets the same supplier order back, never a second one."""
+        items = [SupplierItem(sku=line.sku, quantity=line.quantity) for line in inp.package.lines]
+        try:
+            order = await self._supplier().place_order(
+                inp.package.id, items, self.supplier_notify_url
+            )
+        except SupplierError as err:
+            raise ApplicationError(
+                str(err), type=ErrorCode.SUPPLIER_ERROR.value, non_retryable=not err.retryable
+            ) from err
+        return order.supplier_order_id
+
+    @activity.defn(name=ids.CANCEL_SUPPLIER_ORDER)
+    async def cancel_supplier_order(self, inp: SupplierCancelInput) -> SupplierCancelResult:
+        """Ask the supplier to cancel; a refusal is an answer, not an error."""
+        try:
+            answer = await self._supplier().cancel(inp.supplier_order_id, inp.reason)
+        except SupplierError as err:
+            if err.retryable:
+                raise
+            return SupplierCancelResult(cancelled=False, reason=str(err))
+        return SupplierCancelResult(cancelled=answer.cancelled, reason=answer.reason)

@@ -22,6 +22,8 @@ STATUS: dict[str, int] = {
     ErrorCode.INSUFFICIENT_FUNDS: 409,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.REPLAYED_CALLBACK: 409,
+    ErrorCode.SUPPLIER_REFUSED_CANCEL: 409,
+    ErrorCode.SUPPLIER_ERROR: 502,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.UNAUTHENTICATED: 401,

@@ -23,6 +23,7 @@ from domain.messages import (
     ConfirmRequest,
     ExtendRequest,
     OrderWorkflowInput,
+    PackageRequest,
     PayRequest,
     ShipRequest,
 )
@@ -239,3 +240,12 @@ async def close(
 ) -> OrderState:
     req = CloseRequest(reason=body.reason if body else "", actor=user.actor)
     return await messaging.update(client, db, user, order_id, OrderWorkflow.close, req)
+
+
+@router.post("/orders/{order_id}/packages/{package_id}/return-received", response_model=OrderState)
+async def return_received(
+    order_id: str, package_id: str, user: Merchant, client: TemporalDep, db: DatabaseDep
+) -> OrderState:
+    """A rejected package arrived back at its location: its goods go back on hand."""
+    req = PackageRequest(package_id=package_id, actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.confirm_return, req)

@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
 from domain.errors import ErrorCode
-from domain.messages import CarrierNotice, PaymentNotice
+from domain.messages import CarrierNotice, PaymentNotice, SupplierNotice
 from domain.models import PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from store import orders, webhooks
@@ -40,6 +40,14 @@ class CarrierCallback(BaseModel):
     carrier: str = Field(min_length=1, max_length=32)
     tracking_no: str = Field(min_length=1, max_length=64)
     event: Literal["IN_TRANSIT", "DELIVERED", "REJECTED"]
+    at: datetime
+
+
+class SupplierCallback(BaseModel):
+    event_id: str = Field(min_length=1, max_length=128)
+    supplier_order_id: str = Field(min_length=1, max_length=128)
+    package_id: str = Field(min_length=1, max_length=80)
+    state: Literal["AWAITING_RECEIPT", "RECEIVED", "REJECTED"]
     at: datetime
 
 
@@ -111,6 +119,41 @@ async def _refund_orphan(client: Client, task_queue: str, notice: PaymentNotice)
     )
 
 
+async def _signal_package_order(
+    client: Client, order_id: str, signal: Any, notice: BaseModel
+) -> Accepted:
+    handle = client.get_workflow_handle(ids.order_workflow_id(order_id))
+    try:
+        await handle.signal(signal, notice)
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        return Accepted(status="ignored", detail="the order has ended")
+    return Accepted(status="delivered")
+
+
+@router.post("/suppliers/kepler", response_model=Accepted)
+async def supplier_callback(
+    request: Request, settings: SettingsDep, client: TemporalDep, db: DatabaseDep
+) -> Accepted:
+    cb = await _verified(request, settings.supplier_webhook_secret, SupplierCallback)
+    async with db.sessions() as session:
+        package = await orders.package(session, cb.package_id)
+    if package is None:
+        raise Problem(ErrorCode.NOT_FOUND, f"no package {cb.package_id}")
+    notice = SupplierNotice(
+        package_id=cb.package_id, state=cb.state, at=cb.at, supplier_order_id=cb.supplier_order_id
+    )
+
+    async def deliver() -> Accepted:
+        return await _signal_package_order(
+            client, package.order_id, OrderWorkflow.supplier_event, notice
+        )
+
+    result: Accepted = await _once(db, "supplier", cb.event_id, deliver)
+    return result
+
+
 @router.post("/carriers", response_model=Accepted)
 async def carrier_callback(
     request: Request,
@@ -128,14 +171,9 @@ async def carrier_callback(
     )
 
     async def deliver() -> Accepted:
-        handle = client.get_workflow_handle(ids.order_workflow_id(package.order_id))
-        try:
-            await handle.signal(OrderWorkflow.carrier_event, notice)
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            return Accepted(status="ignored", detail="the order has ended")
-        return Accepted(status="delivered")
+        return await _signal_package_order(
+            client, package.order_id, OrderWorkflow.carrier_event, notice
+        )
 
     result: Accepted = await _once(db, "carrier", cb.event_id, deliver)
     return result

@@ -8,10 +8,12 @@ from domain.models import (
     MAX_LINES,
     Actor,
     Address,
+    Allocation,
     LineRequest,
     OrderEvent,
     OrderState,
     OrderTimings,
+    Package,
     Payment,
     PaymentChannel,
     Refund,
@@ -86,7 +88,8 @@ class AcceptPaymentInput(BaseModel):
 class SaveOrderInput(BaseModel):
     state: OrderState
     event: OrderEvent
-    release_stock: bool = False  # closing an unpaid order: free its locks and limit counts
+    release_stock: bool = False  # closing an unpaid order: free its locks
+    restore: list[Allocation] = []  # intercepted or returned goods: back on hand
 
 
 class RefundPaymentInput(BaseModel):
@@ -94,3 +97,37 @@ class RefundPaymentInput(BaseModel):
     refund: Refund
     payment: Payment
     note_event: OrderEvent | None = None  # for a refund outside the order's own snapshot
+
+
+class PurchaseInput(BaseModel):
+    """Buy a KEPLER package from the supplier; the package id is the external reference."""
+
+    order_id: str
+    package: Package
+
+
+class SupplierCancelInput(BaseModel):
+    package_id: str
+    supplier_order_id: str
+    reason: str
+
+
+class SupplierCancelResult(BaseModel):
+    cancelled: bool
+    reason: str = ""
+
+
+class SupplierNotice(BaseModel):
+    """The supplier's word on a package (signal): AWAITING_RECEIPT | RECEIVED | REJECTED."""
+
+    package_id: str
+    state: str
+    at: datetime
+    supplier_order_id: str = ""
+
+
+class PackageRequest(BaseModel):
+    """An action on one package (the merchant confirms a rejected package came back)."""
+
+    package_id: str
+    actor: Actor

@@ -157,6 +157,11 @@ class Package(BaseModel):
     delivered_at: datetime | None = None
     received_at: datetime | None = None
     auto_confirm_at: datetime | None = None
+    purchase_at: datetime | None = None  # KEPLER: bought from the supplier when the window ends
+    supplier_order_id: str | None = None
+    rejected_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    restocked: bool = False  # rejected goods back on hand at their location
 
 
 class Payment(BaseModel):
@@ -173,7 +178,9 @@ class Refund(BaseModel):
     amount_cents: int
     goods_cents: int = 0
     freight_cents: int = 0
-    borne_by: str = "merchant"  # merchant | platform
+    borne_by: str = "merchant"  # who bears the goods part: merchant | platform
+    freight_borne_by: str = "merchant"  # who bears the freight part
+    package_id: str | None = None
     reason: str
     status: str = "SUCCEEDED"
     created_at: datetime
@@ -183,6 +190,7 @@ class OrderTimings(BaseModel):
     """Durations in seconds, fixed per order when it starts (SPEC §11)."""
 
     payment_window_seconds: int = 86_400
+    supplier_cancel_window_seconds: int = 1_800
     auto_confirm_seconds: int = 864_000
     receipt_extension_seconds: int = 259_200
     after_sales_window_seconds: int = 1_296_000

@@ -47,6 +47,7 @@ class Change:
 
 class DeadlineKind(StrEnum):
     PAYMENT = "PAYMENT"  # unpaid at the deadline -> CLOSED/PAYMENT_TIMEOUT
+    SUPPLIER_PURCHASE = "SUPPLIER_PURCHASE"  # cancel window over: buy KEPLER goods
     AUTO_CONFIRM = "AUTO_CONFIRM"  # shipped packages received automatically
     FINISH = "FINISH"  # after-sales window over: the workflow may end
 
@@ -59,6 +60,7 @@ class Deadline:
     def describe(self) -> str:
         return {
             DeadlineKind.PAYMENT: "close if unpaid",
+            DeadlineKind.SUPPLIER_PURCHASE: "buy from the supplier (cancel window over)",
             DeadlineKind.AUTO_CONFIRM: "confirm receipt automatically",
             DeadlineKind.FINISH: "end of the after-sales window",
         }[self.kind]
@@ -179,8 +181,13 @@ def payment_problem(state: OrderState, payment: Payment) -> str | None:
     return None
 
 
-def split_packages(state: OrderState, allocations: list[Allocation]) -> list[Package]:
-    """One package per (location, product type), freight shared by the order's policy."""
+def split_packages(
+    state: OrderState, allocations: list[Allocation], now: datetime
+) -> list[Package]:
+    """One package per (location, product type), freight shared by the order's policy.
+
+    KEPLER packages wait out the cancel window before anything is bought from the supplier.
+    """
     kinds = {line.sku: line.product_type for line in state.lines}
     prices = {line.sku: line.unit_price_cents for line in state.lines}
     groups: dict[tuple[str, ProductType], list[PackageLine]] = {}
@@ -201,8 +208,11 @@ def split_packages(state: OrderState, allocations: list[Allocation]) -> list[Pac
     shares = allocate_freight(
         state.freight_cents, [p.goods_cents for p in packages], state.freight_policy
     )
+    window = timedelta(seconds=state.timings.supplier_cancel_window_seconds)
     for package, share in zip(packages, shares, strict=True):
         package.freight_cents = share
+        if package.product_type is ProductType.KEPLER:
+            package.status, package.purchase_at = PackageStatus.AWAITING_SUPPLIER, now + window
     return packages
 
 
@@ -214,7 +224,7 @@ def mark_paid(
     s.payment = payment
     s.paid_cents = payment.amount_cents
     s.allocations = allocations
-    s.packages = split_packages(s, allocations)
+    s.packages = split_packages(s, allocations, now)
     return _apply(
         s,
         now,
@@ -368,35 +378,282 @@ def add_refund(state: OrderState, refund: Refund, now: datetime, actor: Actor) -
     return _apply(s, now, actor, "REFUNDED", refund.model_dump(mode="json"))
 
 
+# ---- supplier (KEPLER) -------------------------------------------------------------------
+
+
+def mark_purchased(
+    state: OrderState, package_id: str, supplier_order_id: str, now: datetime, actor: Actor
+) -> Change:
+    if _package(state, package_id).status is not PackageStatus.AWAITING_SUPPLIER:
+        raise invalid_transition(f"package {package_id} is not awaiting the supplier")
+    s = _copy(state)
+    p = _package(s, package_id)
+    p.status, p.supplier_order_id, p.purchase_at = PackageStatus.PURCHASED, supplier_order_id, None
+    return _apply(
+        s,
+        now,
+        actor,
+        "SUPPLIER_PURCHASED",
+        {"package_id": package_id, "supplier_order_id": supplier_order_id},
+    )
+
+
+def supplier_shipped(
+    state: OrderState, package_id: str, now: datetime, actor: Actor
+) -> Change | None:
+    """The supplier's 待收货: the package is on its way (None when that is old news)."""
+    if _package(state, package_id).status is not PackageStatus.PURCHASED:
+        return None
+    s = _copy(state)
+    p = _package(s, package_id)
+    p.status, p.shipped_at, p.carrier = PackageStatus.SHIPPED, now, "supplier"
+    p.auto_confirm_at = now + timedelta(seconds=s.timings.auto_confirm_seconds)
+    return _apply(s, now, actor, "PACKAGE_SHIPPED", {"package_id": package_id, "by": "supplier"})
+
+
+# ---- refunds of packages ------------------------------------------------------------------
+
+
+def paid_and_kept(state: OrderState) -> int:
+    """What the order's own payment still holds: paid minus refunds of that payment."""
+    if state.payment is None:
+        return 0
+    returned = sum(
+        r.amount_cents
+        for r in state.refunds
+        if r.txn_id == state.payment.txn_id and r.status != "FAILED"
+    )
+    return state.payment.amount_cents - returned
+
+
+def package_refund(state: OrderState, package_id: str, reason: str, now: datetime) -> Refund:
+    """Goods and freight share of one package. Under ONE_PACKAGE the package bearing the
+    freight carries all of it, and the platform bears that freight (Dangdang practice)."""
+    if state.payment is None:
+        raise invalid_transition("nothing was paid")
+    p = _package(state, package_id)
+    platform = state.freight_policy is FreightPolicy.ONE_PACKAGE and p.freight_cents > 0
+    return Refund(
+        id=f"{package_id}-{reason.lower()}",
+        txn_id=state.payment.txn_id,
+        channel=state.payment.channel,
+        amount_cents=p.goods_cents + p.freight_cents,
+        goods_cents=p.goods_cents,
+        freight_cents=p.freight_cents,
+        borne_by="merchant",
+        freight_borne_by="platform" if platform else "merchant",
+        package_id=package_id,
+        reason=reason,
+        created_at=now,
+    )
+
+
+def whole_refund(state: OrderState, reason: str, now: datetime) -> Refund:
+    """Everything the order's payment still holds, back through its channel."""
+    if state.payment is None:
+        raise invalid_transition("nothing was paid")
+    amount = paid_and_kept(state)
+    freight = min(state.freight_cents, amount)
+    return Refund(
+        id=f"{state.id}-{reason.lower()}",
+        txn_id=state.payment.txn_id,
+        channel=state.payment.channel,
+        amount_cents=amount,
+        goods_cents=amount - freight,
+        freight_cents=freight,
+        reason=reason,
+        created_at=now,
+    )
+
+
+def _end_packages(
+    s: OrderState,
+    package_ids: list[str],
+    status: PackageStatus,
+    now: datetime,
+    refunds: list[Refund],
+) -> None:
+    for pid in package_ids:
+        p = _package(s, pid)
+        p.status, p.auto_confirm_at, p.purchase_at = status, None, None
+        if status is PackageStatus.REJECTED:
+            p.rejected_at = now
+        else:
+            p.cancelled_at = now
+    for refund in refunds:
+        s.refunds.append(refund)
+        if refund.status != "FAILED":
+            s.refunded_cents += refund.amount_cents
+    if not live_packages(s) and s.close_reason is None:
+        s.close_reason, s.closed_at = CloseReason.FULLY_REFUNDED, now
+
+
+def check_can_reject(state: OrderState, package_id: str) -> None:
+    if _package(state, package_id).status not in AWAITING_RECEIPT:
+        raise invalid_transition(f"package {package_id} is not on its way to the buyer")
+
+
+def reject(
+    state: OrderState,
+    package_id: str,
+    refund: Refund,
+    now: datetime,
+    actor: Actor,
+    *,
+    restocked: bool,
+) -> Change:
+    """The buyer refused the package (拒收): it is refunded; with nothing else live, the order
+    closes FULLY_REFUNDED. `restocked`: the goods are already back (the supplier's word)."""
+    check_can_reject(state, package_id)
+    s = _copy(state)
+    _end_packages(s, [package_id], PackageStatus.REJECTED, now, [refund])
+    _package(s, package_id).restocked = restocked
+    return _apply(
+        s,
+        now,
+        actor,
+        "PACKAGE_REJECTED",
+        {
+            "package_id": package_id,
+            "refund_id": refund.id,
+            "amount_cents": refund.amount_cents,
+            "freight_cents": refund.freight_cents,
+            "freight_borne_by": refund.freight_borne_by,
+        },
+    )
+
+
+def check_can_confirm_return(state: OrderState, package_id: str) -> None:
+    p = _package(state, package_id)
+    if p.status is not PackageStatus.REJECTED or p.restocked:
+        raise invalid_transition(f"package {package_id} is not a rejected package on its way back")
+
+
+def confirm_return(state: OrderState, package_id: str, now: datetime, actor: Actor) -> Change:
+    """The location confirms the rejected goods arrived: they go back on hand."""
+    check_can_confirm_return(state, package_id)
+    s = _copy(state)
+    _package(s, package_id).restocked = True
+    return _apply(s, now, actor, "RETURN_RECEIVED", {"package_id": package_id})
+
+
+def cancel_packages(
+    state: OrderState,
+    package_ids: list[str],
+    refunds: list[Refund],
+    now: datetime,
+    actor: Actor,
+    reason: str,
+) -> Change:
+    """Intercept packages before they ship (cancelled, refunded, stock restored)."""
+    s = _copy(state)
+    _end_packages(s, package_ids, PackageStatus.CANCELLED, now, refunds)
+    return _apply(
+        s,
+        now,
+        actor,
+        "PACKAGES_CANCELLED",
+        {"package_ids": package_ids, "reason": reason, "refunds": [r.id for r in refunds]},
+    )
+
+
+def package_allocations(state: OrderState, package_ids: list[str]) -> list[Allocation]:
+    """The stock a package took: what goes back on hand when it returns or is intercepted."""
+    return [
+        Allocation(sku=line.sku, location=p.location, quantity=line.quantity)
+        for p in state.packages
+        if p.id in package_ids
+        for line in p.lines
+    ]
+
+
+def check_can_cancel(state: OrderState) -> None:
+    """The buyer's cancel: before payment, or after it while nothing has shipped (intercept)."""
+    if state.status is OrderStatus.PENDING_PAYMENT:
+        return
+    if state.status is OrderStatus.PENDING_SHIPMENT and not any(
+        p.status in SHIPPED_STATES for p in live_packages(state)
+    ):
+        return
+    hint = " (a package has shipped: ask for a refund instead)" if state.payment else ""
+    raise invalid_transition(f"order is {state.status} and cannot be cancelled{hint}")
+
+
+def cancel_paid(
+    state: OrderState, refund: Refund, now: datetime, actor: Actor, note: str
+) -> Change:
+    """Intercept every live package, refund what the payment still holds, close."""
+    check_can_cancel(state)
+    s = _copy(state)
+    ids = [p.id for p in live_packages(s)]
+    _end_packages(s, ids, PackageStatus.CANCELLED, now, [refund])
+    s.close_reason, s.closed_at = CloseReason.BUYER_CANCELLED, now
+    return _apply(
+        s,
+        now,
+        actor,
+        "CLOSED",
+        {
+            "reason": CloseReason.BUYER_CANCELLED,
+            "note": note,
+            "package_ids": ids,
+            "refund_id": refund.id,
+        },
+    )
+
+
 # ---- timers -----------------------------------------------------------------------------
 
 
 def next_deadline(state: OrderState) -> Deadline | None:
+    """The earliest thing the order's timer must do, if any."""
+    if state.close_reason is not None:
+        return None
     if state.status is OrderStatus.PENDING_PAYMENT:
         return Deadline(DeadlineKind.PAYMENT, state.payment_deadline)
-    confirm_at = [
-        p.auto_confirm_at
+    due: list[Deadline] = [
+        Deadline(DeadlineKind.SUPPLIER_PURCHASE, p.purchase_at)
+        for p in state.packages
+        if p.status is PackageStatus.AWAITING_SUPPLIER and p.purchase_at is not None
+    ]
+    due += [
+        Deadline(DeadlineKind.AUTO_CONFIRM, p.auto_confirm_at)
         for p in state.packages
         if p.status in AWAITING_RECEIPT and p.auto_confirm_at is not None
     ]
-    if confirm_at:
-        return Deadline(DeadlineKind.AUTO_CONFIRM, min(confirm_at))
-    if state.status is OrderStatus.COMPLETED and state.completed_at is not None:
+    if not due and state.status is OrderStatus.COMPLETED and state.completed_at is not None:
         window = timedelta(seconds=state.timings.after_sales_window_seconds)
-        return Deadline(DeadlineKind.FINISH, state.completed_at + window)
-    return None
+        due.append(Deadline(DeadlineKind.FINISH, state.completed_at + window))
+    return min(due, key=lambda d: d.at) if due else None
+
+
+def awaiting_return(state: OrderState) -> list[Package]:
+    """Rejected own/drop-ship packages whose goods have not yet come back to their location."""
+    return [p for p in state.packages if p.status is PackageStatus.REJECTED and not p.restocked]
 
 
 def is_finished(state: OrderState, now: datetime) -> bool:
     """Nothing more can happen to the order: the workflow may end."""
+    if awaiting_return(state):
+        return False
     if state.status is OrderStatus.CLOSED:
         return True
     deadline = next_deadline(state)
     return deadline is not None and deadline.kind is DeadlineKind.FINISH and now >= deadline.at
 
 
+def due_purchases(state: OrderState, now: datetime) -> list[Package]:
+    return [
+        p
+        for p in state.packages
+        if p.status is PackageStatus.AWAITING_SUPPLIER
+        and p.purchase_at is not None
+        and p.purchase_at <= now
+    ]
+
+
 def on_deadline(state: OrderState, deadline: Deadline, now: datetime) -> Change | None:
-    """What a fired timer does; None when nothing is due any more."""
+    """What a fired timer does by itself; None when nothing is due (or it needs I/O)."""
     if deadline.kind is DeadlineKind.PAYMENT and state.status is OrderStatus.PENDING_PAYMENT:
         return close(state, CloseReason.PAYMENT_TIMEOUT, now, SYSTEM)
     if deadline.kind is DeadlineKind.AUTO_CONFIRM:

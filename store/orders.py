@@ -105,6 +105,10 @@ async def events(session: AsyncSession, order_id: str) -> list[OrderEvent]:
     ]
 
 
+async def package(session: AsyncSession, package_id: str) -> PackageIndexRow | None:
+    return await session.get(PackageIndexRow, package_id)
+
+
 async def find_package(
     session: AsyncSession, carrier: str, tracking_no: str
 ) -> PackageIndexRow | None:

@@ -128,6 +128,8 @@ async def record_refund(
         goods_cents=refund.goods_cents,
         freight_cents=refund.freight_cents,
         borne_by=refund.borne_by,
+        freight_borne_by=refund.freight_borne_by,
+        package_id=refund.package_id,
         reason=refund.reason,
         status=refund.status,
         created_at=refund.created_at,

@@ -144,7 +144,7 @@ async def deduct_for_payment(session: AsyncSession, state: OrderState) -> list[A
 
 
 async def release(session: AsyncSession, order_id: str) -> None:
-    """Closing an unpaid order: its locks go back to available, its limit counts lapse."""
+    """Closing an unpaid order: its locks go back to available."""
     holds = await _holds(session, order_id, HELD)
     rows = await lock_rows(session, (h.sku for h in holds)) if holds else {}
     if holds:  # again, under the row locks: a concurrent release or payment may have won
@@ -152,7 +152,26 @@ async def release(session: AsyncSession, order_id: str) -> None:
     for h in holds:
         rows[(h.sku, h.location)].locked -= h.quantity
         h.state = RELEASED
+    await session.flush()
+
+
+async def end_purchases(session: AsyncSession, order_id: str) -> None:
+    """A closed order's units stop counting against purchase limits."""
     await session.execute(
-        update(PurchaseRecordRow).where(PurchaseRecordRow.order_id == order_id).values(active=False)
+        update(PurchaseRecordRow)
+        .where(PurchaseRecordRow.order_id == order_id, PurchaseRecordRow.active.is_(True))
+        .values(active=False)
     )
+
+
+async def restore(session: AsyncSession, order_id: str, allocations: list[Allocation]) -> None:
+    """Deducted units come back on hand (an intercepted or returned package); idempotent."""
+    wanted = {(a.sku, a.location) for a in allocations}
+    if not wanted:
+        return
+    rows = await lock_rows(session, (sku for sku, _ in wanted))
+    for h in await _holds(session, order_id, DEDUCTED):  # read under the row locks
+        if (h.sku, h.location) in wanted:
+            rows[(h.sku, h.location)].on_hand += h.quantity
+            h.state = RESTORED
     await session.flush()

@@ -140,6 +140,8 @@ class RefundRow(Base):
     goods_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     freight_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     borne_by: Mapped[str] = mapped_column(String(16))
+    freight_borne_by: Mapped[str] = mapped_column(String(16), server_default="merchant")
+    package_id: Mapped[str | None] = mapped_column(String(80))
     reason: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -10,12 +10,17 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -23,12 +28,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.orders import OrderActivities
+from domain.messages import PurchaseInput
 from gateways.payments import PaymentGatewayClient
 from gateways.sandbox_payments import create_app as create_sandbox
+from gateways.sandbox_supplier import create_app as create_supplier_sandbox
+from gateways.supplier import SupplierClient
 from settings import Settings
 from store.db import Database
 from store.migrate import upgrade
 from worker import build_worker
+from workflows import ids
 from workflows.ids import SEARCH_ATTRIBUTES
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
@@ -37,6 +47,8 @@ PG_URL = os.environ.get(
 )
 GATEWAY_KEY = "test-gateway-key"
 PAYMENT_SECRET = "test-payment-secret"
+SUPPLIER_KEY = "test-supplier-key"
+SUPPLIER_SECRET = "test-supplier-secret"
 
 
 def binary(name: str) -> str:
@@ -144,6 +156,82 @@ async def gateway() -> AsyncIterator[PaymentGatewayClient]:
     await client.aclose()
 
 
+class LateApp:
+    """An ASGI app whose target is set later: the sandbox supplier's callbacks reach the API
+    that a later fixture builds."""
+
+    def __init__(self) -> None:
+        self.target: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.target is not None, "no API is listening for supplier callbacks"
+        await self.target(scope, receive, send)
+
+
+@dataclass
+class Supplier:
+    """The real supplier client against the sandbox supplier, in process."""
+
+    client: SupplierClient
+    sandbox: FastAPI
+    callbacks: LateApp
+
+    async def _admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.sandbox), base_url="http://supplier.test"
+        ) as http:
+            r = await http.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {SUPPLIER_KEY}"}
+            )
+        assert r.status_code < 300, r.text
+        return r.json()
+
+    async def calls(self) -> list[dict[str, Any]]:
+        body = await self._admin("GET", "/v1/_calls")
+        return list(body["calls"] if isinstance(body, dict) else body)
+
+    async def orders_for(self, external_ref: str) -> list[dict[str, Any]]:
+        body = await self._admin("GET", f"/v1/orders?external_ref={external_ref}")
+        return list(body["orders"] if isinstance(body, dict) else body)
+
+    async def faults(self, **faults: object) -> None:
+        await self._admin("POST", "/v1/_faults", dict(faults))
+
+    async def advance(self, supplier_order_id: str, state: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self._admin(
+            "POST", f"/v1/orders/{supplier_order_id}/advance", {"state": state}
+        )
+        return body
+
+
+@pytest.fixture
+async def supplier() -> AsyncIterator[Supplier]:
+    callbacks = LateApp()
+    sandbox = create_supplier_sandbox(
+        SUPPLIER_SECRET,
+        SUPPLIER_KEY,
+        transport=httpx.ASGITransport(app=callbacks),
+        retry_base_delay=0.01,
+    )
+    async with sandbox.router.lifespan_context(sandbox):
+        client = SupplierClient(
+            "http://supplier.test", SUPPLIER_KEY, transport=httpx.ASGITransport(app=sandbox)
+        )
+        yield Supplier(client, sandbox, callbacks)
+        await client.aclose()
+
+
+class CrashAfterSupplierAccepts(OrderActivities):
+    """The worker dies after the supplier accepted, before the activity completes."""
+
+    @activity.defn(name=ids.PURCHASE_FROM_SUPPLIER)
+    async def purchase_from_supplier(self, inp: PurchaseInput) -> str:
+        supplier_order_id = await super().purchase_from_supplier(inp)
+        if activity.info().attempt == 1:
+            raise RuntimeError(f"crashed after the supplier accepted {supplier_order_id}")
+        return supplier_order_id
+
+
 # ---- Temporal -----------------------------------------------------------------------------
 
 
@@ -179,6 +267,8 @@ def test_settings(**overrides: object) -> Settings:
         "payment_webhook_secret": PAYMENT_SECRET,
         "gateway_api_key": GATEWAY_KEY,
         "gateway_url": "http://gateway.test",
+        "supplier_webhook_secret": SUPPLIER_SECRET,
+        "supplier_api_key": SUPPLIER_KEY,
     }
     return Settings(**{**base, **overrides})  # type: ignore[arg-type]
 
@@ -190,12 +280,19 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def worker(
+    request: pytest.FixtureRequest,
     ts_env: WorkflowEnvironment,
     settings: Settings,
     sqlite_db: Database,
     gateway: PaymentGatewayClient,
+    supplier: Supplier,
 ) -> AsyncIterator[Worker]:
-    """A worker on the time-skipping server, over a fresh SQLite database."""
-    w = build_worker(ts_env.client, settings, sqlite_db, gateway)
+    """A worker on the time-skipping server, over a fresh SQLite database. Mark a test
+    `crash_after_supplier_accepts` to fail each purchase's first attempt after it succeeded."""
+    notify = f"{settings.api_public_url}/webhooks/suppliers/kepler"
+    crash = request.node.get_closest_marker("crash_after_supplier_accepts")
+    kind = CrashAfterSupplierAccepts if crash else OrderActivities
+    acts = kind(sqlite_db, gateway, supplier.client, notify)
+    w = build_worker(ts_env.client, settings, sqlite_db, gateway, activities=acts)
     async with w:
         yield w

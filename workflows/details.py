@@ -5,8 +5,9 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
 
-from domain.models import OrderState
+from domain.models import CloseReason, OrderState, OrderStatus, Package, PackageStatus
 from domain.order import next_deadline
 from workflows.ids import BUYER_ID, CLOSE_REASON, ORDER_STATUS, ORDER_TOTAL
 
@@ -24,6 +25,16 @@ def _when(at: datetime | None) -> str:
     return at.isoformat() if at else "-"
 
 
+def _next(p: Package) -> str:
+    if p.purchase_at:
+        return f"supplier purchase at {p.purchase_at.isoformat()}"
+    if p.auto_confirm_at:
+        return f"auto-confirm at {p.auto_confirm_at.isoformat()}"
+    if p.status is PackageStatus.REJECTED and not p.restocked:
+        return "awaiting the return at its location"
+    return "-"
+
+
 def render(state: OrderState) -> str:
     """Markdown for the Web UI's 'current details'."""
     subs = f" ({', '.join(state.sub_statuses)})" if state.sub_statuses else ""
@@ -38,12 +49,13 @@ def render(state: OrderState) -> str:
     if state.packages:
         out += [
             "",
-            "| package | location | type | status | carrier | tracking | auto-confirm |",
-            "|---|---|---|---|---|---|---|",
+            "| package | location | type | status | freight | carrier | tracking | next |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         out += [
-            f"| {p.id} | {p.location} | {p.product_type} | {p.status} | {p.carrier or '-'}"
-            f" | {p.tracking_no or '-'} | {_when(p.auto_confirm_at)} |"
+            f"| {p.id} | {p.location} | {p.product_type} | {p.status} | {money(p.freight_cents)}"
+            f" | {p.carrier or '-'} | {p.tracking_no or p.supplier_order_id or '-'}"
+            f" | {_next(p)} |"
             for p in state.packages
         ]
     deadline = next_deadline(state)
@@ -66,3 +78,17 @@ def publish(state: OrderState) -> None:
         updates.append(CLOSE_REASON.value_set(state.close_reason.value))
     workflow.upsert_search_attributes(updates)
     workflow.set_current_details(render(state))
+
+
+def publish_rejected(buyer_id: str, error: ApplicationError) -> None:
+    """A refused placement: no order, but operators can find the attempt."""
+    workflow.upsert_search_attributes(
+        [
+            ORDER_STATUS.value_set(OrderStatus.CLOSED.value),
+            BUYER_ID.value_set(buyer_id),
+            CLOSE_REASON.value_set(CloseReason.PLACEMENT_REJECTED.value),
+        ]
+    )
+    workflow.set_current_details(
+        f"**CLOSED** — {CloseReason.PLACEMENT_REJECTED}: {error.type}: {error.message}"
+    )

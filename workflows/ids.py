@@ -16,6 +16,8 @@ PLACE_ORDER = "place_order"
 ACCEPT_PAYMENT = "accept_payment"
 SAVE_ORDER = "save_order"
 REFUND_PAYMENT = "refund_payment"
+PURCHASE_FROM_SUPPLIER = "purchase_from_supplier"
+CANCEL_SUPPLIER_ORDER = "cancel_supplier_order"
 
 
 def order_workflow_id(order_id: str) -> str:

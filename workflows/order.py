@@ -23,32 +23,40 @@ with workflow.unsafe.imports_passed_through():
         ConfirmRequest,
         ExtendRequest,
         OrderWorkflowInput,
+        PackageRequest,
         PaymentNotice,
         PayRequest,
         PlaceOrderInput,
+        PurchaseInput,
         RefundPaymentInput,
         SaveOrderInput,
         ShipRequest,
+        SupplierCancelInput,
+        SupplierCancelResult,
+        SupplierNotice,
     )
     from domain.models import (
         GATEWAY_CHANNELS,
         SYSTEM,
         WALLET_CHANNELS,
         Actor,
+        Allocation,
         CloseReason,
         OrderState,
         OrderStatus,
+        PackageStatus,
         Payment,
         Refund,
     )
     from workflows import details, ids
-    from workflows.errors import ACTIVITY_FAILURES, rule, to_application_error, unwrap
+    from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
 
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
-REFUND_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+PARTNER_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+SUPPLIER_PATIENCE = timedelta(hours=24)  # a supplier down this long: intercept and refund
 
 
 @workflow.defn
@@ -84,17 +92,21 @@ class OrderWorkflow:
                 except TimeoutError:
                     pass
             async with self.lock:
-                if self.state.version == version and deadline.kind is not rules.DeadlineKind.FINISH:
-                    change = rules.on_deadline(self.state, deadline, workflow.now())
-                    if change is not None:
-                        await self._commit(
-                            change, release_stock=change.state.status is OrderStatus.CLOSED
-                        )
+                if self.state.version == version:  # else something moved it first: look again
+                    await self._on_deadline(deadline)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
     def _moved_on(self, version: int) -> Callable[[], bool]:
         return lambda: self.state is not None and self.state.version != version
+
+    async def _on_deadline(self, deadline: rules.Deadline) -> None:
+        if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
+            await self._purchase_due()
+            return
+        change = rules.on_deadline(self._placed(), deadline, workflow.now())
+        if change is not None:
+            await self._commit(change, release_stock=change.state.status is OrderStatus.CLOSED)
 
     # ---- placement --------------------------------------------------------------------
 
@@ -117,17 +129,7 @@ class OrderWorkflow:
                 )
             except ACTIVITY_FAILURES as err:
                 self.rejection = unwrap(err)
-                workflow.upsert_search_attributes(
-                    [
-                        ids.ORDER_STATUS.value_set(OrderStatus.CLOSED.value),
-                        ids.BUYER_ID.value_set(self.inp.buyer_id),
-                        ids.CLOSE_REASON.value_set(CloseReason.PLACEMENT_REJECTED.value),
-                    ]
-                )
-                workflow.set_current_details(
-                    f"**CLOSED** — {CloseReason.PLACEMENT_REJECTED}: {self.rejection.type}: "
-                    f"{self.rejection.message}"
-                )
+                details.publish_rejected(self.inp.buyer_id, self.rejection)
                 raise self.rejection from None
             details.publish(self.state)
             return self.state
@@ -181,18 +183,16 @@ class OrderWorkflow:
                 await self._refund(payment, "PLACEMENT_REJECTED")
                 return
             problem = rules.payment_problem(self.state, payment)
-            if problem is None:
-                try:
-                    await self._accept(
-                        payment,
-                        charge_wallet=False,
-                        actor=Actor(kind="gateway", id=notice.channel.value),
-                    )
-                except ApplicationError as err:
-                    workflow.logger.error("payment %s not accepted: %s", payment.txn_id, err)
-                    await self._refund(payment, err.type or "NOT_ACCEPTED")
-            else:
+            if problem is not None:
                 await self._refund(payment, problem)
+                return
+            try:
+                await self._accept(
+                    payment, charge_wallet=False, actor=Actor(kind="gateway", id=notice.channel)
+                )
+            except ApplicationError as err:
+                workflow.logger.error("payment %s not accepted: %s", payment.txn_id, err)
+                await self._refund(payment, err.type or "NOT_ACCEPTED")
 
     async def _accept(self, payment: Payment, *, charge_wallet: bool, actor: Actor) -> None:
         state = self._placed()
@@ -229,33 +229,103 @@ class OrderWorkflow:
             return
         details.publish(self.state)
 
+    # ---- money back -------------------------------------------------------------------
+
+    async def _pay_back(self, refund: Refund, payment: Payment) -> Refund:
+        """Move the money through the paying channel; a refund that cannot be made is
+        recorded FAILED (visible to operators), never dropped."""
+        try:
+            done: Refund = await workflow.execute_activity(
+                ids.REFUND_PAYMENT,
+                RefundPaymentInput(order_id=self.inp.order_id, refund=refund, payment=payment),
+                result_type=Refund,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PARTNER_RETRY,
+                summary=f"refund {refund.amount_cents} cents: {refund.reason}",
+            )
+            return done
+        except ACTIVITY_FAILURES as err:
+            workflow.logger.error("refund %s failed for good: %s", refund.id, err)
+            return refund.model_copy(update={"status": "FAILED"})
+
     async def _refund(self, payment: Payment, reason: str) -> None:
-        """Give a whole payment back through its channel and record it on the order."""
+        """Give back a whole payment the order cannot keep, and record it on the order."""
         refund = Refund(
             id=f"{payment.txn_id}-R",
             txn_id=payment.txn_id,
             channel=payment.channel,
             amount_cents=payment.amount_cents,
             reason=reason,
-            borne_by="merchant",
             created_at=workflow.now(),
         )
-        try:
-            refund = await workflow.execute_activity(
-                ids.REFUND_PAYMENT,
-                RefundPaymentInput(order_id=self.inp.order_id, refund=refund, payment=payment),
-                result_type=Refund,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=REFUND_RETRY,
-                summary=f"refund {payment.txn_id}: {reason}",
-            )
-        except ACTIVITY_FAILURES as err:
-            workflow.logger.error("refund %s failed for good: %s", refund.id, err)
-            refund = refund.model_copy(update={"status": "FAILED"})
+        refund = await self._pay_back(refund, payment)
         if self.state is not None:
             await self._commit(rules.add_refund(self.state, refund, workflow.now(), SYSTEM))
 
-    # ---- shipping and receipt ---------------------------------------------------------
+    async def _intercept(self, package_ids: list[str], reason: str, actor: Actor) -> None:
+        """Stop packages before they ship: refund each, restore its stock."""
+        state = self._placed()
+        assert state.payment is not None
+        now = workflow.now()
+        refunds = [
+            await self._pay_back(rules.package_refund(state, pid, reason, now), state.payment)
+            for pid in package_ids
+        ]
+        change = rules.cancel_packages(state, package_ids, refunds, now, actor, reason)
+        await self._commit(change, restore=rules.package_allocations(state, package_ids))
+
+    # ---- supplier (KEPLER) ------------------------------------------------------------
+
+    async def _purchase_due(self) -> None:
+        """The cancel window is over: buy each due KEPLER package, once (the package id is
+        the supplier's external reference). A supplier that refuses means an intercept."""
+        for package in rules.due_purchases(self._placed(), workflow.now()):
+            try:
+                supplier_order_id: str = await workflow.execute_activity(
+                    ids.PURCHASE_FROM_SUPPLIER,
+                    PurchaseInput(order_id=self.inp.order_id, package=package),
+                    result_type=str,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=SUPPLIER_PATIENCE,
+                    retry_policy=PARTNER_RETRY,
+                    summary=f"buy package {package.id} from the supplier",
+                )
+            except ACTIVITY_FAILURES as err:
+                workflow.logger.warning("supplier did not take %s: %s", package.id, err)
+                await self._intercept([package.id], "SUPPLIER_REFUSED", SYSTEM)
+                continue
+            change = rules.mark_purchased(
+                self._placed(), package.id, supplier_order_id, workflow.now(), SYSTEM
+            )
+            await self._commit(change)
+
+    @workflow.signal
+    async def supplier_event(self, notice: SupplierNotice) -> None:
+        """The supplier's callback: shipped (待收货), received (已收货) or rejected (已拒收)."""
+        async with self.lock:
+            if self.state is None:
+                return
+            actor = Actor(kind="supplier", id=notice.supplier_order_id)
+            try:
+                if notice.state == "REJECTED":
+                    await self._reject(notice.package_id, actor, restocked=True)
+                    return
+                if notice.state == "AWAITING_RECEIPT":
+                    change = rules.supplier_shipped(
+                        self.state, notice.package_id, workflow.now(), actor
+                    )
+                else:
+                    rules.check_can_confirm(self.state, [notice.package_id])
+                    change = rules.confirm_receipt(
+                        self.state, [notice.package_id], workflow.now(), actor, "supplier"
+                    )
+            except DomainError as err:
+                workflow.logger.warning("supplier event ignored: %s", err.message)
+                return
+            if change is not None:
+                await self._commit(change)
+
+    # ---- shipping, receipt, rejection -------------------------------------------------
 
     @workflow.update
     async def ship(self, req: ShipRequest) -> OrderState:
@@ -311,15 +381,17 @@ class OrderWorkflow:
 
     @workflow.signal
     async def carrier_event(self, notice: CarrierNotice) -> None:
+        """Carrier news: DELIVERED (sign-off) or REJECTED (the buyer refused it at the door)."""
         async with self.lock:
-            if self.state is None or notice.event != "DELIVERED":
-                return  # IN_TRANSIT changes nothing; rejection comes with fulfilment
+            if self.state is None or notice.event == "IN_TRANSIT":
+                return
+            actor = Actor(kind="carrier", id=notice.carrier)
             try:
+                if notice.event == "REJECTED":
+                    await self._reject(notice.package_id, actor, restocked=False)
+                    return
                 change = rules.carrier_delivered(
-                    self.state,
-                    notice.package_id,
-                    workflow.now(),
-                    Actor(kind="carrier", id=notice.carrier),
+                    self.state, notice.package_id, workflow.now(), actor
                 )
             except DomainError as err:
                 workflow.logger.warning("carrier event ignored: %s", err.message)
@@ -327,35 +399,110 @@ class OrderWorkflow:
             if change is not None:
                 await self._commit(change)
 
+    async def _reject(self, package_id: str, actor: Actor, *, restocked: bool) -> None:
+        """拒收: refund the package's goods and freight share. Supplier goods are restocked
+        on the supplier's word; our own come back when the location confirms arrival."""
+        state = self._placed()
+        rules.check_can_reject(state, package_id)
+        assert state.payment is not None
+        now = workflow.now()
+        refund = await self._pay_back(
+            rules.package_refund(state, package_id, "REJECTED", now), state.payment
+        )
+        change = rules.reject(state, package_id, refund, now, actor, restocked=restocked)
+        restore = rules.package_allocations(state, [package_id]) if restocked else []
+        await self._commit(change, restore=restore)
+
+    @workflow.update
+    async def confirm_return(self, req: PackageRequest) -> OrderState:
+        """The merchant confirms a rejected package arrived back: its goods are on hand."""
+        async with self.lock:
+            state = self._placed()
+            change = rule(rules.confirm_return, state, req.package_id, workflow.now(), req.actor)
+            await self._commit(change, restore=rules.package_allocations(state, [req.package_id]))
+            return change.state
+
+    @confirm_return.validator
+    def _validate_confirm_return(self, req: PackageRequest) -> None:
+        rule(rules.check_can_confirm_return, self._placed(), req.package_id)
+
     # ---- closing ----------------------------------------------------------------------
 
     @workflow.update
     async def cancel(self, req: CloseRequest) -> OrderState:
-        """The buyer cancels an unpaid order."""
-        return await self._close(CloseReason.BUYER_CANCELLED, req)
+        """The buyer cancels: unpaid, or paid with nothing shipped (every package is
+        intercepted; a purchased KEPLER package only if the supplier agrees)."""
+        async with self.lock:
+            state = self._placed()
+            rule(rules.check_can_cancel, state)
+            if state.payment is None:
+                return await self._close_unpaid(CloseReason.BUYER_CANCELLED, req)
+            await self._cancel_at_suppliers(req)
+            state = self._placed()
+            assert state.payment is not None
+            now = workflow.now()
+            refund = await self._pay_back(
+                rules.whole_refund(state, "BUYER_CANCELLED", now), state.payment
+            )
+            live = [p.id for p in rules.live_packages(state)]
+            change = rules.cancel_paid(state, refund, now, req.actor, req.reason)
+            await self._commit(change, restore=rules.package_allocations(state, live))
+            return change.state
 
     @cancel.validator
     def _validate_cancel(self, req: CloseRequest) -> None:
         state = self._placed()
         self._require_buyer(state, req.actor)
-        rule(rules.check_can_close, state, CloseReason.BUYER_CANCELLED)
+        rule(rules.check_can_cancel, state)
+
+    async def _cancel_at_suppliers(self, req: CloseRequest) -> None:
+        """Ask each supplier holding a purchase to cancel it. On a refusal, the packages
+        already cancelled are intercepted alone and the buyer is told (409)."""
+        cancelled: list[str] = []
+        for package in self._placed().packages:
+            if package.status is not PackageStatus.PURCHASED or not package.supplier_order_id:
+                continue
+            answer: SupplierCancelResult = await workflow.execute_activity(
+                ids.CANCEL_SUPPLIER_ORDER,
+                SupplierCancelInput(
+                    package_id=package.id,
+                    supplier_order_id=package.supplier_order_id,
+                    reason=req.reason or "buyer cancelled",
+                ),
+                result_type=SupplierCancelResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PARTNER_RETRY,
+                summary=f"ask the supplier to cancel {package.id}",
+            )
+            if answer.cancelled:
+                cancelled.append(package.id)
+                continue
+            if cancelled:
+                await self._intercept(cancelled, "BUYER_CANCELLED", req.actor)
+            raise ApplicationError(
+                f"the supplier refused to cancel package {package.id}: {answer.reason}; "
+                "the order goes on (ask for a refund once it arrives)",
+                {"package_id": package.id},
+                type=ErrorCode.SUPPLIER_REFUSED_CANCEL.value,
+                non_retryable=True,
+            )
 
     @workflow.update
     async def close(self, req: CloseRequest) -> OrderState:
         """The merchant closes an unpaid order."""
-        return await self._close(CloseReason.SELLER_CLOSED, req)
+        async with self.lock:
+            rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
+            return await self._close_unpaid(CloseReason.SELLER_CLOSED, req)
 
     @close.validator
     def _validate_close(self, req: CloseRequest) -> None:
         rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
 
-    async def _close(self, reason: CloseReason, req: CloseRequest) -> OrderState:
-        async with self.lock:
-            state = self._placed()
-            rule(rules.check_can_close, state, reason)
-            change = rules.close(state, reason, workflow.now(), req.actor, note=req.reason)
-            await self._commit(change, release_stock=True)
-            return change.state
+    async def _close_unpaid(self, reason: CloseReason, req: CloseRequest) -> OrderState:
+        change = rules.close(self._placed(), reason, workflow.now(), req.actor, note=req.reason)
+        await self._commit(change, release_stock=True)
+        return change.state
 
     # ---- reads and helpers ------------------------------------------------------------
 
@@ -373,12 +520,24 @@ class OrderWorkflow:
         if actor.kind == "buyer" and actor.id != state.buyer_id:
             raise ApplicationError("not your order", type=ErrorCode.NOT_FOUND.value)
 
-    async def _commit(self, change: rules.Change, *, release_stock: bool = False) -> None:
-        """Save the snapshot and its event in one transaction, then adopt and publish."""
+    async def _commit(
+        self,
+        change: rules.Change,
+        *,
+        release_stock: bool = False,
+        restore: list[Allocation] | None = None,
+    ) -> None:
+        """Save the snapshot, its event and its stock effects in one transaction, then adopt
+        and publish."""
         try:
             await workflow.execute_local_activity(
                 ids.SAVE_ORDER,
-                SaveOrderInput(state=change.state, event=change.event, release_stock=release_stock),
+                SaveOrderInput(
+                    state=change.state,
+                    event=change.event,
+                    release_stock=release_stock,
+                    restore=restore or [],
+                ),
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,
                 summary=change.event.type,
@@ -387,6 +546,3 @@ class OrderWorkflow:
             raise unwrap(err) from None
         self.state = change.state
         details.publish(self.state)
-
-
-__all__ = ["OrderWorkflow", "to_application_error"]

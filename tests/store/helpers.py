@@ -134,8 +134,10 @@ async def pay(db: Database, state: OrderState, **kwargs: Any) -> OrderState:
 
 
 async def release(db: Database, order_id: str) -> None:
+    """What saving a closed unpaid order does: release its locks, end its limit counts."""
     async with db.transaction() as session:
         await stock.release(session, order_id)
+        await stock.end_purchases(session, order_id)
 
 
 async def top_up(db: Database, buyer: str, balance: int = 0, credit: int = 0) -> None:

@@ -26,7 +26,7 @@ from scripts.seed import Catalog, seed_catalog
 from settings import Settings
 from store.db import Database
 from store.tables import StockRow
-from tests.conftest import PAYMENT_SECRET
+from tests.conftest import PAYMENT_SECRET, Supplier
 from workflows.ids import order_workflow_id
 from workflows.order import OrderWorkflow
 
@@ -52,6 +52,8 @@ class Shop:
     buyer: str
     merchant: str
     started: list[str]
+    supplier: Supplier
+    buyer_id: str = ""
 
     def as_buyer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.buyer}"}
@@ -108,11 +110,50 @@ class Shop:
         behind earlier handlers on the workflow's lock (no polling)."""
         handle = self.handle(order_id)
         try:
+            # twice: a timer that fired with the first may only then be queued on the lock
+            await handle.execute_update(OrderWorkflow.place)
             return await handle.execute_update(OrderWorkflow.place)
         except RPCError:  # the workflow has ended
             final = await handle.result()
         assert final is not None
         return final
+
+    async def carrier_callback(self, carrier: str, tracking_no: str, event: str) -> httpx.Response:
+        payload = {
+            "event_id": f"evt-{uuid.uuid4().hex}",
+            "carrier": carrier,
+            "tracking_no": tracking_no,
+            "event": event,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(payload).encode()
+        return await self.http.post(
+            "/webhooks/carriers",
+            content=body,
+            headers={
+                "X-Signature": sign(body, self.settings.carrier_webhook_secret),
+                "Content-Type": "application/json",
+            },
+        )
+
+    async def pay(self, order: dict[str, Any], channel: str = "balance") -> dict[str, Any]:
+        r = await self.post(f"/orders/{order['id']}/pay", {"channel": channel})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def ship(
+        self, order_id: str, package_id: str, tracking_no: str | None = None
+    ) -> dict[str, Any]:
+        body = {"carrier": "SF", "tracking_no": tracking_no} if tracking_no else {}
+        r = await self.post(f"/orders/{order_id}/packages/{package_id}/ship", body, merchant=True)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def wallet(self) -> dict[str, Any]:
+        buyer_id = self.buyer_id
+        r = await self.http.get(f"/wallets/{buyer_id}", headers=self.as_buyer())
+        assert r.status_code == 200, r.text
+        return dict(r.json())
 
     async def stock(self, sku: str) -> dict[str, tuple[int, int]]:
         async with self.db.sessions() as s:
@@ -162,6 +203,26 @@ SKUS: Catalog = [
         ),
         {"VENDOR-1": 10},
     ),
+    (
+        SkuInfo(
+            sku="KBOX",
+            title="Kepler gift box",
+            price_cents=4000,
+            product_type=ProductType.KEPLER,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        ),
+        {"SUP-JD": 20},
+    ),
+    (
+        SkuInfo(
+            sku="CARD",
+            title="Gift card",
+            price_cents=1000,
+            product_type=ProductType.VIRTUAL,
+            stock_policy=StockPolicy.DEDUCT_ON_PAYMENT,
+        ),
+        {"DIGITAL": 100},
+    ),
 ]
 
 
@@ -178,10 +239,12 @@ async def shop(
     settings: Settings,
     sqlite_db: Database,
     gateway: PaymentGatewayClient,
+    supplier: Supplier,
 ) -> AsyncIterator[Shop]:
     buyer_id = f"b-{uuid.uuid4().hex[:6]}"
     await seed(sqlite_db, buyer_id)
     app = create_app(settings, temporal=ts_env.client, db=sqlite_db, gateway=gateway)
+    supplier.callbacks.target = app  # the sandbox supplier calls this API back
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -197,6 +260,8 @@ async def shop(
             mint(settings.jwt_secret, buyer_id, Role.BUYER),
             mint(settings.jwt_secret, "m-1", Role.MERCHANT),
             [],
+            supplier,
+            buyer_id,
         )
         yield world
     # a workflow left running with no worker would stall time skipping for later tests

@@ -23,6 +23,14 @@ def test_the_main_scenarios_are_recorded() -> None:
         "receipt_extended",
         "sold_out_at_payment",
         "orphan_payment_refunded",
+        "kepler_purchased",
+        "kepler_cancelled_in_window",
+        "kepler_cancelled_at_supplier",
+        "kepler_delivered",
+        "kepler_rejected",
+        "dropship_rejected_one_package",
+        "all_rejected_and_returned",
+        "mixed_order_completed",
     } <= names
 
 
