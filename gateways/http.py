@@ -52,3 +52,17 @@ async def post_signed(
         response = await own.post(url, content=body, headers=headers)
         await response.aread()
         return response
+
+
+def error_message(response: httpx.Response) -> str:
+    """A partner's error answer as one readable line."""
+    try:
+        data: Any = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(data, dict):
+        for key in ("detail", "message", "error"):
+            if key in data:
+                value = data[key]
+                return value if isinstance(value, str) else json.dumps(value)
+    return json.dumps(data)[:500]

@@ -7,13 +7,14 @@ trying again (with the same idempotency key) can help: connection errors, timeou
 
 from __future__ import annotations
 
-import json
 import logging
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
+
+from gateways.http import error_message
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +44,6 @@ class PaymentGatewayError(Exception):
         self.message = message
         self.retryable = retryable
         self.status_code = status_code
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        data: Any = response.json()
-    except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(data, dict):
-        for key in ("detail", "message", "error"):
-            if key in data:
-                value = data[key]
-                return value if isinstance(value, str) else json.dumps(value)
-    return json.dumps(data)[:500]
 
 
 class PaymentGatewayClient:
@@ -143,13 +131,13 @@ class PaymentGatewayClient:
             ) from exc
         status = response.status_code
         if status >= 500 or status == 429:
-            message = _error_message(response)
+            message = error_message(response)
             logger.warning("payment gateway POST %s answered %s: %s", path, status, message)
             raise PaymentGatewayError(
                 f"payment gateway error {status}: {message}", retryable=True, status_code=status
             )
         if status >= 400:
-            raise PaymentGatewayError(_error_message(response), retryable=False, status_code=status)
+            raise PaymentGatewayError(error_message(response), retryable=False, status_code=status)
         try:
             return response.json()
         except ValueError as exc:

@@ -27,7 +27,6 @@ txn has no known amount, so over-refunds of it are not detected.
 from __future__ import annotations
 
 import argparse
-import hmac
 import html
 import logging
 import os
@@ -44,7 +43,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gateways.delivery import Deliverer, utc_now_rfc3339
 from gateways.payments import GatewayRefund, PaymentIntent
-from gateways.sandbox_state import IntentIn, RefundIn, SandboxRejection, SandboxState
+from gateways.sandbox_state import (
+    IntentIn,
+    RefundIn,
+    SandboxRejection,
+    SandboxState,
+    bearer_auth,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +72,6 @@ _PAY_PAGE = """<!doctype html><html><head><title>Sandbox pay</title></head><body
 <p>duplicates <input name="duplicates"> amount_cents <input name="amount_cents">
 delay_seconds <input name="delay_seconds"> (optional misbehaviour)</p>
 <button type="submit">Pay</button></form></body></html>"""
-
-
-def _auth(api_key: str) -> Any:
-    expected = f"Bearer {api_key}".encode()
-
-    async def check(authorization: Annotated[str | None, Header()] = None) -> None:
-        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
-            raise HTTPException(401, "invalid or missing API key", {"WWW-Authenticate": "Bearer"})
-
-    return Depends(check)
 
 
 async def _pay_options(request: Request) -> PayOptions:
@@ -119,7 +114,7 @@ def create_app(
         await deliverer.aclose()
 
     app = FastAPI(title="Payment gateway sandbox", lifespan=lifespan)
-    auth = _auth(api_key)
+    auth = bearer_auth(api_key)
 
     @app.exception_handler(SandboxRejection)
     async def rejected(_: Request, exc: SandboxRejection) -> JSONResponse:

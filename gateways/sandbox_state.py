@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
 from gateways.payments import GatewayRefund, PaymentIntent
@@ -155,3 +157,14 @@ class SandboxState:
         txn = Txn(txn_id, txn_id.split("-", 1)[0], None, None)
         self.txns[txn_id] = txn
         return txn
+
+
+def bearer_auth(api_key: str) -> Any:
+    """A dependency refusing requests without the sandbox's API key (401)."""
+    expected = f"Bearer {api_key}".encode()
+
+    async def check(authorization: Annotated[str | None, Header()] = None) -> None:
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+            raise HTTPException(401, "invalid or missing API key", {"WWW-Authenticate": "Bearer"})
+
+    return Depends(check)

@@ -49,8 +49,7 @@ from pydantic import BaseModel, Field
 
 from gateways.delivery import Deliverer, utc_now_rfc3339
 from gateways.sandbox_payments import IdempotencyKey
-from gateways.sandbox_payments import _auth as bearer_auth
-from gateways.sandbox_state import SandboxRejection
+from gateways.sandbox_state import SandboxRejection, bearer_auth
 from gateways.supplier import SupplierCancel, SupplierOrder
 
 logger = logging.getLogger(__name__)

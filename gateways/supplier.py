@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from gateways.payments import _error_message as error_message
+from gateways.http import error_message
 
 logger = logging.getLogger(__name__)
 

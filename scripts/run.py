@@ -20,7 +20,8 @@ from workflows.ids import search_attribute_flags
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 BIN = Path(sys.executable).parent
-TEMPORAL_PORT, UI_PORT, API_PORT, GATEWAY_PORT = 7233, 8233, 8000, 8010
+TEMPORAL_PORT, UI_PORT, API_PORT, GATEWAY_PORT, SUPPLIER_PORT = 7233, 8233, 8000, 8010, 8020
+SUPPLIER_AUTO_SHIP_SECONDS = 20  # the sandbox supplier ships this long after it sells
 
 
 def wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -54,6 +55,7 @@ def main() -> None:
         **os.environ,
         "TEMPORAL_ADDRESS": os.environ.get("TEMPORAL_ADDRESS", f"127.0.0.1:{TEMPORAL_PORT}"),
         "ORDERS_GATEWAY_URL": settings.gateway_url,
+        "ORDERS_SUPPLIER_URL": settings.supplier_url,
         "ORDERS_API_PUBLIC_URL": settings.api_public_url,
     }
     upgrade(settings.database_url)
@@ -94,6 +96,20 @@ def main() -> None:
             env,
         )
         procs.append(("gateway", gateway))
+        supplier = start(
+            "supplier",
+            [
+                sys.executable,
+                "-m",
+                "gateways.sandbox_supplier",
+                "--port",
+                str(SUPPLIER_PORT),
+                "--auto-ship-seconds",
+                str(SUPPLIER_AUTO_SHIP_SECONDS),
+            ],
+            env,
+        )
+        procs.append(("supplier", supplier))
         worker = start("worker", [sys.executable, "worker.py"], env)
         procs.append(("worker", worker))
         api = start(
@@ -112,6 +128,7 @@ def main() -> None:
         )
         procs.append(("api", api))
         wait_for_port(GATEWAY_PORT, "gateway", gateway)
+        wait_for_port(SUPPLIER_PORT, "supplier", supplier)
         wait_for_port(API_PORT, "api", api)
         secret = settings.jwt_secret
         print(
@@ -120,6 +137,8 @@ Order saga is running (logs in .data/*.log). Ctrl-C stops everything.
   API docs      http://127.0.0.1:{API_PORT}/docs
   Temporal UI   http://127.0.0.1:{UI_PORT}/namespaces/default/workflows
   Pay sandbox   http://127.0.0.1:{GATEWAY_PORT}
+  Supplier      http://127.0.0.1:{SUPPLIER_PORT}/orders/<supplier order id> (Kepler sandbox)
+  Cancel window {settings.supplier_cancel_window_seconds} s before Kepler goods are bought
 
 export BUYER={mint(secret, DEMO_BUYER, Role.BUYER)}
 export MERCHANT={mint(secret, "merchant-1", Role.MERCHANT)}

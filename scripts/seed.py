@@ -21,7 +21,7 @@ DEMO_SKUS = [
             price_cents=5900,
             product_type=ProductType.SELF,
             stock_policy=StockPolicy.LOCK_ON_ORDER,
-            limit_per_buyer=5,
+            limit_per_buyer=10,
             limit_window_days=30,
         ),
         {"WH-SH": 5, "WH-BJ": 3},
@@ -48,6 +48,36 @@ DEMO_SKUS = [
             payment_window_minutes=15,
         ),
         {"WH-BJ": 10},
+    ),
+    (
+        SkuInfo(
+            sku="KEPLER-004",
+            title="Kepler: Jingdezhen tea set",
+            price_cents=4900,
+            product_type=ProductType.KEPLER,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        ),
+        {"SUP-KEPLER": 50},
+    ),
+    (
+        SkuInfo(
+            sku="VIRTUAL-005",
+            title="Tea ceremony class (e-ticket)",
+            price_cents=1900,
+            product_type=ProductType.VIRTUAL,
+            stock_policy=StockPolicy.DEDUCT_ON_PAYMENT,
+        ),
+        {"DIGITAL": 500},
+    ),
+    (
+        SkuInfo(
+            sku="DROP-006",
+            title="Bamboo tea tray (ships from the maker)",
+            price_cents=3900,
+            product_type=ProductType.DROPSHIP,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        ),
+        {"VENDOR-HZ": 30},
     ),
 ]
 DEMO_BUYER = "buyer-1"

@@ -1,4 +1,4 @@
-"""Fixtures for gateway tests: an in-process callback receiver and a payment sandbox."""
+"""Fixtures for gateway tests: an in-process callback receiver, payment and supplier sandboxes."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ from fastapi import FastAPI, Request, Response
 
 from gateways.payments import PaymentGatewayClient
 from gateways.sandbox_payments import create_app
+from gateways.sandbox_supplier import create_app as create_supplier_app
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
+from gateways.supplier import SupplierClient
 
 WEBHOOK_SECRET = "test-webhook-secret"
 API_KEY = "test-api-key"
 PUBLIC_URL = "http://sandbox.test"
 NOTIFY_URL = "http://receiver.test/webhooks/payments"
+SUPPLIER_SECRET = "test-supplier-secret"
+SUPPLIER_KEY = "test-supplier-key"
+SUPPLIER_URL = "http://supplier.test"
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Receiver:
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.post("/webhooks/{kind}")
+        @app.post("/webhooks/{kind:path}")
         async def hook(kind: str, request: Request) -> Response:
             body = await request.body()
             try:
@@ -115,6 +120,69 @@ async def gateway_client() -> AsyncIterator[GatewayFactory]:
 
     def build(app: FastAPI, api_key: str = API_KEY) -> PaymentGatewayClient:
         client = PaymentGatewayClient(PUBLIC_URL, api_key, transport=httpx.ASGITransport(app=app))
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+# ---- supplier (KEPLER) sandbox -------------------------------------------------------------
+
+
+@pytest.fixture
+def supplier_receiver() -> Receiver:
+    """A callback receiver that verifies with the supplier's webhook secret."""
+    return Receiver(secret=SUPPLIER_SECRET)
+
+
+SupplierSandboxFactory = Callable[..., FastAPI]
+SupplierClientFactory = Callable[..., SupplierClient]
+
+
+@pytest.fixture
+async def make_supplier_sandbox() -> AsyncIterator[SupplierSandboxFactory]:
+    """Build supplier sandboxes; their lifespan shutdown stops timers and deliveries."""
+    apps: list[FastAPI] = []
+
+    def build(**kwargs: Any) -> FastAPI:
+        kwargs.setdefault("retry_base_delay", 0.01)
+        app = create_supplier_app(SUPPLIER_SECRET, SUPPLIER_KEY, **kwargs)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        async with app.router.lifespan_context(app):
+            pass
+
+
+@pytest.fixture
+async def supplier_http() -> AsyncIterator[HttpFactory]:
+    """Raw HTTP clients to a supplier sandbox (supplier bearer key unless told otherwise)."""
+    clients: list[httpx.AsyncClient] = []
+
+    def build(app: FastAPI, api_key: str | None = SUPPLIER_KEY) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=SUPPLIER_URL, headers=headers
+        )
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def supplier_client() -> AsyncIterator[SupplierClientFactory]:
+    """SupplierClient instances talking to a supplier sandbox in-process."""
+    clients: list[SupplierClient] = []
+
+    def build(app: FastAPI, api_key: str = SUPPLIER_KEY) -> SupplierClient:
+        client = SupplierClient(SUPPLIER_URL, api_key, transport=httpx.ASGITransport(app=app))
         clients.append(client)
         return client
 
