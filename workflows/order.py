@@ -68,6 +68,7 @@ class OrderWorkflow:
         self.rejection: ApplicationError | None = None
         self.lock = asyncio.Lock()
         self.seen_txns: set[str] = set()
+        self.purchasing: set[str] = set()  # KEPLER packages whose purchase is in flight
 
     # ---- main line --------------------------------------------------------------------
 
@@ -91,6 +92,9 @@ class OrderWorkflow:
                     continue
                 except TimeoutError:
                     pass
+            if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
+                await self._purchase_due()  # locks only to commit: a slow supplier blocks no one
+                continue
             async with self.lock:
                 if self.state.version == version:  # else something moved it first: look again
                     await self._on_deadline(deadline)
@@ -101,9 +105,6 @@ class OrderWorkflow:
         return lambda: self.state is not None and self.state.version != version
 
     async def _on_deadline(self, deadline: rules.Deadline) -> None:
-        if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
-            await self._purchase_due()
-            return
         change = rules.on_deadline(self._placed(), deadline, workflow.now())
         if change is not None:
             await self._commit(change, release_stock=change.state.status is OrderStatus.CLOSED)
@@ -280,6 +281,7 @@ class OrderWorkflow:
         """The cancel window is over: buy each due KEPLER package, once (the package id is
         the supplier's external reference). A supplier that refuses means an intercept."""
         for package in rules.due_purchases(self._placed(), workflow.now()):
+            self.purchasing.add(package.id)
             try:
                 supplier_order_id: str = await workflow.execute_activity(
                     ids.PURCHASE_FROM_SUPPLIER,
@@ -292,12 +294,16 @@ class OrderWorkflow:
                 )
             except ACTIVITY_FAILURES as err:
                 workflow.logger.warning("supplier did not take %s: %s", package.id, err)
-                await self._intercept([package.id], "SUPPLIER_REFUSED", SYSTEM)
+                async with self.lock:
+                    self.purchasing.discard(package.id)
+                    await self._intercept([package.id], "SUPPLIER_REFUSED", SYSTEM)
                 continue
-            change = rules.mark_purchased(
-                self._placed(), package.id, supplier_order_id, workflow.now(), SYSTEM
-            )
-            await self._commit(change)
+            async with self.lock:
+                self.purchasing.discard(package.id)
+                change = rules.mark_purchased(
+                    self._placed(), package.id, supplier_order_id, workflow.now(), SYSTEM
+                )
+                await self._commit(change)
 
     @workflow.signal
     async def supplier_event(self, notice: SupplierNotice) -> None:
@@ -435,6 +441,7 @@ class OrderWorkflow:
         async with self.lock:
             state = self._placed()
             rule(rules.check_can_cancel, state)
+            self._refuse_while_purchasing()
             if state.payment is None:
                 return await self._close_unpaid(CloseReason.BUYER_CANCELLED, req)
             await self._cancel_at_suppliers(req)
@@ -454,6 +461,16 @@ class OrderWorkflow:
         state = self._placed()
         self._require_buyer(state, req.actor)
         rule(rules.check_can_cancel, state)
+        self._refuse_while_purchasing()
+
+    def _refuse_while_purchasing(self) -> None:
+        if self.purchasing:
+            raise ApplicationError(
+                "the supplier purchase is in progress; try again in a moment",
+                {"package_ids": sorted(self.purchasing)},
+                type=ErrorCode.INVALID_TRANSITION.value,
+                non_retryable=True,
+            )
 
     async def _cancel_at_suppliers(self, req: CloseRequest) -> None:
         """Ask each supplier holding a purchase to cancel it. On a refusal, the packages

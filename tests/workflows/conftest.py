@@ -1,5 +1,6 @@
 """Workflow tests: the real API in process (ASGI) against the time-skipping server."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from temporalio.worker import Worker
 from api.app import create_app
 from api.auth import Role, mint
 from domain.models import FreightPolicy, FreightRule, OrderState, ProductType, SkuInfo, StockPolicy
+from domain.order import due_purchases
 from gateways.payments import PaymentGatewayClient
 from gateways.signing import sign
 from scripts.seed import Catalog, seed_catalog
@@ -110,6 +112,7 @@ class Shop:
         behind earlier handlers on the workflow's lock (no polling)."""
         handle = self.handle(order_id)
         try:
+            await self._purchases_done(handle)
             # twice: a timer that fired with the first may only then be queued on the lock
             await handle.execute_update(OrderWorkflow.place)
             return await handle.execute_update(OrderWorkflow.place)
@@ -117,6 +120,17 @@ class Shop:
             final = await handle.result()
         assert final is not None
         return final
+
+    async def _purchases_done(self, handle: WorkflowHandle[OrderWorkflow, Any]) -> None:
+        """Supplier purchases run outside the order's lock: wait (bounded) until none that
+        is due is still in flight."""
+        for _ in range(500):
+            state = await handle.query(OrderWorkflow.current)
+            now = await self.env.get_current_time()
+            if state is None or not due_purchases(state, now):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("a supplier purchase never finished")
 
     async def carrier_callback(self, carrier: str, tracking_no: str, event: str) -> httpx.Response:
         payload = {

@@ -1,6 +1,7 @@
 """Fulfilment beyond the own warehouse, on the time-skipping server: Kepler purchase deferred
 past the cancel window, supplier callbacks, rejection (拒收) and cancel after payment."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -315,3 +316,24 @@ async def test_a_mixed_order_keeps_one_status_per_package(shop: Shop) -> None:
     done = await shop.settle(order["id"])
     assert (done.status, {p.status for p in done.packages}) == ("COMPLETED", {"RECEIVED"})
     await record(shop.handle(order["id"]), "mixed_order_completed")
+
+
+async def test_a_slow_supplier_blocks_nobody_and_a_cancel_meanwhile_is_refused(shop: Shop) -> None:
+    order, pkg = await paid_kepler(shop, ("KBOX", 1), ("MUG", 1))
+    await shop.supplier.faults(fail_next_orders=1000)  # the supplier is down
+    await shop.env.sleep(timedelta(minutes=31))
+    for _ in range(500):  # bounded: wait for the first failing attempt
+        if any(pkg in str(c) for c in await shop.supplier.calls()):
+            break
+        await asyncio.sleep(0.01)
+    r = await shop.post(f"/orders/{order['id']}/cancel", {})
+    assert (r.status_code, r.json()["code"]) == (409, "INVALID_TRANSITION")
+    assert "in progress" in r.json()["detail"]  # refused at once, not left hanging
+    mug = packages_of(order)["WH-A"]["id"]
+    shipped = await shop.ship(order["id"], mug, f"M{order['id'][:8]}")  # not stuck behind it
+    assert packages_of(shipped)["WH-A"]["status"] == "SHIPPED"
+
+    await shop.supplier.faults(fail_next_orders=0)  # back up: the retry goes through
+    state = await shop.settle(order["id"])
+    assert {p.location: p.status for p in state.packages}["SUP-JD"] == "PURCHASED"
+    assert len(await shop.supplier.orders_for(pkg)) == 1
