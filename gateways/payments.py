@@ -8,13 +8,12 @@ trying again (with the same idempotency key) can help: connection errors, timeou
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from gateways.http import error_message
+from gateways.http import PartnerClient, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -46,37 +45,8 @@ class PaymentGatewayError(Exception):
         self.status_code = status_code
 
 
-class PaymentGatewayClient:
+class PaymentGatewayClient(PartnerClient):
     """Thin typed client. Every POST carries ``Idempotency-Key``."""
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            transport=transport,
-            timeout=timeout,
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def create_intent(
         self,

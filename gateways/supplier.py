@@ -11,14 +11,13 @@ error: :meth:`SupplierClient.cancel` answers ``cancelled=False`` with the suppli
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from gateways.http import error_message
+from gateways.http import PartnerClient, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -61,37 +60,8 @@ class SupplierError(Exception):
         self.status_code = status_code
 
 
-class SupplierClient:
+class SupplierClient(PartnerClient):
     """Thin typed client; every call carries the bearer API key."""
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            transport=transport,
-            timeout=timeout,
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def place_order(
         self, external_ref: str, items: list[SupplierItem], notify_url: str
