@@ -235,6 +235,8 @@ class OrderWorkflow:
     async def _pay_back(self, refund: Refund, payment: Payment) -> Refund:
         """Move the money through the paying channel; a refund that cannot be made is
         recorded FAILED (visible to operators), never dropped."""
+        if refund.amount_cents <= 0:
+            return refund  # a free package: nothing to move, nothing to ledger
         try:
             done: Refund = await workflow.execute_activity(
                 ids.REFUND_PAYMENT,

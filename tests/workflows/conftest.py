@@ -237,6 +237,16 @@ SKUS: Catalog = [
         ),
         {"DIGITAL": 100},
     ),
+    (
+        SkuInfo(
+            sku="GIFT",
+            title="Free sample",
+            price_cents=0,
+            product_type=ProductType.DROPSHIP,
+            stock_policy=StockPolicy.LOCK_ON_ORDER,
+        ),
+        {"VENDOR-2": 10},
+    ),
 ]
 
 

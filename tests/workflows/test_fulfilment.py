@@ -337,3 +337,17 @@ async def test_a_slow_supplier_blocks_nobody_and_a_cancel_meanwhile_is_refused(s
     state = await shop.settle(order["id"])
     assert {p.location: p.status for p in state.packages}["SUP-JD"] == "PURCHASED"
     assert len(await shop.supplier.orders_for(pkg)) == 1
+
+
+async def test_rejecting_a_free_gift_moves_no_money_and_the_order_goes_on(shop: Shop) -> None:
+    order = await shop.place([("GIFT", 1), ("MUG", 1)])
+    paid = await shop.pay(order)
+    gift = packages_of(paid)["VENDOR-2"]
+    assert (gift["goods_cents"], gift["freight_cents"]) == (0, 0)  # freight sits on the mug
+    for loc in ("VENDOR-2", "WH-A"):
+        await shop.ship(order["id"], packages_of(paid)[loc]["id"], f"G{loc}{order['id'][:6]}")
+    await shop.carrier_callback("SF", f"GVENDOR-2{order['id'][:6]}", "REJECTED")
+    state = await shop.settle(order["id"])
+    assert {p.location: p.status for p in state.packages} == {
+        "VENDOR-2": "REJECTED", "WH-A": "SHIPPED"}
+    assert state.refunded_cents == 0 and await ledger(shop) == []
