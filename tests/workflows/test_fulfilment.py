@@ -349,5 +349,7 @@ async def test_rejecting_a_free_gift_moves_no_money_and_the_order_goes_on(shop: 
     await shop.carrier_callback("SF", f"GVENDOR-2{order['id'][:6]}", "REJECTED")
     state = await shop.settle(order["id"])
     assert {p.location: p.status for p in state.packages} == {
-        "VENDOR-2": "REJECTED", "WH-A": "SHIPPED"}
+        "VENDOR-2": "REJECTED",
+        "WH-A": "SHIPPED",
+    }
     assert state.refunded_cents == 0 and await ledger(shop) == []
