@@ -374,7 +374,8 @@ def close(
 def add_refund(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> Change:
     s = _copy(state)
     s.refunds.append(refund)
-    s.refunded_cents += refund.amount_cents
+    if refund.status != "FAILED":
+        s.refunded_cents += refund.amount_cents
     return _apply(s, now, actor, "REFUNDED", refund.model_dump(mode="json"))
 
 
@@ -414,16 +415,19 @@ def supplier_shipped(
 # ---- refunds of packages ------------------------------------------------------------------
 
 
+def _returned(state: OrderState) -> list[Refund]:
+    """Refunds of the order's own payment that went through (not late or duplicate ones)."""
+    if state.payment is None:
+        return []
+    txn = state.payment.txn_id
+    return [r for r in state.refunds if r.txn_id == txn and r.status != "FAILED"]
+
+
 def paid_and_kept(state: OrderState) -> int:
     """What the order's own payment still holds: paid minus refunds of that payment."""
     if state.payment is None:
         return 0
-    returned = sum(
-        r.amount_cents
-        for r in state.refunds
-        if r.txn_id == state.payment.txn_id and r.status != "FAILED"
-    )
-    return state.payment.amount_cents - returned
+    return state.payment.amount_cents - sum(r.amount_cents for r in _returned(state))
 
 
 def package_refund(state: OrderState, package_id: str, reason: str, now: datetime) -> Refund:
@@ -453,7 +457,8 @@ def whole_refund(state: OrderState, reason: str, now: datetime) -> Refund:
     if state.payment is None:
         raise invalid_transition("nothing was paid")
     amount = paid_and_kept(state)
-    freight = min(state.freight_cents, amount)
+    freight_left = state.freight_cents - sum(r.freight_cents for r in _returned(state))
+    freight = max(0, min(freight_left, amount))
     return Refund(
         id=f"{state.id}-{reason.lower()}",
         txn_id=state.payment.txn_id,
@@ -568,14 +573,16 @@ def package_allocations(state: OrderState, package_ids: list[str]) -> list[Alloc
 
 
 def check_can_cancel(state: OrderState) -> None:
-    """The buyer's cancel: before payment, or after it while nothing has shipped (intercept)."""
+    """The buyer's cancel: before payment, or after it while nothing has shipped (intercept).
+
+    A package that shipped and was then rejected still shipped: the order is past cancel.
+    """
     if state.status is OrderStatus.PENDING_PAYMENT:
         return
-    if state.status is OrderStatus.PENDING_SHIPMENT and not any(
-        p.status in SHIPPED_STATES for p in live_packages(state)
-    ):
+    shipped = any(p.shipped_at is not None for p in state.packages)
+    if state.status is OrderStatus.PENDING_SHIPMENT and not shipped:
         return
-    hint = " (a package has shipped: ask for a refund instead)" if state.payment else ""
+    hint = " (a package has shipped: ask for a refund instead)" if shipped else ""
     raise invalid_transition(f"order is {state.status} and cannot be cancelled{hint}")
 
 

@@ -44,9 +44,16 @@ CATALOG = {
     "PEN-1": (ProductType.SELF, 500),
     "PHONE-1": (ProductType.DROPSHIP, 50_000),
     "CARD-1": (ProductType.VIRTUAL, 2_000),
+    "TV-1": (ProductType.KEPLER, 120_000),
 }
 # sku -> location its stock comes from by default
-HOME = {"BOOK-1": "WH-A", "PEN-1": "WH-A", "PHONE-1": "VENDOR-X", "CARD-1": "DIGITAL"}
+HOME = {
+    "BOOK-1": "WH-A",
+    "PEN-1": "WH-A",
+    "PHONE-1": "VENDOR-X",
+    "CARD-1": "DIGITAL",
+    "TV-1": "KEPLER-JD",
+}
 
 
 def line(sku: str, quantity: int = 1) -> OrderLine:
