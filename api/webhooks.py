@@ -14,7 +14,7 @@ from api.deps import DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
 from domain.errors import ErrorCode
 from domain.messages import CarrierNotice, PaymentNotice, SupplierNotice
-from domain.models import PaymentChannel
+from domain.models import PaymentChannel, ProductType
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from store import orders, webhooks
 from store.db import Database
@@ -139,8 +139,20 @@ async def supplier_callback(
     cb = await _verified(request, settings.supplier_webhook_secret, SupplierCallback)
     async with db.sessions() as session:
         package = await orders.package(session, cb.package_id)
-    if package is None:
-        raise Problem(ErrorCode.NOT_FOUND, f"no package {cb.package_id}")
+        state = await orders.get(session, package.order_id) if package is not None else None
+    bought = next((p for p in state.packages if p.id == cb.package_id), None) if state else None
+    # the supplier speaks for its own purchases only: not for our warehouses' packages, nor for
+    # another supplier order (None: the purchase is not recorded yet; the workflow orders it)
+    if (
+        package is None
+        or bought is None
+        or bought.product_type is not ProductType.KEPLER
+        or bought.supplier_order_id not in (None, cb.supplier_order_id)
+    ):
+        raise Problem(
+            ErrorCode.NOT_FOUND,
+            f"no supplier package {cb.package_id} of supplier order {cb.supplier_order_id}",
+        )
     notice = SupplierNotice(
         package_id=cb.package_id, state=cb.state, at=cb.at, supplier_order_id=cb.supplier_order_id
     )

@@ -399,6 +399,15 @@ def mark_purchased(
     )
 
 
+def check_supplier_notice(state: OrderState, package_id: str, supplier_order_id: str) -> None:
+    """The supplier speaks only of KEPLER packages it sold us, under its own order id."""
+    p = _package(state, package_id)
+    if p.product_type is not ProductType.KEPLER or p.supplier_order_id is None:
+        raise invalid_transition(f"package {package_id} was not bought from a supplier")
+    if p.supplier_order_id != supplier_order_id:
+        raise invalid_transition(f"package {package_id} is not supplier order {supplier_order_id}")
+
+
 def supplier_shipped(
     state: OrderState, package_id: str, now: datetime, actor: Actor
 ) -> Change | None:

@@ -310,11 +310,14 @@ class OrderWorkflow:
     @workflow.signal
     async def supplier_event(self, notice: SupplierNotice) -> None:
         """The supplier's callback: shipped (待收货), received (已收货) or rejected (已拒收)."""
+        if notice.package_id in self.purchasing:  # news may outrun our own purchase's reply
+            await workflow.wait_condition(lambda: notice.package_id not in self.purchasing)
         async with self.lock:
             if self.state is None:
                 return
             actor = Actor(kind="supplier", id=notice.supplier_order_id)
             try:
+                rules.check_supplier_notice(self.state, notice.package_id, notice.supplier_order_id)
                 if notice.state == "REJECTED":
                     await self._reject(notice.package_id, actor, restocked=True)
                     return

@@ -1,6 +1,6 @@
 """The whole system once per session: a Temporal dev server, a fresh PostgreSQL database, the
-worker, the sandbox payment gateway and the API, the last two served by uvicorn on free
-127.0.0.1 ports (the gateway calls the API back on its real URL)."""
+worker, the sandbox payment gateway, the sandbox (KEPLER) supplier and the API, the last three
+served by uvicorn on free 127.0.0.1 ports (the sandboxes call the API back on its real URL)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -15,12 +15,14 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from gateways.payments import PaymentGatewayClient
 from gateways.sandbox_payments import create_app as create_sandbox
+from gateways.sandbox_supplier import create_app as create_supplier_sandbox
+from gateways.supplier import SupplierClient
 from store.db import Database
 from tests.conftest import _pg_exec, binary, fresh_db_url, test_settings
 
 pytest.register_assert_rewrite("tests.e2e.harness")  # before its import: readable failures
 from scripts.serve import listening_socket, serving, url_of  # noqa: E402
-from tests.e2e.harness import FREIGHT_CENTS, Stack, ok  # noqa: E402
+from tests.e2e.harness import FREIGHT_CENTS, SUPPLIER_CANCEL_WINDOW_SECONDS, Stack, ok  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.ids import SEARCH_ATTRIBUTES  # noqa: E402
 
@@ -44,25 +46,33 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
         assert db_name is not None
         stack.push_async_callback(_pg_exec, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
-        api_sock, gateway_sock = listening_socket(), listening_socket()
-        stack.callback(api_sock.close)
-        stack.callback(gateway_sock.close)
+        api_sock, gateway_sock, supplier_sock = (listening_socket() for _ in range(3))
+        for sock in (api_sock, gateway_sock, supplier_sock):
+            stack.callback(sock.close)
         settings = test_settings(
             database_url=db_url,
             api_public_url=url_of(api_sock),
             gateway_url=url_of(gateway_sock),
+            supplier_url=url_of(supplier_sock),
+            supplier_api_key="e2e-supplier-key",
+            supplier_webhook_secret="e2e-supplier-secret",
+            supplier_cancel_window_seconds=SUPPLIER_CANCEL_WINDOW_SECONDS,
             jwt_secret="e2e-jwt-secret-0123456789abcdef0123",
             carrier_webhook_secret="e2e-carrier-secret",
             max_body_bytes=64 * 1024,
         )
+        # orders carry their timings from the settings: the short window must reach them
+        assert settings.timings().supplier_cancel_window_seconds == SUPPLIER_CANCEL_WINDOW_SECONDS
 
         # the worker: in process, on the dev server's client, with its own pool and gateway client
         worker_db = Database(db_url)
         stack.push_async_callback(worker_db.dispose)
         worker_gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
         stack.push_async_callback(worker_gateway.aclose)
+        worker_supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
+        stack.push_async_callback(worker_supplier.aclose)
         await stack.enter_async_context(
-            build_worker(env.client, settings, worker_db, worker_gateway)
+            build_worker(env.client, settings, worker_db, worker_gateway, worker_supplier)
         )
 
         # the payment sandbox, calling the API back with signed callbacks
@@ -73,6 +83,13 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
             retry_base_delay=0.05,
         )
         await stack.enter_async_context(serving(sandbox, gateway_sock, "gateway"))
+
+        # the supplier sandbox, calling the API back (the worker's notify_url) with signed
+        # callbacks; it ships only when a test advances an order
+        supplier = create_supplier_sandbox(
+            settings.supplier_webhook_secret, settings.supplier_api_key, retry_base_delay=0.05
+        )
+        await stack.enter_async_context(serving(supplier, supplier_sock, "supplier"))
 
         # the API
         api_db = Database(db_url)
@@ -88,6 +105,7 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
         shop = Stack(
             base_url=settings.api_public_url,
             gateway_url=settings.gateway_url,
+            supplier_url=settings.supplier_url,
             settings=settings,
             temporal=env.client,
             http=http,

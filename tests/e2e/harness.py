@@ -8,12 +8,16 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 from api.auth import Role, mint
+from gateways.http import post_signed
+from gateways.sandbox_carrier import send_carrier_event
 from settings import Settings
 
 T = TypeVar("T")
@@ -28,6 +32,10 @@ ADDRESS: Json = {
     "country": "CN",
 }
 FREIGHT_CENTS = 500  # the session's freight rule: flat 5.00, never free, ONE_PACKAGE
+# The dev server does not skip time: the KEPLER cancel window (30 min by default) is a few
+# seconds in the e2e stack, so a test sees a package wait for it and then be bought, and
+# stays fast.
+SUPPLIER_CANCEL_WINDOW_SECONDS = 2
 
 
 def uid(prefix: str) -> str:
@@ -83,10 +91,12 @@ async def eventually(
 
 @dataclass
 class Stack:
-    """The API, the payment sandbox and the Temporal dev server, all on real ports."""
+    """The API, the payment and supplier sandboxes and the Temporal dev server, all on real
+    ports."""
 
     base_url: str
     gateway_url: str
+    supplier_url: str
     settings: Settings
     temporal: Client
     http: httpx.AsyncClient
@@ -225,6 +235,14 @@ class Stack:
         desc = await self.temporal.get_workflow_handle(f"order-{order_id}").describe()
         return desc.history_length
 
+    async def current_details(self, order_id: str) -> str:
+        """What the Web UI shows as the workflow's current details (the SDK's built-in
+        metadata query, answered by the worker)."""
+        handle = self.temporal.get_workflow_handle(f"order-{order_id}")
+        meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        details: str = meta.current_details
+        return details
+
     async def wait_order(
         self, user: User, order_id: str, done: Callable[[Json], bool], what: str
     ) -> Json:
@@ -243,3 +261,71 @@ class Stack:
         return await self.http.request(
             method, f"{self.gateway_url}{path}", headers=headers, **kwargs
         )
+
+    # ---- partner callbacks ------------------------------------------------------------------
+
+    async def carrier_event(self, package: Json, event: str) -> httpx.Response:
+        """The carrier's signed callback about a shipped package."""
+        return await send_carrier_event(
+            f"{self.base_url}/webhooks/carriers",
+            self.settings.carrier_webhook_secret,
+            carrier=package["carrier"],
+            tracking_no=package["tracking_no"],
+            event=event,
+        )
+
+    async def supplier_callback(
+        self,
+        package_id: str,
+        state: str,
+        *,
+        supplier_order_id: str = "ko_e2e",
+        event_id: str | None = None,
+        secret: str | None = None,
+    ) -> httpx.Response:
+        """A signed supplier callback as the supplier would send it (default: our secret)."""
+        payload = {
+            "event_id": event_id or uid("evt"),
+            "supplier_order_id": supplier_order_id,
+            "package_id": package_id,
+            "state": state,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        return await post_signed(
+            f"{self.base_url}/webhooks/suppliers/kepler",
+            payload,
+            self.settings.supplier_webhook_secret if secret is None else secret,
+            client=self.http,
+        )
+
+    # ---- the supplier sandbox -------------------------------------------------------------
+
+    async def supplier(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the supplier sandbox's API with our key (as the worker does)."""
+        headers = {"Authorization": f"Bearer {self.settings.supplier_api_key}"}
+        return await self.http.request(
+            method, f"{self.supplier_url}{path}", headers=headers, **kwargs
+        )
+
+    async def supplier_orders(self, package_id: str) -> list[Json]:
+        """The supplier's orders whose external reference is this package."""
+        params = {"external_ref": package_id}
+        data: list[Json] = ok(await self.supplier("GET", "/v1/orders", params=params))
+        return data
+
+    async def supplier_calls(self) -> list[Json]:
+        data: list[Json] = ok(await self.supplier("GET", "/v1/_calls"))
+        return data
+
+    async def supplier_advance(self, supplier_order_id: str, state: str) -> Json:
+        """Move the supplier's order on; the sandbox sends its signed callback to the API."""
+        data: Json = ok(
+            await self.supplier(
+                "POST", f"/v1/orders/{supplier_order_id}/advance", json={"state": state}
+            )
+        )
+        return data
+
+    async def supplier_faults(self, **faults: object) -> Json:
+        data: Json = ok(await self.supplier("POST", "/v1/_faults", json=faults))
+        return data

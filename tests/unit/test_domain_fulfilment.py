@@ -817,3 +817,15 @@ def test_rejecting_every_package_refunds_exactly_goods_and_freight(
         assert len(platform) == 1
     else:
         assert platform == set()
+
+
+def test_the_supplier_speaks_only_of_its_own_orders_of_kepler_packages() -> None:
+    s = purchased(kepler_order())
+    pid = package_id(s, "TV-1")
+    rules.check_supplier_notice(s, pid, f"SUP-{pid}")  # its own: accepted (refusals below)
+    with raises_invalid("is not supplier order"):
+        rules.check_supplier_notice(s, pid, "SUP-someone-else")
+    with raises_invalid("not bought from a supplier"):
+        rules.check_supplier_notice(s, package_id(s, "BOOK-1"), f"SUP-{pid}")
+    with raises_invalid("not bought from a supplier"):
+        rules.check_supplier_notice(kepler_order(), pid, f"SUP-{pid}")  # not purchased yet

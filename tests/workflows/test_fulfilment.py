@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from domain.messages import SupplierNotice
 from store.tables import RefundRow
 from tests.workflows.conftest import Shop, record
+from workflows.order import OrderWorkflow
 
 WINDOW = timedelta(minutes=30)
 
@@ -353,3 +355,26 @@ async def test_rejecting_a_free_gift_moves_no_money_and_the_order_goes_on(shop: 
         "WH-A": "SHIPPED",
     }
     assert state.refunded_cents == 0 and await ledger(shop) == []
+
+
+async def test_supplier_news_about_someone_elses_order_changes_nothing(shop: Shop) -> None:
+    order, pkg = await paid_kepler(shop, ("KBOX", 1), ("MUG", 1))
+    await shop.env.sleep(timedelta(minutes=31))
+    sid = {p.location: p for p in (await shop.settle(order["id"])).packages}["SUP-JD"]
+    assert sid.supplier_order_id is not None
+    await shop.supplier.advance(sid.supplier_order_id, "AWAITING_RECEIPT")
+    mug = packages_of(order)["WH-A"]["id"]
+    await shop.ship(order["id"], mug, f"M{order['id'][:8]}")
+    before = await shop.settle(order["id"])
+    assert {p.status for p in before.packages} == {"SHIPPED"}  # both could be rejected now
+    now = await shop.env.get_current_time()
+    for package_id in (pkg, mug):  # signed by nobody we trust: straight to the workflow
+        await shop.handle(order["id"]).signal(
+            OrderWorkflow.supplier_event,
+            SupplierNotice(
+                package_id=package_id, state="REJECTED", at=now, supplier_order_id="ko_forged"
+            ),
+        )
+    after = await shop.settle(order["id"])
+    assert (after.version, after.refunded_cents) == (before.version, 0)
+    assert {p.status for p in after.packages} == {"SHIPPED"}
