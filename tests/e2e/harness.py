@@ -53,7 +53,7 @@ class User:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def problem(response: httpx.Response, status: int, code: str) -> Json:
+def expect_problem(response: httpx.Response, status: int, code: str) -> Json:
     """Assert an RFC 9457 problem answer with this status and machine-readable code."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers

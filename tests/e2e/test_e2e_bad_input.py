@@ -17,7 +17,7 @@ from api.auth import Role, mint
 from gateways.http import encode_json
 from gateways.sandbox_carrier import send_carrier_event
 from gateways.signing import SIGNATURE_HEADER, sign
-from tests.e2e.harness import ADDRESS, Json, Stack, User, ok, problem, uid
+from tests.e2e.harness import ADDRESS, Json, Stack, User, expect_problem, ok, uid
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ async def _refused(
     history either; one found only by an activity (no funds) records the failed update."""
     before = await stack.order(stack.merchant, order_id)
     history = await stack.history_length(order_id)
-    answer = problem(await stack.act(user, path, body), status, code)
+    answer = expect_problem(await stack.act(user, path, body), status, code)
     assert await stack.order(stack.merchant, order_id) == before
     if by_validator:
         assert await stack.history_length(order_id) == history
@@ -77,7 +77,7 @@ BAD_BODIES: dict[str, Callable[[str], Any]] = {
 async def test_a_malformed_order_is_refused_with_422(stack: Stack, case: str) -> None:
     buyer = stack.buyer()
     sku = await stack.put_sku({"WH-A": 5})
-    body = problem(
+    body = expect_problem(
         await stack.http.post("/orders", json=BAD_BODIES[case](sku), headers=buyer.headers),
         422,
         "VALIDATION",
@@ -91,8 +91,10 @@ async def test_invalid_json_and_a_bad_idempotency_key_are_refused(stack: Stack) 
     buyer = stack.buyer()
     sku = await stack.put_sku({"WH-A": 5})
     headers = {**buyer.headers, "Content-Type": "application/json"}
-    problem(await stack.http.post("/orders", content=b"{", headers=headers), 422, "VALIDATION")
-    problem(
+    expect_problem(
+        await stack.http.post("/orders", content=b"{", headers=headers), 422, "VALIDATION"
+    )
+    expect_problem(
         await stack.http.post(
             "/orders", json=_cart(sku), headers={**buyer.headers, "Idempotency-Key": "x" * 129}
         ),
@@ -129,7 +131,7 @@ async def test_an_oversized_body_is_refused_with_413(stack: Stack) -> None:
     headers = {**buyer.headers, "Content-Type": "application/json"}
 
     # with Content-Length
-    problem(
+    expect_problem(
         await stack.http.post("/orders", content=huge, headers=headers), 413, "PAYLOAD_TOO_LARGE"
     )
 
@@ -139,7 +141,7 @@ async def test_an_oversized_body_is_refused_with_413(stack: Stack) -> None:
             yield huge[start : start + 8192]
 
     answer = await stack.http.post("/orders", content=chunks(), headers=headers)
-    problem(answer, 413, "PAYLOAD_TOO_LARGE")
+    expect_problem(answer, 413, "PAYLOAD_TOO_LARGE")
     assert await stack.stock(sku) == {"WH-A": (5, 0)}
     assert ok(await stack.http.get("/orders", headers=buyer.headers))["items"] == []
 
@@ -187,7 +189,7 @@ async def test_transitions_the_state_does_not_allow_are_refused_and_write_no_his
     assert (await stack.wallet(buyer))["balance_cents"] == order["total_cents"]  # charged once
     await _refused(stack, buyer, oid, f"{base}/confirm-receipt", None, 409, "INVALID_TRANSITION")
     await _refused(stack, stack.merchant, oid, f"{base}/close", None, 409, "INVALID_TRANSITION")
-    problem(
+    expect_problem(
         await stack.act(buyer, f"{base}/payment-intents", {"channel": "alipay"}),
         409,
         "INVALID_TRANSITION",
@@ -246,8 +248,10 @@ async def test_unknown_orders_are_not_found(stack: Stack) -> None:
     buyer = stack.buyer()
     missing = uuid.uuid4().hex[:20]
     for user in (buyer, stack.merchant, stack.admin):
-        problem(await stack.http.get(f"/orders/{missing}", headers=user.headers), 404, "NOT_FOUND")
-        problem(
+        expect_problem(
+            await stack.http.get(f"/orders/{missing}", headers=user.headers), 404, "NOT_FOUND"
+        )
+        expect_problem(
             await stack.http.get(f"/orders/{missing}/events", headers=user.headers),
             404,
             "NOT_FOUND",
@@ -260,7 +264,7 @@ async def test_unknown_orders_are_not_found(stack: Stack) -> None:
         (stack.merchant, "close", None),
         (stack.merchant, f"packages/{missing}-1/ship", {"carrier": "SF", "tracking_no": "X1"}),
     ]:
-        problem(await stack.act(user, f"/orders/{missing}/{action}", body), 404, "NOT_FOUND")
+        expect_problem(await stack.act(user, f"/orders/{missing}/{action}", body), 404, "NOT_FOUND")
 
 
 async def test_another_buyers_order_is_not_found(stack: Stack) -> None:
@@ -270,15 +274,17 @@ async def test_another_buyers_order_is_not_found(stack: Stack) -> None:
     oid, base = order["id"], f"/orders/{order['id']}"
     await stack.top_up(stranger, 100_000)
 
-    problem(await stack.http.get(base, headers=stranger.headers), 404, "NOT_FOUND")
-    problem(await stack.http.get(f"{base}/events", headers=stranger.headers), 404, "NOT_FOUND")
+    expect_problem(await stack.http.get(base, headers=stranger.headers), 404, "NOT_FOUND")
+    expect_problem(
+        await stack.http.get(f"{base}/events", headers=stranger.headers), 404, "NOT_FOUND"
+    )
     await _refused(stack, stranger, oid, f"{base}/cancel", None, 404, "NOT_FOUND")
     await _refused(stack, stranger, oid, f"{base}/pay", {"channel": "balance"}, 404, "NOT_FOUND")
     await _refused(
         stack, stranger, oid, f"{base}/payment-intents", {"channel": "alipay"}, 404, "NOT_FOUND"
     )
     assert (await stack.wallet(stranger))["balance_cents"] == 100_000
-    problem(
+    expect_problem(
         await stack.http.get(f"/wallets/{owner.id}", headers=stranger.headers), 404, "NOT_FOUND"
     )
     assert await stack.stock(sku) == {"WH-A": (5, 1)}
@@ -301,12 +307,12 @@ async def test_the_wrong_role_is_forbidden(stack: Stack) -> None:
 
     wallet = await stack.wallet(buyer)
     for user in (buyer, stack.merchant):
-        problem(
+        expect_problem(
             await stack.act(user, f"/wallets/{buyer.id}/top-up", {"amount_cents": 1_000}),
             403,
             "FORBIDDEN",
         )
-        problem(
+        expect_problem(
             await stack.http.put(
                 f"/wallets/{buyer.id}/credit-limit",
                 json={"amount_cents": 1_000},
@@ -324,10 +330,10 @@ async def test_the_wrong_role_is_forbidden(stack: Stack) -> None:
         "product_type": "SELF",
         "stock_policy": "LOCK_ON_ORDER",
     }
-    problem(
+    expect_problem(
         await stack.http.put(f"/skus/{sku}", json=sku_body, headers=buyer.headers), 403, "FORBIDDEN"
     )
-    problem(
+    expect_problem(
         await stack.http.put(
             f"/skus/{sku}/stock/WH-A", json={"on_hand": 99}, headers=buyer.headers
         ),
@@ -335,12 +341,12 @@ async def test_the_wrong_role_is_forbidden(stack: Stack) -> None:
         "FORBIDDEN",
     )
     rule = {"flat_cents": 0, "free_above_cents": None, "policy": "SPLIT"}
-    problem(
+    expect_problem(
         await stack.http.put("/freight-rule", json=rule, headers=buyer.headers), 403, "FORBIDDEN"
     )
     assert await stack.sku(sku) == catalog_before
     assert ok(await stack.http.get("/freight-rule"))["flat_cents"] != 0
-    problem(
+    expect_problem(
         await stack.http.post("/orders", json=_cart(sku), headers=stack.merchant.headers),
         403,
         "FORBIDDEN",
@@ -378,7 +384,7 @@ async def test_a_missing_expired_or_forged_token_is_unauthenticated(stack: Stack
             stack.http.build_request("POST", "/orders", json=_cart(sku), headers=headers),
         ):
             answer = await stack.http.send(request)
-            problem(answer, 401, "UNAUTHENTICATED")
+            expect_problem(answer, 401, "UNAUTHENTICATED")
             assert answer.headers["www-authenticate"] == "Bearer", name
     assert await stack.order(buyer, order["id"]) == order
     assert await stack.stock(sku) == {"WH-A": (5, 1)}
@@ -423,7 +429,7 @@ async def test_payment_callbacks_must_be_signed_fresh_and_new(stack: Stack) -> N
         (sign(body, secret), tampered),
     ]:
         answer = await _post_raw(stack, "/webhooks/payments", sent, signature)
-        problem(answer, 401, "UNAUTHENTICATED")
+        expect_problem(answer, 401, "UNAUTHENTICATED")
     assert await stack.history_length(order["id"]) == history  # no signal reached the order
     assert await stack.order(buyer, order["id"]) == order
 
@@ -440,15 +446,15 @@ async def test_payment_callbacks_must_be_signed_fresh_and_new(stack: Stack) -> N
 
     history = await stack.history_length(order["id"])
     replay = await _post_raw(stack, "/webhooks/payments", body, signature)
-    problem(replay, 409, "REPLAYED_CALLBACK")
+    expect_problem(replay, 409, "REPLAYED_CALLBACK")
     resigned = await _post_raw(stack, "/webhooks/payments", body, sign(body, secret))
-    problem(resigned, 409, "REPLAYED_CALLBACK")
+    expect_problem(resigned, 409, "REPLAYED_CALLBACK")
     assert await stack.history_length(order["id"]) == history
     assert await stack.order(buyer, order["id"]) == shipped
 
     # signed, but not a payment callback
     junk = encode_json({**payload, "event_id": uid("evt"), "channel": "bitcoin"})
-    problem(
+    expect_problem(
         await _post_raw(stack, "/webhooks/payments", junk, sign(junk, secret)), 422, "VALIDATION"
     )
 
@@ -469,12 +475,14 @@ async def test_carrier_callbacks_must_be_signed_and_new(stack: Stack) -> None:
 
     history = await stack.history_length(order["id"])
     for wrong in ("not-the-secret", stack.settings.payment_webhook_secret):
-        problem(await send_carrier_event(url, wrong, **event), 401, "UNAUTHENTICATED")
+        expect_problem(await send_carrier_event(url, wrong, **event), 401, "UNAUTHENTICATED")
     body = encode_json({**event, "event_id": uid("evt"), "at": datetime.now(UTC).isoformat()})
-    problem(await _post_raw(stack, "/webhooks/carriers", body, None), 401, "UNAUTHENTICATED")
+    expect_problem(await _post_raw(stack, "/webhooks/carriers", body, None), 401, "UNAUTHENTICATED")
     stale = sign(body, secret, timestamp=int(time.time()) - 360)
-    problem(await _post_raw(stack, "/webhooks/carriers", body, stale), 401, "UNAUTHENTICATED")
-    problem(
+    expect_problem(
+        await _post_raw(stack, "/webhooks/carriers", body, stale), 401, "UNAUTHENTICATED"
+    )
+    expect_problem(
         await send_carrier_event(url, secret, **{**event, "tracking_no": uid("SF")}),
         404,
         "NOT_FOUND",
@@ -484,7 +492,7 @@ async def test_carrier_callbacks_must_be_signed_and_new(stack: Stack) -> None:
 
     in_transit = {**event, "event": "IN_TRANSIT", "event_id": uid("evt")}
     assert ok(await send_carrier_event(url, secret, **in_transit))["status"] == "delivered"
-    problem(await send_carrier_event(url, secret, **in_transit), 409, "REPLAYED_CALLBACK")
+    expect_problem(await send_carrier_event(url, secret, **in_transit), 409, "REPLAYED_CALLBACK")
     assert (await stack.order(buyer, order["id"]))["packages"][0]["status"] == "SHIPPED"
 
 
@@ -508,7 +516,7 @@ async def test_listing_shows_a_buyer_their_own_orders_page_by_page(stack: Stack)
     assert listed["next_cursor"] is None
     own = ok(await stack.http.get("/orders", params={"buyer_id": buyer.id}, headers=buyer.headers))
     assert own == listed
-    problem(
+    expect_problem(
         await stack.http.get("/orders", params={"buyer_id": other.id}, headers=buyer.headers),
         403,
         "FORBIDDEN",
@@ -548,4 +556,4 @@ async def test_listing_shows_a_buyer_their_own_orders_page_by_page(stack: Stack)
 )
 async def test_a_bad_listing_query_is_refused(stack: Stack, params: Json) -> None:
     answer = await stack.http.get("/orders", params=params, headers=stack.buyer().headers)
-    problem(answer, 422, "VALIDATION")
+    expect_problem(answer, 422, "VALIDATION")

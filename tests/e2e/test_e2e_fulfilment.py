@@ -13,8 +13,8 @@ from tests.e2e.harness import (
     Json,
     Stack,
     eventually,
+    expect_problem,
     ok,
-    problem,
     uid,
 )
 
@@ -210,8 +210,8 @@ async def test_rejecting_the_freight_bearing_package_refunds_all_freight_platfor
 
     # the buyer may not say the goods came back; the merchant does
     path = f"/orders/{order_id}/packages/{book_pkg['id']}/return-received"
-    problem(await stack.act(buyer, path), 403, "FORBIDDEN")
-    problem(
+    expect_problem(await stack.act(buyer, path), 403, "FORBIDDEN")
+    expect_problem(
         await stack.act(
             stack.merchant, f"/orders/{order_id}/packages/{mug_pkg['id']}/return-received"
         ),
@@ -221,7 +221,7 @@ async def test_rejecting_the_freight_bearing_package_refunds_all_freight_platfor
     returned = ok(await stack.act(stack.merchant, path))
     assert package_of(returned, book_pkg["id"])["restocked"] is True
     assert await stack.stock(book) == {"VENDOR-1": (10, 0)}
-    problem(await stack.act(stack.merchant, path), 409, "INVALID_TRANSITION")  # only once
+    expect_problem(await stack.act(stack.merchant, path), 409, "INVALID_TRANSITION")  # only once
     assert await stack.stock(book) == {"VENDOR-1": (10, 0)}
     assert await stack.stock(mug) == {"WH-A": (9, 0)}
     events = await stack.events(stack.merchant, order_id)
@@ -276,7 +276,7 @@ async def test_a_cancel_once_a_package_shipped_is_refused_and_points_to_a_refund
     shipped = await stack.ship(paid, 0)
     assert shipped["sub_statuses"] == ["PARTIALLY_SHIPPED"]
 
-    refused = problem(
+    refused = expect_problem(
         await stack.act(buyer, f"/orders/{paid['id']}/cancel", {"reason": "too late"}),
         409,
         "INVALID_TRANSITION",
@@ -304,7 +304,7 @@ async def test_a_supplier_refusing_to_cancel_a_purchase_is_a_409_and_the_order_g
 
     await stack.supplier_faults(refuse_cancels=True)
     try:
-        refused = problem(
+        refused = expect_problem(
             await stack.act(buyer, f"/orders/{order_id}/cancel", {"reason": "too slow"}),
             409,
             "SUPPLIER_REFUSED_CANCEL",
@@ -349,7 +349,7 @@ async def test_supplier_callbacks_must_be_signed_new_and_about_its_own_package(
     event_id = uid("evt")
 
     async def refused(status: int, code: str, package_id: str, state: str, **kw: str) -> None:
-        problem(await stack.supplier_callback(package_id, state, **kw), status, code)
+        expect_problem(await stack.supplier_callback(package_id, state, **kw), status, code)
 
     for secret in ("not-the-secret", stack.settings.carrier_webhook_secret):
         await refused(

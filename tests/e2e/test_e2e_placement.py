@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.e2e.harness import Json, Stack, User, ok, problem, uid
+from tests.e2e.harness import Json, Stack, User, expect_problem, ok, uid
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,9 @@ async def test_the_same_idempotency_key_places_one_order(stack: Stack) -> None:
     assert await stack.stock(sku) == {"WH-A": (10, 2)}  # locked once
     assert [o["id"] for o in await _orders_of(stack, buyer)] == [first["id"]]
 
-    body = problem(await stack.place(buyer, [(sku, 3)], key=key), 409, "IDEMPOTENCY_CONFLICT")
+    body = expect_problem(
+        await stack.place(buyer, [(sku, 3)], key=key), 409, "IDEMPOTENCY_CONFLICT"
+    )
     assert body["order_id"] == first["id"]
     assert await stack.stock(sku) == {"WH-A": (10, 2)}
     assert await stack.order(buyer, first["id"]) == first
@@ -43,7 +45,7 @@ async def test_an_order_beyond_the_stock_is_refused(stack: Stack) -> None:
     sku = await stack.put_sku({"WH-A": 2, "WH-B": 1})
     other = await stack.put_sku({"WH-A": 5})
 
-    body = problem(await stack.place(buyer, [(other, 1), (sku, 4)]), 409, "OUT_OF_STOCK")
+    body = expect_problem(await stack.place(buyer, [(other, 1), (sku, 4)]), 409, "OUT_OF_STOCK")
     assert body["shortfalls"] == [{"sku": sku, "requested": 4, "available": 3}]
     assert await stack.stock(sku) == {"WH-A": (2, 0), "WH-B": (1, 0)}
     assert await stack.stock(other) == {"WH-A": (5, 0)}  # its line was not locked either
@@ -61,11 +63,11 @@ async def test_a_purchase_limit_refuses_the_second_order_until_the_first_closes(
     sku = await stack.put_sku({"WH-A": 10}, limit_per_buyer=1)
 
     first = await stack.placed(buyer, [(sku, 1)])
-    body = problem(await stack.place(buyer, [(sku, 1)]), 409, "LIMIT_EXCEEDED")
+    body = expect_problem(await stack.place(buyer, [(sku, 1)]), 409, "LIMIT_EXCEEDED")
     assert (body["sku"], body["limit"], body["already"], body["requested"]) == (sku, 1, 1, 1)
     assert await stack.stock(sku) == {"WH-A": (10, 1)}
     assert [o["id"] for o in await _orders_of(stack, buyer)] == [first["id"]]
-    problem(await stack.place(buyer, [(sku, 2)]), 409, "LIMIT_EXCEEDED")
+    expect_problem(await stack.place(buyer, [(sku, 2)]), 409, "LIMIT_EXCEEDED")
 
     # the limit is per buyer
     ok(await stack.place(stack.buyer(), [(sku, 1)]), 201)
@@ -80,18 +82,18 @@ async def test_an_unknown_sku_is_refused(stack: Stack) -> None:
     known = await stack.put_sku({"WH-A": 5})
     missing = uid("NOPE").upper()
 
-    body = problem(await stack.place(buyer, [(known, 1), (missing, 1)]), 422, "UNKNOWN_SKU")
+    body = expect_problem(await stack.place(buyer, [(known, 1), (missing, 1)]), 422, "UNKNOWN_SKU")
     assert body["skus"] == [missing]
     assert await stack.stock(known) == {"WH-A": (5, 0)}
     assert await _orders_of(stack, buyer) == []
-    problem(await stack.http.get(f"/skus/{missing}"), 404, "NOT_FOUND")
+    expect_problem(await stack.http.get(f"/skus/{missing}"), 404, "NOT_FOUND")
 
 
 async def test_a_delisted_sku_is_refused(stack: Stack) -> None:
     buyer = stack.buyer()
     sku = await stack.put_sku({"WH-A": 5}, listed=False)
 
-    body = problem(await stack.place(buyer, [(sku, 1)]), 409, "SKU_DELISTED")
+    body = expect_problem(await stack.place(buyer, [(sku, 1)]), 409, "SKU_DELISTED")
     assert body["skus"] == [sku]
     assert await stack.stock(sku) == {"WH-A": (5, 0)}
     assert await _orders_of(stack, buyer) == []

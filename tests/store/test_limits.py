@@ -9,7 +9,9 @@ from store.db import Database
 from tests.store.helpers import LOCK, T0, add_sku, dump, pay, place, release, rows
 
 
-async def refused(db: Database, order_id: str, lines: list[tuple[str, int]], **kw: object) -> None:
+async def assert_refused(
+    db: Database, order_id: str, lines: list[tuple[str, int]], **kw: object
+) -> None:
     """The placement is refused with LIMIT_EXCEEDED and the database is left as it was."""
     before = await dump(db)
     with pytest.raises(DomainError, match=r"limit is \d+ per buyer") as err:
@@ -34,8 +36,8 @@ async def test_limit_per_buyer_within_the_window(db: Database) -> None:
 
 async def test_one_order_above_the_limit_is_refused(db: Database) -> None:
     await add_sku(db, "HOT", limit=2, window_days=30, stock_at={"WH-A": 100})
-    await refused(db, "o-1", [("HOT", 3)])
-    await refused(db, "o-2", [("HOT", 1), ("HOT", 2)])  # merged lines count together
+    await assert_refused(db, "o-1", [("HOT", 3)])
+    await assert_refused(db, "o-2", [("HOT", 1), ("HOT", 2)])  # merged lines count together
     state = await place(db, "o-3", [("HOT", 1), ("HOT", 1)])
     assert [(x.sku, x.quantity) for x in state.lines] == [("HOT", 2)]
 
@@ -46,20 +48,20 @@ async def test_unpaid_and_paid_orders_count(db: Database) -> None:
     await pay(db, paid)
     await place(db, "o-unpaid", [("HOT", 1)])
 
-    await refused(db, "o-3", [("HOT", 1)])
+    await assert_refused(db, "o-3", [("HOT", 1)])
 
 
 async def test_a_paid_order_alone_counts(db: Database) -> None:
     await add_sku(db, "HOT", limit=1, window_days=30, stock_at={"WH-A": 100})
     paid = await place(db, "o-paid", [("HOT", 1)])
     await pay(db, paid)
-    await refused(db, "o-2", [("HOT", 1)])
+    await assert_refused(db, "o-2", [("HOT", 1)])
 
 
 async def test_closed_orders_do_not_count(db: Database) -> None:
     await add_sku(db, "HOT", limit=2, window_days=30, stock_at={"WH-A": 100})
     await place(db, "o-1", [("HOT", 2)])
-    await refused(db, "o-2", [("HOT", 1)])
+    await assert_refused(db, "o-2", [("HOT", 1)])
 
     await release(db, "o-1")  # closing the unpaid order
 
@@ -77,20 +79,20 @@ async def test_orders_older_than_the_window_do_not_count(db: Database) -> None:
     await place(db, "o-recent", [("HOT", 1)], now=T0 - timedelta(days=29))  # o-old is out
 
     await place(db, "o-now", [("HOT", 1)])  # only o-recent counts: 1 + 1 <= 2
-    await refused(db, "o-more", [("HOT", 1)])
+    await assert_refused(db, "o-more", [("HOT", 1)])
 
 
 async def test_no_window_means_every_order_counts(db: Database) -> None:
     await add_sku(db, "HOT", limit=1, stock_at={"WH-A": 100})
     await place(db, "o-old", [("HOT", 1)], now=T0 - timedelta(days=1_000))
-    await refused(db, "o-now", [("HOT", 1)])
+    await assert_refused(db, "o-now", [("HOT", 1)])
 
 
 async def test_other_buyers_and_other_skus_are_unaffected(db: Database) -> None:
     await add_sku(db, "HOT", limit=1, window_days=7, stock_at={"WH-A": 100})
     await add_sku(db, "COLD", stock_at={"WH-A": 100})
     await place(db, "o-1", [("HOT", 1)], buyer="alice")
-    await refused(db, "o-2", [("HOT", 1), ("COLD", 1)], buyer="alice")
+    await assert_refused(db, "o-2", [("HOT", 1), ("COLD", 1)], buyer="alice")
 
     bob = await place(db, "o-3", [("HOT", 1)], buyer="bob")
     alice_cold = await place(db, "o-4", [("COLD", 5)], buyer="alice")
@@ -106,4 +108,4 @@ async def test_limit_is_checked_before_stock(db: Database) -> None:
     """A limited SKU that is also sold out reports the limit, and nothing is written."""
     await add_sku(db, "HOT", limit=1, window_days=7, stock_at={"WH-A": 1})
     await place(db, "o-1", [("HOT", 1)])
-    await refused(db, "o-2", [("HOT", 1)])
+    await assert_refused(db, "o-2", [("HOT", 1)])
