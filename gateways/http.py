@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from gateways.signing import SIGNATURE_HEADER, sign
+
+logger = logging.getLogger(__name__)
 
 
 class NonClosingTransport(httpx.AsyncBaseTransport):
@@ -69,8 +73,27 @@ def error_message(response: httpx.Response) -> str:
     return json.dumps(data)[:500]
 
 
+class PartnerError(Exception):
+    """A partner call failed. ``status_code`` is None for connection-level failures."""
+
+    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
 class PartnerClient:
-    """An HTTP client for one partner API: base URL, bearer API key, closed with us."""
+    """An HTTP client for one partner API: base URL, bearer API key, closed with us.
+
+    Transport errors, 429 and 5xx raise a retryable ``error``; other 4xx a final one.
+    """
+
+    name = "partner"
+    error: type[PartnerError] = PartnerError
 
     def __init__(
         self,
@@ -100,3 +123,44 @@ class PartnerClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            logger.warning("%s unreachable: %s %s: %r", self.name, method, path, exc)
+            raise self.error(f"{self.name} unreachable: {exc!r}", retryable=True) from exc
+        status = response.status_code
+        if status >= 500 or status == 429:
+            message = error_message(response)
+            logger.warning("%s %s %s answered %s: %s", self.name, method, path, status, message)
+            raise self.error(
+                f"{self.name} error {status}: {message}", retryable=True, status_code=status
+            )
+        return response
+
+    def _json(self, response: httpx.Response) -> Any:
+        """The body of a 2xx answer; other answers raise a final error."""
+        status = response.status_code
+        if status >= 400:
+            raise self.error(error_message(response), retryable=False, status_code=status)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self.error(
+                f"{self.name} answered {status} with invalid JSON",
+                retryable=False,
+                status_code=status,
+            ) from exc
+
+    def _parse(self, model: type[M], data: Any) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise self.error(f"unexpected {self.name} response: {exc}", retryable=False) from exc

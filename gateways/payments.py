@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
-import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from gateways.http import PartnerClient, error_message
+from gateways.http import PartnerClient, PartnerError
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +34,15 @@ class GatewayRefund(BaseModel):
     status: str
 
 
-class PaymentGatewayError(Exception):
+class PaymentGatewayError(PartnerError):
     """A gateway call failed. ``status_code`` is None for connection-level failures."""
-
-    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.status_code = status_code
 
 
 class PaymentGatewayClient(PartnerClient):
     """Thin typed client. Every POST carries ``Idempotency-Key``."""
+
+    name = "payment gateway"
+    error = PaymentGatewayError
 
     async def create_intent(
         self,
@@ -92,36 +88,4 @@ class PaymentGatewayClient(PartnerClient):
         return refund
 
     async def _post(self, path: str, body: dict[str, Any], key: str) -> Any:
-        try:
-            response = await self._http.post(path, json=body, headers={"Idempotency-Key": key})
-        except httpx.TransportError as exc:
-            logger.warning("payment gateway unreachable: POST %s: %r", path, exc)
-            raise PaymentGatewayError(
-                f"payment gateway unreachable: {exc!r}", retryable=True
-            ) from exc
-        status = response.status_code
-        if status >= 500 or status == 429:
-            message = error_message(response)
-            logger.warning("payment gateway POST %s answered %s: %s", path, status, message)
-            raise PaymentGatewayError(
-                f"payment gateway error {status}: {message}", retryable=True, status_code=status
-            )
-        if status >= 400:
-            raise PaymentGatewayError(error_message(response), retryable=False, status_code=status)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise PaymentGatewayError(
-                f"payment gateway answered {status} with invalid JSON",
-                retryable=False,
-                status_code=status,
-            ) from exc
-
-    @staticmethod
-    def _parse(model: type[M], data: Any) -> M:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise PaymentGatewayError(
-                f"unexpected payment gateway response: {exc}", retryable=False
-            ) from exc
+        return self._json(await self._send("POST", path, body, {"Idempotency-Key": key}))

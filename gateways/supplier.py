@@ -11,13 +11,12 @@ error: :meth:`SupplierClient.cancel` answers ``cancelled=False`` with the suppli
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
-import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from gateways.http import PartnerClient, error_message
+from gateways.http import PartnerClient, PartnerError, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +41,8 @@ class SupplierCancel(BaseModel):
     reason: str
 
 
-class SupplierError(Exception):
-    """A supplier call failed. ``status_code`` is None for connection-level failures."""
+class SupplierError(PartnerError):
+    """A supplier call failed; ``refused``: the supplier will not sell (a business answer)."""
 
     def __init__(
         self,
@@ -53,15 +52,15 @@ class SupplierError(Exception):
         refused: bool = False,
         status_code: int | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
+        super().__init__(message, retryable=retryable, status_code=status_code)
         self.refused = refused
-        self.status_code = status_code
 
 
 class SupplierClient(PartnerClient):
     """Thin typed client; every call carries the bearer API key."""
+
+    name = "supplier"
+    error = SupplierError
 
     async def place_order(
         self, external_ref: str, items: list[SupplierItem], notify_url: str
@@ -109,47 +108,3 @@ class SupplierClient(PartnerClient):
     async def get_order(self, supplier_order_id: str) -> SupplierOrder:
         response = await self._send("GET", f"/v1/orders/{quote(supplier_order_id, safe='')}")
         return self._parse(SupplierOrder, self._json(response))
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send; raise a retryable :class:`SupplierError` for transport errors, 429 and 5xx."""
-        try:
-            response = await self._http.request(method, path, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            logger.warning("supplier unreachable: %s %s: %r", method, path, exc)
-            raise SupplierError(f"supplier unreachable: {exc!r}", retryable=True) from exc
-        status = response.status_code
-        if status >= 500 or status == 429:
-            message = error_message(response)
-            logger.warning("supplier %s %s answered %s: %s", method, path, status, message)
-            raise SupplierError(
-                f"supplier error {status}: {message}", retryable=True, status_code=status
-            )
-        return response
-
-    @staticmethod
-    def _json(response: httpx.Response) -> Any:
-        """The body of a 2xx answer; other answers raise a non-retryable error."""
-        status = response.status_code
-        if status >= 400:
-            raise SupplierError(error_message(response), retryable=False, status_code=status)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise SupplierError(
-                f"supplier answered {status} with invalid JSON",
-                retryable=False,
-                status_code=status,
-            ) from exc
-
-    @staticmethod
-    def _parse(model: type[M], data: Any) -> M:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise SupplierError(f"unexpected supplier response: {exc}", retryable=False) from exc
