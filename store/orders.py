@@ -5,11 +5,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import OrderEvent, OrderState, OrderStatus
-from store.sql import insert_ignore
+from store.sql import insert_ignore, upsert_newer
 from store.tables import OrderEventRow, OrderRow, PackageIndexRow
 
 
@@ -28,18 +28,17 @@ async def save(session: AsyncSession, state: OrderState, event: OrderEvent, key:
         "snapshot": snapshot,
         "updated_at": state.updated_at,
     }
-    inserted = await insert_ignore(
-        session, OrderRow, id=state.id, created_at=state.created_at, **values
+    await upsert_newer(
+        session,
+        OrderRow,
+        conflict_on="id",
+        insert={"id": state.id, "created_at": state.created_at, **values},
+        update=values,
+        where=OrderRow.version < state.version,
     )
-    if not inserted:
-        await session.execute(
-            update(OrderRow)
-            .where(OrderRow.id == state.id, OrderRow.version < state.version)
-            .values(**values)
-        )
     await append_event(session, event, key or f"{event.version}:{event.type}")
-    for p in state.packages:
-        await _index_package(session, state.id, p.id, p.carrier, p.tracking_no, p.status.value)
+    if state.packages:
+        await _index_packages(session, state)
 
 
 async def append_event(session: AsyncSession, event: OrderEvent, key: str) -> None:
@@ -57,27 +56,28 @@ async def append_event(session: AsyncSession, event: OrderEvent, key: str) -> No
     )
 
 
-async def _index_package(
-    session: AsyncSession,
-    order_id: str,
-    package_id: str,
-    carrier: str | None,
-    tracking_no: str | None,
-    status: str,
-) -> None:
-    row = await session.get(PackageIndexRow, package_id)
-    if row is None:
-        session.add(
-            PackageIndexRow(
-                package_id=package_id,
-                order_id=order_id,
-                carrier=carrier,
-                tracking_no=tracking_no,
-                status=status,
-            )
+async def _index_packages(session: AsyncSession, state: OrderState) -> None:
+    """Keep (carrier, tracking number) -> package findable; one read, writes only changes."""
+    rows = {
+        r.package_id: r
+        for r in await session.scalars(
+            select(PackageIndexRow).where(PackageIndexRow.order_id == state.id)
         )
-    else:
-        row.carrier, row.tracking_no, row.status = carrier, tracking_no, status
+    }
+    for p in state.packages:
+        row = rows.get(p.id)
+        if row is None:
+            session.add(
+                PackageIndexRow(
+                    package_id=p.id,
+                    order_id=state.id,
+                    carrier=p.carrier,
+                    tracking_no=p.tracking_no,
+                    status=p.status.value,
+                )
+            )
+        elif (row.carrier, row.tracking_no, row.status) != (p.carrier, p.tracking_no, p.status):
+            row.carrier, row.tracking_no, row.status = p.carrier, p.tracking_no, p.status.value
     await session.flush()
 
 
