@@ -1,5 +1,7 @@
 """Engines and sessions. SQLite serializes writers with BEGIN IMMEDIATE; PostgreSQL locks rows."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,11 +51,18 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite admits one writer: queue this process's writers here, woken as soon as the
+        # previous commits, instead of in SQLite's busy handler, which polls with sleeps
+        self._writer = asyncio.Lock() if is_sqlite(url) else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        async with self.sessions() as session, session.begin():
+        async with contextlib.AsyncExitStack() as stack:
+            if self._writer is not None:
+                await stack.enter_async_context(self._writer)
+            session = await stack.enter_async_context(self.sessions())
+            await stack.enter_async_context(session.begin())
             yield session
 
     async def dispose(self) -> None:
