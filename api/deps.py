@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -50,12 +51,16 @@ async def _session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
-def _user(request: Request, settings: SettingsDep) -> User:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+_bearer = HTTPBearer(auto_error=False, description="a JWT: `make run` prints demo tokens")
+
+
+def _user(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or not credentials.credentials:
         raise Problem(ErrorCode.UNAUTHENTICATED, "missing bearer token")
-    return decode(token.strip(), settings.jwt_secret)
+    return decode(credentials.credentials.strip(), settings.jwt_secret)
 
 
 def _role(*roles: Role) -> object:
