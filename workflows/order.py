@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import fulfilment as fulfil
     from domain import order as rules
     from domain.errors import DomainError, ErrorCode
     from domain.messages import (
@@ -271,11 +272,11 @@ class OrderWorkflow:
         assert state.payment is not None
         now = workflow.now()
         refunds = [
-            await self._pay_back(rules.package_refund(state, pid, reason, now), state.payment)
+            await self._pay_back(fulfil.package_refund(state, pid, reason, now), state.payment)
             for pid in package_ids
         ]
-        change = rules.cancel_packages(state, package_ids, refunds, now, actor, reason)
-        await self._commit(change, restore=rules.package_allocations(state, package_ids))
+        change = fulfil.cancel_packages(state, package_ids, refunds, now, actor, reason)
+        await self._commit(change, restore=fulfil.package_allocations(state, package_ids))
 
     # ---- supplier (KEPLER) ------------------------------------------------------------
 
@@ -302,7 +303,7 @@ class OrderWorkflow:
                 continue
             async with self.lock:
                 self.purchasing.discard(package.id)
-                change = rules.mark_purchased(
+                change = fulfil.mark_purchased(
                     self._placed(), package.id, supplier_order_id, workflow.now(), SYSTEM
                 )
                 await self._commit(change)
@@ -317,12 +318,14 @@ class OrderWorkflow:
                 return
             actor = Actor(kind="supplier", id=notice.supplier_order_id)
             try:
-                rules.check_supplier_notice(self.state, notice.package_id, notice.supplier_order_id)
+                fulfil.check_supplier_notice(
+                    self.state, notice.package_id, notice.supplier_order_id
+                )
                 if notice.state == "REJECTED":
                     await self._reject(notice.package_id, actor, restocked=True)
                     return
                 if notice.state == "AWAITING_RECEIPT":
-                    change = rules.supplier_shipped(
+                    change = fulfil.supplier_shipped(
                         self.state, notice.package_id, workflow.now(), actor
                     )
                 else:
@@ -414,14 +417,14 @@ class OrderWorkflow:
         """拒收: refund the package's goods and freight share. Supplier goods are restocked
         on the supplier's word; our own come back when the location confirms arrival."""
         state = self._placed()
-        rules.check_can_reject(state, package_id)
+        fulfil.check_can_reject(state, package_id)
         assert state.payment is not None
         now = workflow.now()
         refund = await self._pay_back(
-            rules.package_refund(state, package_id, "REJECTED", now), state.payment
+            fulfil.package_refund(state, package_id, "REJECTED", now), state.payment
         )
-        change = rules.reject(state, package_id, refund, now, actor, restocked=restocked)
-        restore = rules.package_allocations(state, [package_id]) if restocked else []
+        change = fulfil.reject(state, package_id, refund, now, actor, restocked=restocked)
+        restore = fulfil.package_allocations(state, [package_id]) if restocked else []
         await self._commit(change, restore=restore)
 
     @workflow.update
@@ -429,13 +432,13 @@ class OrderWorkflow:
         """The merchant confirms a rejected package arrived back: its goods are on hand."""
         async with self.lock:
             state = self._placed()
-            change = rule(rules.confirm_return, state, req.package_id, workflow.now(), req.actor)
-            await self._commit(change, restore=rules.package_allocations(state, [req.package_id]))
+            change = rule(fulfil.confirm_return, state, req.package_id, workflow.now(), req.actor)
+            await self._commit(change, restore=fulfil.package_allocations(state, [req.package_id]))
             return change.state
 
     @confirm_return.validator
     def _validate_confirm_return(self, req: PackageRequest) -> None:
-        rule(rules.check_can_confirm_return, self._placed(), req.package_id)
+        rule(fulfil.check_can_confirm_return, self._placed(), req.package_id)
 
     # ---- closing ----------------------------------------------------------------------
 
@@ -445,7 +448,7 @@ class OrderWorkflow:
         intercepted; a purchased KEPLER package only if the supplier agrees)."""
         async with self.lock:
             state = self._placed()
-            rule(rules.check_can_cancel, state)
+            rule(fulfil.check_can_cancel, state)
             self._refuse_while_purchasing()
             if state.payment is None:
                 return await self._close_unpaid(CloseReason.BUYER_CANCELLED, req)
@@ -454,18 +457,18 @@ class OrderWorkflow:
             assert state.payment is not None
             now = workflow.now()
             refund = await self._pay_back(
-                rules.whole_refund(state, "BUYER_CANCELLED", now), state.payment
+                fulfil.whole_refund(state, "BUYER_CANCELLED", now), state.payment
             )
             live = [p.id for p in rules.live_packages(state)]
-            change = rules.cancel_paid(state, refund, now, req.actor, req.reason)
-            await self._commit(change, restore=rules.package_allocations(state, live))
+            change = fulfil.cancel_paid(state, refund, now, req.actor, req.reason)
+            await self._commit(change, restore=fulfil.package_allocations(state, live))
             return change.state
 
     @cancel.validator
     def _validate_cancel(self, req: CloseRequest) -> None:
         state = self._placed()
         self._require_buyer(state, req.actor)
-        rule(rules.check_can_cancel, state)
+        rule(fulfil.check_can_cancel, state)
         self._refuse_while_purchasing()
 
     def _refuse_while_purchasing(self) -> None:

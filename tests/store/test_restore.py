@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import DomainError, ErrorCode
+from domain.fulfilment import package_allocations
 from domain.models import Allocation, OrderState
-from domain.order import package_allocations
 from store import stock
 from store.db import Database
 from tests.store.helpers import (

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain import fulfilment as fulfil
 from domain import order as rules
 from domain.errors import DomainError, ErrorCode
 from domain.models import (
@@ -58,27 +59,27 @@ def kepler_order(
 
 def purchased(state: OrderState, sku: str = "TV-1", at: datetime | None = None) -> OrderState:
     pid = package_id(state, sku)
-    return rules.mark_purchased(state, pid, f"SUP-{pid}", at or LATER, SYSTEM).state
+    return fulfil.mark_purchased(state, pid, f"SUP-{pid}", at or LATER, SYSTEM).state
 
 
 def supplier_shipped(
     state: OrderState, sku: str = "TV-1", at: datetime | None = None
 ) -> OrderState:
-    change = rules.supplier_shipped(state, package_id(state, sku), at or LATER, SUPPLIER)
+    change = fulfil.supplier_shipped(state, package_id(state, sku), at or LATER, SUPPLIER)
     assert change is not None
     return change.state
 
 
 def rejected(state: OrderState, sku: str, *, restocked: bool = False) -> OrderState:
     pid = package_id(state, sku)
-    refund = rules.package_refund(state, pid, "REJECTED", LATER)
-    return rules.reject(state, pid, refund, LATER, BUYER, restocked=restocked).state
+    refund = fulfil.package_refund(state, pid, "REJECTED", LATER)
+    return fulfil.reject(state, pid, refund, LATER, BUYER, restocked=restocked).state
 
 
 def intercepted(state: OrderState, *skus: str) -> OrderState:
     ids = [package_id(state, s) for s in skus]
-    refunds = [rules.package_refund(state, pid, "INTERCEPTED", LATER) for pid in ids]
-    return rules.cancel_packages(state, ids, refunds, LATER, MERCHANT, "INTERCEPTED").state
+    refunds = [fulfil.package_refund(state, pid, "INTERCEPTED", LATER) for pid in ids]
+    return fulfil.cancel_packages(state, ids, refunds, LATER, MERCHANT, "INTERCEPTED").state
 
 
 def a_refund(
@@ -199,7 +200,7 @@ def test_a_cancelled_kepler_package_is_never_due() -> None:
 def test_marking_a_package_purchased_records_the_supplier_order() -> None:
     s = kepler_order()
     tv = package_id(s, "TV-1")
-    change = rules.mark_purchased(s, tv, "SUP-9", LATER, SYSTEM)
+    change = fulfil.mark_purchased(s, tv, "SUP-9", LATER, SYSTEM)
     p = pkg(change.state, tv)
     assert (p.status, p.supplier_order_id, p.purchase_at) == (P.PURCHASED, "SUP-9", None)
     assert pkg(change.state, package_id(s, "BOOK-1")).status is P.PENDING
@@ -224,7 +225,7 @@ def test_only_a_package_awaiting_the_supplier_can_be_purchased(
     s, sku = build()
     pid = package_id(s, sku)
     with raises_invalid(f"package {pid} is not awaiting the supplier") as err:
-        rules.mark_purchased(s, pid, "SUP-2", LATER, SYSTEM)
+        fulfil.mark_purchased(s, pid, "SUP-2", LATER, SYSTEM)
     assert err.value.code is ErrorCode.INVALID_TRANSITION
 
 
@@ -234,7 +235,7 @@ def test_only_a_package_awaiting_the_supplier_can_be_purchased(
 def test_the_supplier_shipping_a_purchased_package_starts_auto_confirm() -> None:
     s = purchased(kepler_order(timings=OrderTimings(auto_confirm_seconds=3_600)))
     tv = package_id(s, "TV-1")
-    change = rules.supplier_shipped(s, tv, LATER, SUPPLIER)
+    change = fulfil.supplier_shipped(s, tv, LATER, SUPPLIER)
     assert change is not None
     p = pkg(change.state, tv)
     assert (p.status, p.shipped_at, p.carrier) == (P.SHIPPED, LATER, "supplier")
@@ -267,32 +268,32 @@ def test_supplier_shipping_news_about_a_package_not_purchased_is_none(
     build: Callable[[], OrderState],
 ) -> None:
     s = build()
-    assert rules.supplier_shipped(s, package_id(s, "TV-1"), LATER, SUPPLIER) is None
+    assert fulfil.supplier_shipped(s, package_id(s, "TV-1"), LATER, SUPPLIER) is None
 
 
 # ---- paid_and_kept, package_refund, whole_refund ----------------------------------------
 
 
 def test_an_unpaid_order_keeps_nothing() -> None:
-    assert rules.paid_and_kept(placed()) == 0
+    assert fulfil.paid_and_kept(placed()) == 0
 
 
 def test_paid_and_kept_counts_only_live_refunds_of_the_orders_own_payment() -> None:
     s = paid()
-    assert rules.paid_and_kept(s) == s.total_cents == 53_800
+    assert fulfil.paid_and_kept(s) == s.total_cents == 53_800
     s.refunds = [
         a_refund(53_800, txn_id="LATE-TXN", refund_id="R-late"),  # a second payment's refund
         a_refund(1_000, status="FAILED", refund_id="R-failed"),
         a_refund(3_000, refund_id="R-ok"),
         a_refund(500, status="PENDING", refund_id="R-pending"),
     ]
-    assert rules.paid_and_kept(s) == 53_800 - 3_000 - 500
+    assert fulfil.paid_and_kept(s) == 53_800 - 3_000 - 500
 
 
 def test_one_package_the_freight_bearer_refunds_all_freight_borne_by_the_platform() -> None:
     s = paid()  # phone 50_000 bears all 800 freight; book 3_000 bears none
     phone = package_id(s, "PHONE-1")
-    refund = rules.package_refund(s, phone, "REJECTED", LATER)
+    refund = fulfil.package_refund(s, phone, "REJECTED", LATER)
     assert refund == Refund(
         id=f"{phone}-rejected",
         txn_id="TXN-1",
@@ -310,7 +311,7 @@ def test_one_package_the_freight_bearer_refunds_all_freight_borne_by_the_platfor
 
 def test_one_package_a_package_without_freight_refunds_its_goods_only() -> None:
     s = paid()
-    refund = rules.package_refund(s, package_id(s, "BOOK-1"), "REJECTED", LATER)
+    refund = fulfil.package_refund(s, package_id(s, "BOOK-1"), "REJECTED", LATER)
     assert (refund.amount_cents, refund.goods_cents, refund.freight_cents) == (3_000, 3_000, 0)
     assert (refund.borne_by, refund.freight_borne_by) == ("merchant", "merchant")
     assert refund.package_id == package_id(s, "BOOK-1")
@@ -320,7 +321,7 @@ def test_split_freight_is_refunded_per_package_and_borne_by_the_merchant() -> No
     s = paid(placed(freight=1_000, policy=FreightPolicy.SPLIT))
     got = {}
     for sku in ("BOOK-1", "PHONE-1"):
-        r = rules.package_refund(s, package_id(s, sku), "REJECTED", LATER)
+        r = fulfil.package_refund(s, package_id(s, sku), "REJECTED", LATER)
         got[sku] = (r.amount_cents, r.goods_cents, r.freight_cents, r.freight_borne_by)
     assert got == {
         "BOOK-1": (3_057, 3_000, 57, "merchant"),
@@ -330,14 +331,14 @@ def test_split_freight_is_refunded_per_package_and_borne_by_the_merchant() -> No
 
 def test_nothing_paid_means_no_refund() -> None:
     with raises_invalid("nothing was paid"):
-        rules.package_refund(placed(), "O-1-1", "REJECTED", LATER)
+        fulfil.package_refund(placed(), "O-1-1", "REJECTED", LATER)
     with raises_invalid("nothing was paid"):
-        rules.whole_refund(placed(), "BUYER_CANCELLED", LATER)
+        fulfil.whole_refund(placed(), "BUYER_CANCELLED", LATER)
 
 
 def test_a_whole_refund_returns_the_payment_split_into_freight_and_goods() -> None:
     s = paid()
-    assert rules.whole_refund(s, "BUYER_CANCELLED", LATER) == Refund(
+    assert fulfil.whole_refund(s, "BUYER_CANCELLED", LATER) == Refund(
         id="O-1-buyer_cancelled",
         txn_id="TXN-1",
         channel=PaymentChannel.ALIPAY,
@@ -356,13 +357,13 @@ def test_a_whole_refund_returns_only_what_the_payment_still_holds() -> None:
         a_refund(9_999, status="FAILED", refund_id="R-failed"),
         a_refund(53_300, refund_id="R-ok"),
     ]
-    r = rules.whole_refund(s, "BUYER_CANCELLED", LATER)
+    r = fulfil.whole_refund(s, "BUYER_CANCELLED", LATER)
     assert (r.amount_cents, r.freight_cents, r.goods_cents) == (500, 500, 0)
 
 
 def test_a_whole_refund_after_the_freight_was_refunded_carries_no_freight() -> None:
     s = intercepted(paid(), "PHONE-1")  # the bearer: 50_000 + all 800 freight back
-    r = rules.whole_refund(s, "BUYER_CANCELLED", LATER)
+    r = fulfil.whole_refund(s, "BUYER_CANCELLED", LATER)
     assert r.amount_cents == 3_000
     assert (r.goods_cents, r.freight_cents) == (3_000, 0)
 
@@ -373,8 +374,8 @@ def test_a_whole_refund_after_the_freight_was_refunded_carries_no_freight() -> N
 def test_rejecting_a_package_refunds_it_and_leaves_the_rest_open() -> None:
     s = shipped(paid())
     phone, book = package_id(s, "PHONE-1"), package_id(s, "BOOK-1")
-    refund = rules.package_refund(s, phone, "REJECTED", LATER)
-    change = rules.reject(s, phone, refund, LATER, BUYER, restocked=False)
+    refund = fulfil.package_refund(s, phone, "REJECTED", LATER)
+    change = fulfil.reject(s, phone, refund, LATER, BUYER, restocked=False)
     after = change.state
     p = pkg(after, phone)
     assert (p.status, p.rejected_at, p.auto_confirm_at, p.restocked) == (
@@ -441,10 +442,10 @@ def test_a_delivered_drop_shipped_package_can_still_be_rejected() -> None:
 def test_a_failed_refund_is_recorded_but_not_counted_as_refunded() -> None:
     s = shipped(paid())
     phone = package_id(s, "PHONE-1")
-    refund = rules.package_refund(s, phone, "REJECTED", LATER).model_copy(
+    refund = fulfil.package_refund(s, phone, "REJECTED", LATER).model_copy(
         update={"status": "FAILED"}
     )
-    after = rules.reject(s, phone, refund, LATER, BUYER, restocked=False).state
+    after = fulfil.reject(s, phone, refund, LATER, BUYER, restocked=False).state
     assert after.refunds == [refund]
     assert after.refunded_cents == 0
 
@@ -454,8 +455,8 @@ def test_rejecting_never_mutates_its_input() -> None:
     snapshot = s.model_dump()
     for sku in ("BOOK-1", "PHONE-1"):
         pid = package_id(s, sku)
-        rules.reject(
-            s, pid, rules.package_refund(s, pid, "REJECTED", LATER), LATER, BUYER, restocked=True
+        fulfil.reject(
+            s, pid, fulfil.package_refund(s, pid, "REJECTED", LATER), LATER, BUYER, restocked=True
         )
     assert s.model_dump() == snapshot
 
@@ -479,15 +480,15 @@ def test_only_a_package_on_its_way_can_be_rejected(
     pid = package_id(s, sku)
     refund = a_refund(1)
     with raises_invalid(f"package {pid} is not on its way to the buyer") as err:
-        rules.check_can_reject(s, pid)
+        fulfil.check_can_reject(s, pid)
     assert err.value.code is ErrorCode.INVALID_TRANSITION
     with raises_invalid("is not on its way to the buyer"):
-        rules.reject(s, pid, refund, LATER, BUYER, restocked=False)
+        fulfil.reject(s, pid, refund, LATER, BUYER, restocked=False)
 
 
 def test_a_supplier_package_on_its_way_can_be_rejected_and_is_restocked_at_once() -> None:
     s = supplier_shipped(purchased(kepler_order()))
-    rules.check_can_reject(s, package_id(s, "TV-1"))
+    fulfil.check_can_reject(s, package_id(s, "TV-1"))
     after = rejected(s, "TV-1", restocked=True)
     assert pkg(after, package_id(s, "TV-1")).restocked is True
     assert rules.awaiting_return(after) == []
@@ -503,7 +504,7 @@ def test_a_closed_order_is_not_finished_while_a_rejected_package_is_on_its_way_b
     assert rules.next_deadline(s) is None
     assert rules.is_finished(s, T0 + timedelta(days=365)) is False
 
-    back = rules.confirm_return(s, "O-1-1", LATER, MERCHANT).state
+    back = fulfil.confirm_return(s, "O-1-1", LATER, MERCHANT).state
     assert rules.awaiting_return(back) == []
     assert rules.is_finished(back, LATER) is True
 
@@ -516,15 +517,15 @@ def test_a_completed_order_is_not_finished_while_a_rejected_package_is_on_its_wa
     assert s.status is OrderStatus.COMPLETED
     assert rules.next_deadline(s) == Deadline(DeadlineKind.FINISH, LATER + timedelta(seconds=60))
     assert rules.is_finished(s, LATER + timedelta(days=30)) is False
-    back = rules.confirm_return(s, package_id(s, "PHONE-1"), LATER, MERCHANT).state
+    back = fulfil.confirm_return(s, package_id(s, "PHONE-1"), LATER, MERCHANT).state
     assert rules.is_finished(back, LATER + timedelta(days=30)) is True
 
 
 def test_confirming_a_return_puts_the_package_back_in_stock() -> None:
     s = rejected(shipped(paid()), "BOOK-1")
     book = package_id(s, "BOOK-1")
-    rules.check_can_confirm_return(s, book)
-    change = rules.confirm_return(s, book, LATER, MERCHANT)
+    fulfil.check_can_confirm_return(s, book)
+    change = fulfil.confirm_return(s, book, LATER, MERCHANT)
     assert pkg(change.state, book).restocked is True
     assert pkg(change.state, book).status is P.REJECTED
     assert change.event.type == "RETURN_RECEIVED"
@@ -535,7 +536,7 @@ def test_confirming_a_return_puts_the_package_back_in_stock() -> None:
     "build",
     [
         lambda: (
-            rules.confirm_return(
+            fulfil.confirm_return(
                 rejected(shipped(paid()), "BOOK-1"), "O-1-2", LATER, MERCHANT
             ).state
         ),
@@ -553,10 +554,10 @@ def test_a_return_is_confirmed_once_and_only_for_a_rejected_package(
     book = package_id(s, "BOOK-1")
     assert book == "O-1-2"
     with raises_invalid(f"package {book} is not a rejected package on its way back") as err:
-        rules.check_can_confirm_return(s, book)
+        fulfil.check_can_confirm_return(s, book)
     assert err.value.code is ErrorCode.INVALID_TRANSITION
     with raises_invalid("not a rejected package on its way back"):
-        rules.confirm_return(s, book, LATER, MERCHANT)
+        fulfil.confirm_return(s, book, LATER, MERCHANT)
 
 
 # ---- cancel_packages, package_allocations -----------------------------------------------
@@ -565,8 +566,8 @@ def test_a_return_is_confirmed_once_and_only_for_a_rejected_package(
 def test_intercepting_packages_cancels_and_refunds_them_only() -> None:
     s = kepler_order("TV-1", "BOOK-1", "PHONE-1")
     tv, book, phone = (package_id(s, k) for k in ("TV-1", "BOOK-1", "PHONE-1"))
-    refunds = [rules.package_refund(s, pid, "SUPPLIER_REFUSED", LATER) for pid in (tv, book)]
-    change = rules.cancel_packages(s, [tv, book], refunds, LATER, SYSTEM, "SUPPLIER_REFUSED")
+    refunds = [fulfil.package_refund(s, pid, "SUPPLIER_REFUSED", LATER) for pid in (tv, book)]
+    change = fulfil.cancel_packages(s, [tv, book], refunds, LATER, SYSTEM, "SUPPLIER_REFUSED")
     after = change.state
     for pid in (tv, book):
         p = pkg(after, pid)
@@ -611,17 +612,17 @@ def test_package_allocations_are_the_stock_of_the_chosen_packages_only() -> None
         ],
     )
     by_location = {p.location: p.id for p in s.packages}
-    got = rules.package_allocations(s, [by_location["WH-A"]])
+    got = fulfil.package_allocations(s, [by_location["WH-A"]])
     assert sorted((a.sku, a.location, a.quantity) for a in got) == [
         ("BOOK-1", "WH-A", 2),
         ("PEN-1", "WH-A", 2),
     ]
-    got = rules.package_allocations(s, [by_location["VENDOR-X"], by_location["WH-B"]])
+    got = fulfil.package_allocations(s, [by_location["VENDOR-X"], by_location["WH-B"]])
     assert sorted((a.sku, a.location, a.quantity) for a in got) == [
         ("BOOK-1", "WH-B", 1),
         ("PHONE-1", "VENDOR-X", 1),
     ]
-    assert rules.package_allocations(s, []) == []
+    assert fulfil.package_allocations(s, []) == []
 
 
 # ---- the buyer's cancel after payment ---------------------------------------------------
@@ -639,7 +640,7 @@ def test_package_allocations_are_the_stock_of_the_chosen_packages_only() -> None
     ids=["unpaid", "paid", "awaiting-supplier", "purchased", "one-intercepted"],
 )
 def test_the_buyer_may_cancel_while_nothing_has_shipped(build: Callable[[], OrderState]) -> None:
-    rules.check_can_cancel(build())
+    fulfil.check_can_cancel(build())
 
 
 @pytest.mark.parametrize(
@@ -658,16 +659,16 @@ def test_the_buyer_may_not_cancel_once_a_package_shipped_and_is_told_to_ask_for_
 ) -> None:
     s = build()
     with raises_invalid(r"cannot be cancelled \(.*ask for a refund") as err:
-        rules.check_can_cancel(s)
+        fulfil.check_can_cancel(s)
     assert err.value.code is ErrorCode.INVALID_TRANSITION
     with raises_invalid("refund"):
-        rules.cancel_paid(s, a_refund(1), LATER, BUYER, "too late")
+        fulfil.cancel_paid(s, a_refund(1), LATER, BUYER, "too late")
 
 
 def test_a_cancelled_paid_order_cannot_be_cancelled_again_and_no_refund_is_suggested() -> None:
-    s = rules.cancel_paid(paid(), a_refund(1), LATER, BUYER, "bye").state
+    s = fulfil.cancel_paid(paid(), a_refund(1), LATER, BUYER, "bye").state
     with raises_invalid(r"^order is CLOSED and cannot be cancelled$"):
-        rules.check_can_cancel(s)
+        fulfil.check_can_cancel(s)
 
 
 def test_a_failed_refund_is_listed_but_not_counted_as_refunded() -> None:
@@ -679,7 +680,7 @@ def test_a_failed_refund_is_listed_but_not_counted_as_refunded() -> None:
 def test_a_closed_unpaid_order_cannot_be_cancelled_and_no_refund_is_suggested() -> None:
     s = rules.close(placed(), CloseReason.PAYMENT_TIMEOUT, T0, SYSTEM).state
     with raises_invalid(r"^order is CLOSED and cannot be cancelled$"):
-        rules.check_can_cancel(s)
+        fulfil.check_can_cancel(s)
 
 
 def test_cancelling_after_payment_intercepts_every_live_package_and_refunds_the_rest() -> None:
@@ -687,13 +688,13 @@ def test_cancelling_after_payment_intercepts_every_live_package_and_refunds_the_
     book, tv, phone = (package_id(s, k) for k in ("BOOK-1", "TV-1", "PHONE-1"))
     s.refunds.append(a_refund(s.total_cents, txn_id="LATE-TXN", refund_id="R-late"))
     s.refunds.append(a_refund(999, status="FAILED", refund_id="R-failed"))
-    kept = rules.paid_and_kept(s)
+    kept = fulfil.paid_and_kept(s)
     assert kept == s.total_cents - 3_000
-    refund = rules.whole_refund(s, "BUYER_CANCELLED", LATER)
+    refund = fulfil.whole_refund(s, "BUYER_CANCELLED", LATER)
     assert refund.amount_cents == kept
     before_refunded = s.refunded_cents
 
-    change = rules.cancel_paid(s, refund, LATER + timedelta(minutes=1), BUYER, "changed my mind")
+    change = fulfil.cancel_paid(s, refund, LATER + timedelta(minutes=1), BUYER, "changed my mind")
     after = change.state
     now = LATER + timedelta(minutes=1)
     for pid in (tv, phone):
@@ -707,7 +708,7 @@ def test_cancelling_after_payment_intercepts_every_live_package_and_refunds_the_
     )
     assert after.refunds == [*s.refunds, refund]
     assert after.refunded_cents == before_refunded + kept
-    assert rules.paid_and_kept(after) == 0
+    assert fulfil.paid_and_kept(after) == 0
     assert rules.next_deadline(after) is None
     assert rules.is_finished(after, now) is True
     assert change.event.type == "CLOSED"
@@ -721,7 +722,9 @@ def test_cancelling_after_payment_intercepts_every_live_package_and_refunds_the_
 
 def test_cancelling_a_paid_order_refunds_the_whole_payment() -> None:
     s = paid()
-    change = rules.cancel_paid(s, rules.whole_refund(s, "BUYER_CANCELLED", LATER), LATER, BUYER, "")
+    change = fulfil.cancel_paid(
+        s, fulfil.whole_refund(s, "BUYER_CANCELLED", LATER), LATER, BUYER, ""
+    )
     assert change.state.refunded_cents == 53_800
     assert [p.status for p in change.state.packages] == [P.CANCELLED, P.CANCELLED]
     assert change.state.close_reason is CloseReason.BUYER_CANCELLED
@@ -732,25 +735,25 @@ def test_cancelling_a_paid_order_refunds_the_whole_payment() -> None:
 TRANSITIONS: dict[str, tuple[Callable[[], OrderState], Callable[[OrderState], Change | None]]] = {
     "mark_purchased": (
         kepler_order,
-        lambda s: rules.mark_purchased(s, package_id(s, "TV-1"), "SUP-1", LATER, SYSTEM),
+        lambda s: fulfil.mark_purchased(s, package_id(s, "TV-1"), "SUP-1", LATER, SYSTEM),
     ),
     "supplier_shipped": (
         lambda: purchased(kepler_order()),
-        lambda s: rules.supplier_shipped(s, package_id(s, "TV-1"), LATER, SUPPLIER),
+        lambda s: fulfil.supplier_shipped(s, package_id(s, "TV-1"), LATER, SUPPLIER),
     ),
     "reject": (
         lambda: shipped(paid()),
-        lambda s: rules.reject(s, "O-1-1", a_refund(1), LATER, BUYER, restocked=False),
+        lambda s: fulfil.reject(s, "O-1-1", a_refund(1), LATER, BUYER, restocked=False),
     ),
     "confirm_return": (
         lambda: rejected(shipped(paid()), "BOOK-1"),
-        lambda s: rules.confirm_return(s, package_id(s, "BOOK-1"), LATER, MERCHANT),
+        lambda s: fulfil.confirm_return(s, package_id(s, "BOOK-1"), LATER, MERCHANT),
     ),
     "cancel_packages": (
         paid,
-        lambda s: rules.cancel_packages(s, ["O-1-1"], [a_refund(1)], LATER, SYSTEM, "X"),
+        lambda s: fulfil.cancel_packages(s, ["O-1-1"], [a_refund(1)], LATER, SYSTEM, "X"),
     ),
-    "cancel_paid": (kepler_order, lambda s: rules.cancel_paid(s, a_refund(1), LATER, BUYER, "")),
+    "cancel_paid": (kepler_order, lambda s: fulfil.cancel_paid(s, a_refund(1), LATER, BUYER, "")),
 }
 
 
@@ -803,14 +806,14 @@ def test_rejecting_every_package_refunds_exactly_goods_and_freight(
     order = data.draw(st.permutations([p.id for p in s.packages]), label="rejection order")
     for n, pid in enumerate(order, start=1):
         assert s.close_reason is None
-        refund = rules.package_refund(s, pid, "REJECTED", LATER)
-        s = rules.reject(s, pid, refund, LATER, BUYER, restocked=False).state
+        refund = fulfil.package_refund(s, pid, "REJECTED", LATER)
+        s = fulfil.reject(s, pid, refund, LATER, BUYER, restocked=False).state
         assert len(s.refunds) == n
     assert sum(r.amount_cents for r in s.refunds) == s.goods_cents + s.freight_cents
     assert sum(r.freight_cents for r in s.refunds) == s.freight_cents == freight
     assert s.goods_cents == sum(values)
     assert s.refunded_cents == s.total_cents
-    assert rules.paid_and_kept(s) == 0
+    assert fulfil.paid_and_kept(s) == 0
     assert (s.status, s.close_reason) == (OrderStatus.CLOSED, CloseReason.FULLY_REFUNDED)
     platform = {r.package_id for r in s.refunds if r.freight_borne_by == "platform"}
     if policy is FreightPolicy.ONE_PACKAGE and freight > 0:
@@ -822,10 +825,10 @@ def test_rejecting_every_package_refunds_exactly_goods_and_freight(
 def test_the_supplier_speaks_only_of_its_own_orders_of_kepler_packages() -> None:
     s = purchased(kepler_order())
     pid = package_id(s, "TV-1")
-    rules.check_supplier_notice(s, pid, f"SUP-{pid}")  # its own: accepted (refusals below)
+    fulfil.check_supplier_notice(s, pid, f"SUP-{pid}")  # its own: accepted (refusals below)
     with raises_invalid("is not supplier order"):
-        rules.check_supplier_notice(s, pid, "SUP-someone-else")
+        fulfil.check_supplier_notice(s, pid, "SUP-someone-else")
     with raises_invalid("not bought from a supplier"):
-        rules.check_supplier_notice(s, package_id(s, "BOOK-1"), f"SUP-{pid}")
+        fulfil.check_supplier_notice(s, package_id(s, "BOOK-1"), f"SUP-{pid}")
     with raises_invalid("not bought from a supplier"):
-        rules.check_supplier_notice(kepler_order(), pid, f"SUP-{pid}")  # not purchased yet
+        fulfil.check_supplier_notice(kepler_order(), pid, f"SUP-{pid}")  # not purchased yet
