@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.errors import DomainError, ErrorCode
 from domain.messages import AcceptPaymentInput
 from domain.models import WALLET_CHANNELS, OrderEvent, OrderState, Payment, PaymentChannel, Refund
-from domain.order import mark_paid
+from domain.order import add_refund, mark_paid
 from store import orders
 from store.sql import insert_ignore
 from store.stock import deduct_for_payment
@@ -139,8 +139,21 @@ async def record_refund(
         await wallet(session, owner)
         await _move_wallet(session, owner, refund.channel, -refund.amount_cents)
     if fresh and note is not None:
-        await orders.append_event(session, note, f"refund:{refund.id}")
+        await _note_on_order(session, order_id, refund, note)
     return fresh
+
+
+async def _note_on_order(
+    session: AsyncSession, order_id: str, refund: Refund, note: OrderEvent
+) -> None:
+    """A refund made after the order's workflow ended: the stored order is its record now,
+    so the refund goes on its snapshot too (or only in the event log, for an unknown order)."""
+    saved = await orders.get(session, order_id)
+    if saved is None:
+        await orders.append_event(session, note, f"refund:{refund.id}")
+        return
+    change = add_refund(saved, refund, note.at, note.actor)
+    await orders.save(session, change.state, change.event.model_copy(update={"type": note.type}))
 
 
 async def _owner(session: AsyncSession, order_id: str) -> str:

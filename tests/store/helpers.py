@@ -20,7 +20,7 @@ from domain.models import (
     SkuInfo,
     StockPolicy,
 )
-from store import catalog, payments, placement, stock
+from store import catalog, orders, payments, placement, stock
 from store.db import Database
 from store.tables import Base, StockHoldRow, StockRow
 
@@ -200,3 +200,11 @@ async def assert_stock_invariant(db: Database) -> None:
         db, "SELECT sku, location, on_hand, locked FROM stock"
     ):
         assert on_hand >= locked >= 0, (sku, location, on_hand, locked)
+
+
+async def snapshot(db: Database, order_id: str) -> OrderState:
+    """The order as the database keeps it."""
+    async with db.sessions() as session:
+        state = await orders.get(session, order_id)
+    assert state is not None, f"no stored order {order_id}"
+    return state

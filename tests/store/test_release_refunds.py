@@ -19,6 +19,7 @@ from tests.store.helpers import (
     place,
     release,
     rows,
+    snapshot,
     stock_of,
     top_up,
     wallet_of,
@@ -130,9 +131,13 @@ async def test_refund_is_idempotent_on_refund_id(db: Database) -> None:
     ) == [
         ("r-1", "o-1", "alipay-o-1", "alipay", 1_000, 1_000, 0, "merchant", "RETURN", "SUCCEEDED")
     ]
-    assert await rows(
-        db, "SELECT event_key, type FROM order_events WHERE event_key LIKE 'refund:%'"
-    ) == [("refund:r-1", "REFUNDED")]
+    # the stored order is the record once its workflow has ended: the refund is on it too
+    assert await rows(db, "SELECT event_key, type FROM order_events WHERE type = 'REFUNDED'") == [
+        (f"{paid.version + 1}:REFUNDED", "REFUNDED")
+    ]
+    stored = await snapshot(db, "o-1")
+    assert (stored.version, stored.refunded_cents) == (paid.version + 1, 1_000)
+    assert [r.id for r in stored.refunds] == ["r-1"]
     # the payment it returns was already recorded: the ledger keeps it as it was
     assert await rows(db, "SELECT txn_id, status FROM payments") == [("alipay-o-1", "CAPTURED")]
     # a second, different refund of the same payment is recorded too

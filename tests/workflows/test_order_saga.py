@@ -115,6 +115,11 @@ async def test_payment_after_the_order_ended_is_refunded_and_recorded(shop: Shop
     ]
     events = (await shop.http.get(f"/orders/{order['id']}/events", headers=shop.as_buyer())).json()
     assert events[-1]["type"] == "LATE_PAYMENT_REFUNDED"
+    stored = await shop.order(order["id"])  # the order's own record shows the money went back
+    assert [(r["txn_id"], r["reason"]) for r in stored["refunds"]] == [
+        ("alipay-late", "ORDER_CLOSED")
+    ]
+    assert (stored["status"], stored["refunded_cents"]) == ("CLOSED", order["total_cents"])
     again = await shop.pay_callback(order, txn_id="alipay-late")  # gateway retry: one refund
     assert again.status_code == 200
     await shop.env.client.get_workflow_handle("orphan-payment-alipay-late").result()
