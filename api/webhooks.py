@@ -12,9 +12,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
-from domain.errors import ErrorCode
+from domain.errors import DomainError, ErrorCode, invalid_transition
+from domain.fulfilment import check_supplier_notice
 from domain.messages import CarrierNotice, PaymentNotice, SupplierNotice
-from domain.models import PaymentChannel, ProductType
+from domain.models import PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from store import orders, webhooks
 from store.db import Database
@@ -140,19 +141,15 @@ async def supplier_callback(
     async with db.sessions() as session:
         package = await orders.package(session, cb.package_id)
         state = await orders.get(session, package.order_id) if package is not None else None
-    bought = next((p for p in state.packages if p.id == cb.package_id), None) if state else None
-    # the supplier speaks for its own purchases only: not for our warehouses' packages, nor for
-    # another supplier order (None: the purchase is not recorded yet; the workflow orders it)
-    if (
-        package is None
-        or bought is None
-        or bought.product_type is not ProductType.KEPLER
-        or bought.supplier_order_id not in (None, cb.supplier_order_id)
-    ):
+    try:
+        if package is None or state is None:
+            raise invalid_transition("unknown package")
+        check_supplier_notice(state, cb.package_id, cb.supplier_order_id, unrecorded_ok=True)
+    except DomainError:
         raise Problem(
             ErrorCode.NOT_FOUND,
             f"no supplier package {cb.package_id} of supplier order {cb.supplier_order_id}",
-        )
+        ) from None
     notice = SupplierNotice(
         package_id=cb.package_id, state=cb.state, at=cb.at, supplier_order_id=cb.supplier_order_id
     )

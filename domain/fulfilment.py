@@ -47,10 +47,20 @@ def mark_purchased(
     )
 
 
-def check_supplier_notice(state: OrderState, package_id: str, supplier_order_id: str) -> None:
-    """The supplier speaks only of KEPLER packages it sold us, under its own order id."""
+def check_supplier_notice(
+    state: OrderState, package_id: str, supplier_order_id: str, *, unrecorded_ok: bool = False
+) -> None:
+    """The supplier speaks only of KEPLER packages it sold us, under its own order id.
+
+    `unrecorded_ok`: the purchase may not be saved yet (the webhook lets such news through;
+    the workflow holds it until its purchase call has answered, then checks again).
+    """
     p = package_of(state, package_id)
-    if p.product_type is not ProductType.KEPLER or p.supplier_order_id is None:
+    if p.product_type is not ProductType.KEPLER:
+        raise invalid_transition(f"package {package_id} was not bought from a supplier")
+    if p.supplier_order_id is None:
+        if unrecorded_ok:
+            return
         raise invalid_transition(f"package {package_id} was not bought from a supplier")
     if p.supplier_order_id != supplier_order_id:
         raise invalid_transition(f"package {package_id} is not supplier order {supplier_order_id}")

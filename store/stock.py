@@ -119,11 +119,9 @@ async def deduct_for_payment(session: AsyncSession, state: OrderState) -> list[A
 
     Raises InsufficientStock (nothing changed) when a deduct-on-payment SKU sold out.
     """
-    if await _holds(session, state.id, DEDUCTED):
-        return [
-            Allocation(sku=h.sku, location=h.location, quantity=h.quantity)
-            for h in await _holds(session, state.id, DEDUCTED)
-        ]
+    done = await _holds(session, state.id, DEDUCTED)
+    if done:  # a retry: the deduction was made
+        return [Allocation(sku=h.sku, location=h.location, quantity=h.quantity) for h in done]
     rows = await lock_rows(session, (line.sku for line in state.lines))
     wanted = quantities(
         (line.sku, line.quantity)

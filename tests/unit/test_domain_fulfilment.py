@@ -832,3 +832,15 @@ def test_the_supplier_speaks_only_of_its_own_orders_of_kepler_packages() -> None
         fulfil.check_supplier_notice(s, package_id(s, "BOOK-1"), f"SUP-{pid}")
     with raises_invalid("not bought from a supplier"):
         fulfil.check_supplier_notice(kepler_order(), pid, f"SUP-{pid}")  # not purchased yet
+
+
+def test_the_webhook_may_let_news_of_an_unrecorded_purchase_through_but_never_for_own_goods() -> (
+    None
+):
+    s = kepler_order()
+    fulfil.check_supplier_notice(s, package_id(s, "TV-1"), "SUP-any", unrecorded_ok=True)
+    with raises_invalid("not bought from a supplier"):
+        fulfil.check_supplier_notice(s, package_id(s, "BOOK-1"), "SUP-any", unrecorded_ok=True)
+    bought = purchased(s)
+    with raises_invalid("is not supplier order"):
+        fulfil.check_supplier_notice(bought, package_id(s, "TV-1"), "SUP-x", unrecorded_ok=True)

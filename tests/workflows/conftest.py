@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -22,8 +21,8 @@ from api.app import create_app
 from api.auth import Role, mint
 from domain.models import FreightPolicy, FreightRule, OrderState, ProductType, SkuInfo, StockPolicy
 from domain.order import due_purchases
+from gateways.http import post_signed
 from gateways.payments import PaymentGatewayClient
-from gateways.signing import sign
 from scripts.seed import Catalog, seed_catalog
 from settings import Settings
 from store.db import Database
@@ -94,13 +93,8 @@ class Shop:
             "amount_cents": order["total_cents"] if amount is None else amount,
             "paid_at": datetime.now(UTC).isoformat(),
         }
-        body = json.dumps(payload).encode()
         self.started.append(f"orphan-payment-{payload['txn_id']}")
-        return await self.http.post(
-            "/webhooks/payments",
-            content=body,
-            headers={"X-Signature": sign(body, PAYMENT_SECRET), "Content-Type": "application/json"},
-        )
+        return await post_signed("/webhooks/payments", payload, PAYMENT_SECRET, client=self.http)
 
     def handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, OrderState | None]:
         return self.env.client.get_workflow_handle_for(
@@ -140,15 +134,8 @@ class Shop:
             "event": event,
             "at": datetime.now(UTC).isoformat(),
         }
-        body = json.dumps(payload).encode()
-        return await self.http.post(
-            "/webhooks/carriers",
-            content=body,
-            headers={
-                "X-Signature": sign(body, self.settings.carrier_webhook_secret),
-                "Content-Type": "application/json",
-            },
-        )
+        secret = self.settings.carrier_webhook_secret
+        return await post_signed("/webhooks/carriers", payload, secret, client=self.http)
 
     async def pay(self, order: dict[str, Any], channel: str = "balance") -> dict[str, Any]:
         r = await self.post(f"/orders/{order['id']}/pay", {"channel": channel})
