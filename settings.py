@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     after_sales_window_seconds: int = Field(1_296_000, ge=0)
     return_ship_seconds: int = Field(604_800, ge=1)
     return_receive_seconds: int = Field(864_000, ge=1)
+    escalate_seconds: int = Field(604_800, ge=1)
+    service_phone: str = Field("400-606-5500", max_length=32)  # on every after-sales case
+    blob_dir: str = ".data/blobs"  # evidence images, by sha256
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_upload_bytes: int = Field(48 * 1_048_576, ge=1024)  # an after-sales case's images
 
     @property
     def is_dev(self) -> bool:
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
             auto_confirm_seconds=self.auto_confirm_seconds,
             receipt_extension_seconds=self.receipt_extension_seconds,
             after_sales_window_seconds=self.after_sales_window_seconds,
+            refund_response_seconds=self.refund_response_seconds,
+            return_ship_seconds=self.return_ship_seconds,
+            return_receive_seconds=self.return_receive_seconds,
+            escalate_seconds=self.escalate_seconds,
         )
 
 

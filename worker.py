@@ -6,16 +6,18 @@ import logging
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.cases import CaseActivities
 from activities.orders import OrderActivities
 from gateways.payments import PaymentGatewayClient
 from gateways.supplier import SupplierClient
 from settings import Settings, get_settings
 from store.db import Database
 from temporal_client import connect
+from workflows.after_sales import AfterSalesWorkflow
 from workflows.order import OrderWorkflow
 from workflows.orphan_payment import OrphanPaymentWorkflow
 
-WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow]
+WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow, AfterSalesWorkflow]
 
 
 def build_worker(
@@ -29,6 +31,7 @@ def build_worker(
     acts = activities or OrderActivities(
         db, gateway, supplier, f"{settings.api_public_url}/webhooks/suppliers/kepler"
     )
+    case_acts = CaseActivities(db, client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -40,6 +43,8 @@ def build_worker(
             acts.refund_payment,
             acts.purchase_from_supplier,
             acts.cancel_supplier_order,
+            case_acts.save_case,
+            case_acts.settle_case,
         ],
     )
 

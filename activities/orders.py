@@ -21,7 +21,7 @@ from domain.messages import (
 from domain.models import GATEWAY_CHANNELS, OrderState, Refund
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
-from store import orders, payments, placement, stock
+from store import cases, orders, payments, placement, stock
 from store.db import Database
 from workflows import ids
 from workflows.errors import to_application_error
@@ -67,6 +67,12 @@ class OrderActivities:
                     await stock.release(session, inp.state.id)
                 if inp.restore:
                     await stock.restore(session, inp.state.id, inp.restore)
+                if inp.returns:
+                    await stock.return_units(session, inp.state.id, inp.return_ref, inp.returns)
+                if inp.case is not None:
+                    await cases.save(session, inp.case)
+                if any(r.status == "FAILED" for r in inp.state.refunds):
+                    await payments.note_failed_refunds(session, inp.state)
                 if inp.state.close_reason is not None:
                     await stock.end_purchases(session, inp.state.id)
                 await orders.save(session, inp.state, inp.event)

@@ -1,5 +1,6 @@
 """The FastAPI application: `uvicorn api.app:app` (or `create_app(...)` in tests)."""
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,12 +8,15 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from api import catalog, errors, orders, wallets, webhooks
+from api import after_sales, catalog, errors, orders, refunds, wallets, webhooks
 from api.errors import problem_response
 from gateways.payments import PaymentGatewayClient
 from settings import Settings, get_settings
+from store.blobs import BlobStore, FileBlobStore
 from store.db import Database
 from temporal_client import connect
+
+UPLOADS = re.compile(r"^/orders/[^/]+/after-sales$")  # evidence images: a larger body limit
 
 
 class BodyLimit:
@@ -23,16 +27,18 @@ class BodyLimit:
     inside the app's `receive` would reach FastAPI's body parsing, which answers 400.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int = 0) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.max_upload_bytes = max(max_bytes, max_upload_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.max_upload_bytes if UPLOADS.match(scope["path"]) else self.max_bytes
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                return await self._refuse(scope, receive, send)
+            if not length.isdigit() or int(length) > limit:
+                return await self._refuse(scope, receive, send, limit)
             return await self.app(scope, receive, send)
         chunks: list[bytes] = []
         seen, more = 0, True
@@ -42,8 +48,8 @@ class BodyLimit:
                 return  # the client went away
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_bytes:
-                return await self._refuse(scope, receive, send)
+            if seen > limit:
+                return await self._refuse(scope, receive, send, limit)
             chunks.append(chunk)
             more = message.get("more_body", False)
         buffered: Message | None = {"type": "http.request", "body": b"".join(chunks)}
@@ -57,9 +63,9 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
-            "PAYLOAD_TOO_LARGE", f"request bodies are limited to {self.max_bytes} bytes", 413
+            "PAYLOAD_TOO_LARGE", f"request bodies are limited to {limit} bytes", 413
         )
         await response(scope, receive, send)
 
@@ -70,6 +76,7 @@ def create_app(
     temporal: Client | None = None,
     db: Database | None = None,
     gateway: PaymentGatewayClient | None = None,
+    blobs: BlobStore | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
 
@@ -77,6 +84,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.db = db or Database(settings.database_url)
+        app.state.blobs = blobs or FileBlobStore(settings.blob_dir)
         app.state.gateway = gateway or PaymentGatewayClient(
             settings.gateway_url, settings.gateway_api_key
         )
@@ -96,14 +104,16 @@ def create_app(
         description="Orders as Temporal workflows. Money in integer cents, times UTC.",
     )
     errors.install(app)
-    for module in (orders, webhooks, catalog, wallets):
+    for module in (orders, refunds, after_sales, webhooks, catalog, wallets):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     return app
 
 

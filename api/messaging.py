@@ -17,16 +17,19 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import User
 from api.errors import Problem, from_failure
+from domain.after_sales import AfterSalesCase, CaseCommand
 from domain.errors import ErrorCode
 from domain.messages import OrderWorkflowInput
 from domain.models import OrderState, OrderStatus
 from domain.stock import quantities
-from store import orders
+from store import cases, orders
 from store.db import Database
 from workflows import details, ids
+from workflows.after_sales import AfterSalesWorkflow
 from workflows.order import OrderWorkflow
 
 Req = TypeVar("Req")
+Res = TypeVar("Res")
 
 
 def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
@@ -87,13 +90,13 @@ async def update(
     db: Database,
     user: User,
     order_id: str,
-    handler: UpdateMethodMultiParam[[OrderWorkflow, Req], OrderState],
+    handler: UpdateMethodMultiParam[[OrderWorkflow, Req], Res],
     arg: Req,
-) -> OrderState:
+) -> Res:
     """Send an update to a live order; a finished or unknown one answers from the database."""
     handle = client.get_workflow_handle(ids.order_workflow_id(order_id))
     try:
-        result: OrderState = await handle.execute_update(handler, arg)
+        result: Res = await handle.execute_update(handler, arg)
         return result
     except WorkflowUpdateFailedError as err:
         raise from_failure(err) from None
@@ -107,3 +110,23 @@ async def update(
     raise Problem(
         ErrorCode.INVALID_TRANSITION, f"order is {saved.status} and no longer takes this action"
     )
+
+
+async def case_update(
+    client: Client, db: Database, user: User, case_id: str, cmd: CaseCommand
+) -> AfterSalesCase:
+    """One action on a live case; a finished one answers from the database (409)."""
+    handle = client.get_workflow_handle(ids.case_workflow_id(case_id))
+    try:
+        result: AfterSalesCase = await handle.execute_update(AfterSalesWorkflow.act, cmd)
+        return result
+    except WorkflowUpdateFailedError as err:
+        raise from_failure(err) from None
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    async with db.sessions() as session:
+        saved = await cases.get(session, case_id)
+    if saved is None or not user.can_see(saved.buyer_id):
+        raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
+    raise Problem(ErrorCode.INVALID_TRANSITION, f"case is {saved.status} and takes no more actions")

@@ -85,7 +85,7 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
-async def _visible(session: SessionDep, user: CurrentUser, order_id: str) -> OrderState:
+async def visible(session: SessionDep, user: CurrentUser, order_id: str) -> OrderState:
     state = await orders.get(session, order_id)
     if state is None or not user.can_see(state.buyer_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no order {order_id}")
@@ -113,12 +113,12 @@ async def place_order(
 
 @router.get("/orders/{order_id}", response_model=OrderState)
 async def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> OrderState:
-    return await _visible(session, user, order_id)
+    return await visible(session, user, order_id)
 
 
 @router.get("/orders/{order_id}/events", response_model=list[OrderEvent])
 async def order_events(order_id: str, user: CurrentUser, session: SessionDep) -> list[OrderEvent]:
-    await _visible(session, user, order_id)
+    await visible(session, user, order_id)
     return await orders.events(session, order_id)
 
 
@@ -168,7 +168,7 @@ async def payment_intent(
 ) -> IntentOut:
     if body.channel not in GATEWAY_CHANNELS:
         raise Problem(ErrorCode.VALIDATION, f"{body.channel} is paid with POST /orders/{{id}}/pay")
-    state = await _visible(session, user, order_id)
+    state = await visible(session, user, order_id)
     if state.status is not OrderStatus.PENDING_PAYMENT:
         raise Problem(ErrorCode.INVALID_TRANSITION, f"order is {state.status}, not payable")
     intent = await gateway.create_intent(

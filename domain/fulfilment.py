@@ -17,6 +17,7 @@ from domain.models import (
     PackageStatus,
     ProductType,
     Refund,
+    RefundRequestStatus,
 )
 from domain.order import (
     AWAITING_RECEIPT,
@@ -259,6 +260,10 @@ def cancel_paid(
     """Intercept every live package, refund what the payment still holds, close."""
     check_can_cancel(state)
     s = copied(state)
+    for request in s.refund_requests:  # everything is refunded at once: they are moot
+        if request.status is RefundRequestStatus.REQUESTED:
+            request.status, request.decided_at = RefundRequestStatus.REFUSED, now
+            request.refuse_reason = "the order was cancelled and refunded in full"
     ids = [p.id for p in live_packages(s)]
     _end_packages(s, ids, PackageStatus.CANCELLED, now, [refund])
     s.close_reason, s.closed_at = CloseReason.BUYER_CANCELLED, now

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.after_sales import MAX_IMAGES, AfterSalesCase, CaseType
 from domain.models import (
     MAX_LINES,
     Actor,
@@ -90,6 +91,56 @@ class SaveOrderInput(BaseModel):
     event: OrderEvent
     release_stock: bool = False  # closing an unpaid order: free its locks
     restore: list[Allocation] = []  # intercepted or returned goods: back on hand
+    returns: list[Allocation] = []  # refunded units back on hand, once per `return_ref`
+    return_ref: str = ""
+    case: AfterSalesCase | None = None  # a case opened with this change: its first snapshot
+
+
+class RefundLinesRequest(BaseModel):
+    """The buyer asks for chosen lines back before they ship (SPEC §6.1)."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
+    reason: str = Field("", max_length=500)
+    actor: Actor
+
+
+class DecideRefundRequest(BaseModel):
+    request_id: str
+    agree: bool
+    reason: str = Field("", max_length=500)
+    actor: Actor
+
+
+class RetryRefundRequest(BaseModel):
+    refund_id: str
+    actor: Actor
+
+
+class OpenCaseRequest(BaseModel):
+    case_id: str = Field(min_length=1, max_length=64)
+    type: CaseType
+    reason: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
+    images: list[str] = Field([], max_length=MAX_IMAGES)
+    service_phone: str = ""
+    actor: Actor
+
+
+class SettleCaseRequest(BaseModel):
+    """A case asks its order to end it: refund (at most `amount_cents`) or free the units."""
+
+    order_id: str
+    case_id: str
+    refund: bool
+    amount_cents: int = 0
+    restock: bool = False
+    actor: Actor
+
+
+class CaseSettlement(BaseModel):
+    refund: Refund | None = None
 
 
 class RefundPaymentInput(BaseModel):

@@ -141,6 +141,7 @@ class Allocation(BaseModel):
 class PackageLine(BaseModel):
     sku: str
     quantity: int
+    refunded_quantity: int = 0  # after shipment: units refunded by an after-sales case
 
 
 class Package(BaseModel):
@@ -194,6 +195,56 @@ class OrderTimings(BaseModel):
     auto_confirm_seconds: int = 864_000
     receipt_extension_seconds: int = 259_200
     after_sales_window_seconds: int = 1_296_000
+    refund_response_seconds: int = 172_800  # merchant answers a refund or a case (and the
+    # buyer a proposal) within this
+    return_ship_seconds: int = 604_800  # buyer ships a return
+    return_receive_seconds: int = 864_000  # merchant confirms the return arrived
+    escalate_seconds: int = 604_800  # buyer may escalate a refusal
+
+
+class RefundRequestStatus(StrEnum):
+    REQUESTED = "REQUESTED"  # waiting for the merchant (agreed automatically at respond_by)
+    REFUSED = "REFUSED"
+    REFUNDED = "REFUNDED"  # lines left their packages, stock and money went back
+    FAILED = "FAILED"  # agreed, but the channel refused the money back: an admin retries
+
+
+class Take(BaseModel):
+    """Units of one SKU a refund takes from one package."""
+
+    model_config = ConfigDict(frozen=True)
+    package_id: str
+    sku: str
+    quantity: int
+
+
+class RefundRequest(BaseModel):
+    """A refund of chosen lines before shipment (SPEC §6.1)."""
+
+    id: str
+    order_id: str
+    lines: list[LineRequest]
+    takes: list[Take]  # which package each unit leaves: those packages cannot ship meanwhile
+    goods_cents: int
+    freight_cents: int
+    amount_cents: int
+    status: RefundRequestStatus = RefundRequestStatus.REQUESTED
+    respond_by: datetime
+    reason: str = ""
+    refuse_reason: str = ""
+    refund_id: str | None = None
+    created_at: datetime
+    decided_at: datetime | None = None
+
+
+class CaseClaim(BaseModel):
+    """What the order knows of an after-sales case: the shipped units it holds."""
+
+    id: str
+    type: str  # REFUND_ONLY | RETURN_AND_REFUND
+    takes: list[Take]
+    open: bool = True
+    refund_id: str | None = None
 
 
 class OrderState(BaseModel):
@@ -218,6 +269,8 @@ class OrderState(BaseModel):
     allocations: list[Allocation] = []
     packages: list[Package] = []
     refunds: list[Refund] = []
+    refund_requests: list[RefundRequest] = []
+    cases: list[CaseClaim] = []
     receipt_extended: bool = False
     completed_at: datetime | None = None
     closed_at: datetime | None = None

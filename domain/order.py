@@ -31,7 +31,9 @@ from domain.models import (
     Payment,
     ProductType,
     Refund,
+    RefundRequestStatus,
     SubStatus,
+    Take,
 )
 
 SHIPPED_STATES = frozenset({PackageStatus.SHIPPED, PackageStatus.DELIVERED, PackageStatus.RECEIVED})
@@ -49,6 +51,7 @@ class DeadlineKind(StrEnum):
     PAYMENT = "PAYMENT"  # unpaid at the deadline -> CLOSED/PAYMENT_TIMEOUT
     SUPPLIER_PURCHASE = "SUPPLIER_PURCHASE"  # cancel window over: buy KEPLER goods
     AUTO_CONFIRM = "AUTO_CONFIRM"  # shipped packages received automatically
+    REFUND_RESPONSE = "REFUND_RESPONSE"  # the merchant did not answer: the refund is agreed
     FINISH = "FINISH"  # after-sales window over: the workflow may end
 
 
@@ -62,6 +65,7 @@ class Deadline:
             DeadlineKind.PAYMENT: "close if unpaid",
             DeadlineKind.SUPPLIER_PURCHASE: "buy from the supplier (cancel window over)",
             DeadlineKind.AUTO_CONFIRM: "confirm receipt automatically",
+            DeadlineKind.REFUND_RESPONSE: "agree the refund request automatically",
             DeadlineKind.FINISH: "end of the after-sales window",
         }[self.kind]
 
@@ -73,10 +77,30 @@ def live_packages(state: OrderState) -> list[Package]:
     return [p for p in state.packages if p.status not in DEAD_STATES]
 
 
+def requested_takes(state: OrderState) -> list[Take]:
+    """Units of refund requests still waiting for the merchant."""
+    return [
+        t
+        for r in state.refund_requests
+        if r.status is RefundRequestStatus.REQUESTED
+        for t in r.takes
+    ]
+
+
+def has_open_refunds(state: OrderState) -> bool:
+    """A refund request or an after-sales case is open: the order shows REFUNDING and its
+    workflow stays open."""
+    return (
+        bool(requested_takes(state))
+        or any(c.open for c in state.cases)
+        or any(r.status == "PENDING" for r in state.refunds)
+    )
+
+
 def derive_status(state: OrderState) -> tuple[OrderStatus, list[SubStatus]]:
     """Order status from its packages (SPEC §1); one package never drags the others."""
     subs: list[SubStatus] = []
-    if any(r.status == "PENDING" for r in state.refunds):
+    if has_open_refunds(state):
         subs.append(SubStatus.REFUNDING)
     if state.close_reason is not None:
         return OrderStatus.CLOSED, subs
@@ -257,6 +281,10 @@ def check_can_ship(
     package = package_of(state, package_id)
     if package.status is not PackageStatus.PENDING:
         raise invalid_transition(f"package {package_id} is {package.status}, not PENDING")
+    if any(t.package_id == package_id for t in requested_takes(state)):
+        raise invalid_transition(
+            f"a refund request is open on package {package_id}: agree or refuse it first"
+        )
     needs_logistics = package.product_type is not ProductType.VIRTUAL
     if needs_logistics and not (carrier and tracking_no):
         raise invalid_transition("physical goods ship with a carrier and a tracking number")
@@ -382,23 +410,39 @@ def add_refund(state: OrderState, refund: Refund, now: datetime, actor: Actor) -
 # ---- timers -----------------------------------------------------------------------------
 
 
-def next_deadline(state: OrderState) -> Deadline | None:
-    """The earliest thing the order's timer must do, if any."""
+def next_deadline(state: OrderState, *, hold_finish: bool = True) -> Deadline | None:
+    """The earliest thing the order's timer must do, if any.
+
+    `hold_finish=False` is how orders placed before after-sales behaved: they timed the end of
+    the after-sales window even while something held them open (kept for their replay)."""
     if state.close_reason is not None:
         return None
     if state.status is OrderStatus.PENDING_PAYMENT:
         return Deadline(DeadlineKind.PAYMENT, state.payment_deadline)
+    held = {t.package_id for t in requested_takes(state)}  # bought once the refund is decided
     due: list[Deadline] = [
         Deadline(DeadlineKind.SUPPLIER_PURCHASE, p.purchase_at)
         for p in state.packages
-        if p.status is PackageStatus.AWAITING_SUPPLIER and p.purchase_at is not None
+        if p.status is PackageStatus.AWAITING_SUPPLIER
+        and p.purchase_at is not None
+        and p.id not in held
+    ]
+    due += [
+        Deadline(DeadlineKind.REFUND_RESPONSE, r.respond_by)
+        for r in state.refund_requests
+        if r.status is RefundRequestStatus.REQUESTED
     ]
     due += [
         Deadline(DeadlineKind.AUTO_CONFIRM, p.auto_confirm_at)
         for p in state.packages
         if p.status in AWAITING_RECEIPT and p.auto_confirm_at is not None
     ]
-    if not due and state.status is OrderStatus.COMPLETED and state.completed_at is not None:
+    if (
+        not due
+        and state.status is OrderStatus.COMPLETED
+        and state.completed_at is not None
+        and not (hold_finish and held_open(state))
+    ):
         window = timedelta(seconds=state.timings.after_sales_window_seconds)
         due.append(Deadline(DeadlineKind.FINISH, state.completed_at + window))
     return min(due, key=lambda d: d.at) if due else None
@@ -409,9 +453,15 @@ def awaiting_return(state: OrderState) -> list[Package]:
     return [p for p in state.packages if p.status is PackageStatus.REJECTED and not p.restocked]
 
 
+def held_open(state: OrderState) -> bool:
+    """Something still to come keeps the workflow open past its own deadlines: a rejected
+    package on its way back, an open refund request or after-sales case."""
+    return bool(awaiting_return(state)) or has_open_refunds(state)
+
+
 def is_finished(state: OrderState, now: datetime) -> bool:
     """Nothing more can happen to the order: the workflow may end."""
-    if awaiting_return(state):
+    if held_open(state):
         return False
     if state.status is OrderStatus.CLOSED:
         return True
@@ -420,12 +470,14 @@ def is_finished(state: OrderState, now: datetime) -> bool:
 
 
 def due_purchases(state: OrderState, now: datetime) -> list[Package]:
+    held = {t.package_id for t in requested_takes(state)}
     return [
         p
         for p in state.packages
         if p.status is PackageStatus.AWAITING_SUPPLIER
         and p.purchase_at is not None
         and p.purchase_at <= now
+        and p.id not in held
     ]
 
 

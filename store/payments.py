@@ -117,7 +117,33 @@ async def record_refund(
     """Ledger the refund (and the payment it returns, if it was never kept); wallets are
     credited here, gateways were already called. Idempotent on the refund id."""
     await _record_payment(session, order_id, payment, REFUNDED)
-    fresh = await insert_ignore(
+    fresh = await _insert_refund(session, order_id, refund)
+    if not fresh and refund.status != "FAILED":  # a FAILED refund tried again: it counts now
+        result = await session.execute(
+            update(RefundRow)
+            .where(RefundRow.id == refund.id, RefundRow.status == "FAILED")
+            .values(status=refund.status)
+        )
+        fresh = bool(getattr(result, "rowcount", 0))
+    if fresh and refund.channel in WALLET_CHANNELS:
+        owner = await _owner(session, order_id)
+        await wallet(session, owner)
+        await _move_wallet(session, owner, refund.channel, -refund.amount_cents)
+    if fresh and note is not None:
+        await _note_on_order(session, order_id, refund, note)
+    return fresh
+
+
+async def note_failed_refunds(session: AsyncSession, state: OrderState) -> None:
+    """Refunds the channel refused for good go in the ledger as FAILED: operators find them
+    there, and an admin's retry finds their order."""
+    for refund in state.refunds:
+        if refund.status == "FAILED" and refund.amount_cents > 0:
+            await _insert_refund(session, state.id, refund)
+
+
+async def _insert_refund(session: AsyncSession, order_id: str, refund: Refund) -> bool:
+    return await insert_ignore(
         session,
         RefundRow,
         id=refund.id,
@@ -134,13 +160,6 @@ async def record_refund(
         status=refund.status,
         created_at=refund.created_at,
     )
-    if fresh and refund.channel in WALLET_CHANNELS:
-        owner = await _owner(session, order_id)
-        await wallet(session, owner)
-        await _move_wallet(session, owner, refund.channel, -refund.amount_cents)
-    if fresh and note is not None:
-        await _note_on_order(session, order_id, refund, note)
-    return fresh
 
 
 async def _note_on_order(

@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.models import Allocation, OrderState, StockPolicy
 from domain.stock import allocate, check_limit, quantities
 from store.sql import insert_ignore
-from store.tables import LimitGuardRow, PurchaseRecordRow, SkuRow, StockHoldRow, StockRow
+from store.tables import (
+    LimitGuardRow,
+    PurchaseRecordRow,
+    SkuRow,
+    StockHoldRow,
+    StockReturnRow,
+    StockRow,
+)
 
 HELD, DEDUCTED, RELEASED, RESTORED = "HELD", "DEDUCTED", "RELEASED", "RESTORED"
 FOREVER_DAYS = 36_500
@@ -172,4 +179,38 @@ async def restore(session: AsyncSession, order_id: str, allocations: list[Alloca
         if (h.sku, h.location) in wanted:
             rows[(h.sku, h.location)].on_hand += h.quantity
             h.state = RESTORED
+    await session.flush()
+
+
+async def return_units(
+    session: AsyncSession, order_id: str, ref: str, allocations: list[Allocation]
+) -> None:
+    """Refunded units back on hand (a refund before shipment, a confirmed return): exactly
+    these units, once per `ref`. The order's deducted hold shrinks by as much, so a later
+    whole-package restore gives back only what is left."""
+    if not allocations:
+        return
+    rows = await lock_rows(session, (a.sku for a in allocations))
+    holds = {(h.sku, h.location): h for h in await _holds(session, order_id, DEDUCTED)}
+    for a in allocations:
+        fresh = await insert_ignore(
+            session,
+            StockReturnRow,
+            order_id=order_id,
+            ref=ref,
+            sku=a.sku,
+            location=a.location,
+            quantity=a.quantity,
+        )
+        if not fresh:
+            continue  # a retry: already back
+        row = rows.get((a.sku, a.location))
+        if row is not None:
+            row.on_hand += a.quantity
+        hold = holds.get((a.sku, a.location))
+        if hold is not None:
+            if hold.quantity > a.quantity:
+                hold.quantity -= a.quantity
+            else:
+                hold.state = RESTORED
     await session.flush()

@@ -209,3 +209,36 @@ class FreightRuleRow(Base):
     flat_cents: Mapped[int] = mapped_column(BigInteger)
     free_above_cents: Mapped[int | None] = mapped_column(BigInteger)
     policy: Mapped[str] = mapped_column(String(16))
+
+
+class StockReturnRow(Base):
+    """Refunded units put back on hand: one row per (order, refund or case, SKU, location),
+    so a retried write restocks once."""
+
+    __tablename__ = "stock_returns"
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(80), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (CheckConstraint("quantity > 0", name="return_quantity_pos"),)
+
+
+class CaseRow(Base):
+    """The latest snapshot of each after-sales case (its timeline included), for lists."""
+
+    __tablename__ = "after_sales_cases"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        Index("ix_cases_buyer_created", "buyer_id", "created_at", "id"),
+        Index("ix_cases_status_created", "status", "created_at", "id"),
+        Index("ix_cases_created", "created_at", "id"),
+    )

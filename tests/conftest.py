@@ -239,6 +239,7 @@ async def register_search_attributes(client: Client) -> None:
     kinds = {
         "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
     }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

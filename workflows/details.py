@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.models import CloseReason, OrderState, OrderStatus, Package, PackageStatus
 from domain.order import next_deadline
-from workflows.ids import BUYER_ID, CLOSE_REASON, ORDER_STATUS, ORDER_TOTAL
+from workflows.ids import BUYER_ID, CLOSE_REASON, ORDER_STATUS, ORDER_TOTAL, REFUND_FAILED
 
 
 def money(cents: int) -> str:
@@ -58,6 +58,20 @@ def render(state: OrderState) -> str:
             f" | {_next(p)} |"
             for p in state.packages
         ]
+    failed = [r for r in state.refunds if r.status == "FAILED"]
+    if failed:
+        out += ["", "**Failed refunds** (an admin retries them):"]
+        out += [f"- {r.id}: {money(r.amount_cents)} via {r.channel} — {r.reason}" for r in failed]
+    open_requests = [r for r in state.refund_requests if r.status == "REQUESTED"]
+    open_cases = [c for c in state.cases if c.open]
+    if open_requests or open_cases:
+        out += ["", "**Refunding:**"]
+        out += [
+            f"- refund request {r.id}: {money(r.amount_cents)}, agreed automatically at"
+            f" {r.respond_by.isoformat()}"
+            for r in open_requests
+        ]
+        out += [f"- after-sales case {c.id} ({c.type}): see after-sales-{c.id}" for c in open_cases]
     deadline = next_deadline(state)
     if deadline and state.close_reason is None:
         out += [
@@ -73,6 +87,7 @@ def publish(state: OrderState) -> None:
         ORDER_STATUS.value_set(state.status.value),
         BUYER_ID.value_set(state.buyer_id),
         ORDER_TOTAL.value_set(state.total_cents),
+        REFUND_FAILED.value_set(any(r.status == "FAILED" for r in state.refunds)),
     ]
     if state.close_reason:
         updates.append(CLOSE_REASON.value_set(state.close_reason.value))

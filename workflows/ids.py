@@ -9,7 +9,18 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 BUYER_ID = SearchAttributeKey.for_keyword("BuyerId")
 ORDER_TOTAL = SearchAttributeKey.for_int("OrderTotal")
 CLOSE_REASON = SearchAttributeKey.for_keyword("CloseReason")
-SEARCH_ATTRIBUTES = (ORDER_STATUS, BUYER_ID, ORDER_TOTAL, CLOSE_REASON)
+REFUND_FAILED = SearchAttributeKey.for_bool("RefundFailed")  # a refund an admin must retry
+CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")  # after-sales case workflows
+ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+SEARCH_ATTRIBUTES = (
+    ORDER_STATUS,
+    BUYER_ID,
+    ORDER_TOTAL,
+    CLOSE_REASON,
+    REFUND_FAILED,
+    CASE_STATUS,
+    ORDER_ID,
+)
 
 # activity names, shared by workflows (which must not import activities/) and the worker
 PLACE_ORDER = "place_order"
@@ -18,10 +29,17 @@ SAVE_ORDER = "save_order"
 REFUND_PAYMENT = "refund_payment"
 PURCHASE_FROM_SUPPLIER = "purchase_from_supplier"
 CANCEL_SUPPLIER_ORDER = "cancel_supplier_order"
+SAVE_CASE = "save_case"
+SETTLE_CASE = "settle_case"
+SETTLE_CASE_UPDATE = "settle_case"  # the order workflow's update a case settles through
 
 
 def order_workflow_id(order_id: str) -> str:
     return f"{ORDER_WORKFLOW_PREFIX}{order_id}"
+
+
+def case_workflow_id(case_id: str) -> str:
+    return f"after-sales-{case_id}"
 
 
 def orphan_payment_workflow_id(txn_id: str) -> str:
@@ -30,7 +48,7 @@ def orphan_payment_workflow_id(txn_id: str) -> str:
 
 def search_attribute_flags() -> list[str]:
     """`temporal server start-dev` flags that register our search attributes."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool"}
     out: list[str] = []
     for key in SEARCH_ATTRIBUTES:
         kind = kinds[key.indexed_value_type.name]

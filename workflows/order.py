@@ -14,23 +14,31 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import after_sales, refunds
     from domain import fulfilment as fulfil
     from domain import order as rules
+    from domain.after_sales import AfterSalesCase
     from domain.errors import DomainError, ErrorCode
     from domain.messages import (
         AcceptPaymentInput,
         CarrierNotice,
+        CaseSettlement,
         CloseRequest,
         ConfirmRequest,
+        DecideRefundRequest,
         ExtendRequest,
+        OpenCaseRequest,
         OrderWorkflowInput,
         PackageRequest,
         PaymentNotice,
         PayRequest,
         PlaceOrderInput,
         PurchaseInput,
+        RefundLinesRequest,
         RefundPaymentInput,
+        RetryRefundRequest,
         SaveOrderInput,
+        SettleCaseRequest,
         ShipRequest,
         SupplierCancelInput,
         SupplierCancelResult,
@@ -45,11 +53,15 @@ with workflow.unsafe.imports_passed_through():
         CloseReason,
         OrderState,
         OrderStatus,
+        Package,
         PackageStatus,
         Payment,
         Refund,
+        RefundRequest,
+        Take,
     )
-    from workflows import details, ids
+    from workflows import case_details, details, ids
+    from workflows.after_sales import AfterSalesWorkflow
     from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
 
 DB_TIMEOUT = timedelta(seconds=30)
@@ -57,7 +69,8 @@ DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
 PARTNER_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
-SUPPLIER_PATIENCE = timedelta(hours=24)  # a supplier down this long: intercept and refund
+SUPPLIER_PATIENCE = timedelta(hours=24)
+FINISH_WAITS_PATCH = "finish-waits-while-held-open"  # a supplier down this long: intercept and refund
 
 
 @workflow.defn
@@ -77,7 +90,7 @@ class OrderWorkflow:
     async def run(self, inp: OrderWorkflowInput) -> OrderState | None:
         await workflow.wait_condition(lambda: self.state is not None or self.rejection is not None)
         while self.state is not None and not rules.is_finished(self.state, workflow.now()):
-            deadline = rules.next_deadline(self.state)
+            deadline = self._next_deadline(self.state)
             version = self.state.version
             if deadline is None:
                 await workflow.wait_condition(self._moved_on(version))
@@ -96,6 +109,10 @@ class OrderWorkflow:
             if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
                 await self._purchase_due()  # locks only to commit: a slow supplier blocks no one
                 continue
+            if deadline.kind is rules.DeadlineKind.REFUND_RESPONSE:
+                async with self.lock:
+                    await self._refunds_due()
+                continue
             async with self.lock:
                 if self.state.version == version:  # else something moved it first: look again
                     await self._on_deadline(deadline)
@@ -104,6 +121,14 @@ class OrderWorkflow:
 
     def _moved_on(self, version: int) -> Callable[[], bool]:
         return lambda: self.state is not None and self.state.version != version
+
+    @staticmethod
+    def _next_deadline(state: OrderState) -> rules.Deadline | None:
+        deadline = rules.next_deadline(state)
+        old = rules.next_deadline(state, hold_finish=False)
+        if deadline != old and not workflow.patched(FINISH_WAITS_PATCH):
+            return old  # an order that timed its after-sales window while held open
+        return deadline
 
     async def _on_deadline(self, deadline: rules.Deadline) -> None:
         change = rules.on_deadline(self._placed(), deadline, workflow.now())
@@ -487,19 +512,7 @@ class OrderWorkflow:
         for package in self._placed().packages:
             if package.status is not PackageStatus.PURCHASED or not package.supplier_order_id:
                 continue
-            answer: SupplierCancelResult = await workflow.execute_activity(
-                ids.CANCEL_SUPPLIER_ORDER,
-                SupplierCancelInput(
-                    package_id=package.id,
-                    supplier_order_id=package.supplier_order_id,
-                    reason=req.reason or "buyer cancelled",
-                ),
-                result_type=SupplierCancelResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=2),
-                retry_policy=PARTNER_RETRY,
-                summary=f"ask the supplier to cancel {package.id}",
-            )
+            answer = await self._ask_supplier_to_cancel(package, req.reason or "buyer cancelled")
             if answer.cancelled:
                 cancelled.append(package.id)
                 continue
@@ -512,6 +525,202 @@ class OrderWorkflow:
                 type=ErrorCode.SUPPLIER_REFUSED_CANCEL.value,
                 non_retryable=True,
             )
+
+    async def _ask_supplier_to_cancel(self, package: Package, reason: str) -> SupplierCancelResult:
+        assert package.supplier_order_id is not None
+        answer: SupplierCancelResult = await workflow.execute_activity(
+            ids.CANCEL_SUPPLIER_ORDER,
+            SupplierCancelInput(
+                package_id=package.id, supplier_order_id=package.supplier_order_id, reason=reason
+            ),
+            result_type=SupplierCancelResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(minutes=2),
+            retry_policy=PARTNER_RETRY,
+            summary=f"ask the supplier to cancel {package.id}",
+        )
+        return answer
+
+    # ---- refunds before shipment (SPEC §6.1) ------------------------------------------
+
+    @workflow.update
+    async def request_refund(self, req: RefundLinesRequest) -> RefundRequest:
+        async with self.lock:
+            state = self._placed()
+            if any(r.id == req.request_id for r in state.refund_requests):
+                return refunds.request_of(state, req.request_id)  # the same request again
+            change = rule(
+                refunds.request_refund,
+                state,
+                req.request_id,
+                req.lines,
+                req.reason,
+                workflow.now(),
+                req.actor,
+            )
+            await self._commit(change)
+            return refunds.request_of(change.state, req.request_id)
+
+    @request_refund.validator
+    def _validate_request_refund(self, req: RefundLinesRequest) -> None:
+        state = self._placed()
+        self._require_buyer(state, req.actor)
+        if not any(r.id == req.request_id for r in state.refund_requests):
+            rule(refunds.check_can_request, state, req.lines)
+
+    @workflow.update
+    async def decide_refund(self, req: DecideRefundRequest) -> RefundRequest:
+        """The merchant agrees (the money and stock go back) or refuses, with a reason."""
+        async with self.lock:
+            state = self._placed()
+            rule(refunds.check_can_decide, state, req.request_id)
+            if req.agree:
+                self._refuse_while_purchasing()
+                await self._agree_refund(req.request_id, req.actor)
+            else:
+                change = rule(
+                    refunds.refuse_request,
+                    state,
+                    req.request_id,
+                    req.reason,
+                    workflow.now(),
+                    req.actor,
+                )
+                await self._commit(change)
+            return refunds.request_of(self._placed(), req.request_id)
+
+    @decide_refund.validator
+    def _validate_decide_refund(self, req: DecideRefundRequest) -> None:
+        rule(refunds.check_can_decide, self._placed(), req.request_id)
+        if req.agree:
+            self._refuse_while_purchasing()
+
+    async def _agree_refund(self, request_id: str, actor: Actor) -> None:
+        """Bought supplier packages are cancelled at the supplier first (a refusal is a 409
+        and the request stays open); then the money goes back and the units leave."""
+        for package in refunds.supplier_packages_to_cancel(self._placed(), request_id):
+            answer = await self._ask_supplier_to_cancel(package, f"refund {request_id}")
+            if not answer.cancelled:
+                raise ApplicationError(
+                    f"the supplier refused to cancel package {package.id}: {answer.reason}",
+                    {"package_id": package.id},
+                    type=ErrorCode.SUPPLIER_REFUSED_CANCEL.value,
+                    non_retryable=True,
+                )
+        state = self._placed()
+        assert state.payment is not None
+        now = workflow.now()
+        refund, money = refunds.refund_of_request(state, request_id, now)
+        refund = await self._pay_back(refund, state.payment)
+        change = refunds.complete_request(state, request_id, refund, money, now, actor)
+        takes = refunds.request_of(state, request_id).takes
+        await self._commit(change, returns=self._units(state, takes), return_ref=request_id)
+
+    async def _refunds_due(self) -> None:
+        """The merchant did not answer in time: each due request is agreed (a supplier that
+        will not cancel its purchase refuses it instead)."""
+        for request in refunds.due_requests(self._placed(), workflow.now()):
+            try:
+                await self._agree_refund(request.id, SYSTEM)
+            except ApplicationError as err:
+                change = refunds.refuse_request(
+                    self._placed(), request.id, err.message, workflow.now(), SYSTEM
+                )
+                await self._commit(change)
+
+    @staticmethod
+    def _units(state: OrderState, takes: list[Take]) -> list[Allocation]:
+        where = {p.id: p.location for p in state.packages}
+        return [
+            Allocation(sku=t.sku, location=where[t.package_id], quantity=t.quantity) for t in takes
+        ]
+
+    @workflow.update
+    async def retry_refund(self, req: RetryRefundRequest) -> Refund:
+        """An admin tries a FAILED refund again, with the same refund id."""
+        async with self.lock:
+            state = self._placed()
+            failed = rule(refunds.check_can_retry, state, req.refund_id)
+            payment = self._payment_of(state, failed)
+            done = await self._pay_back(failed.model_copy(update={"status": "SUCCEEDED"}), payment)
+            await self._commit(rule(refunds.retried, state, done, workflow.now(), req.actor))
+            return done
+
+    @retry_refund.validator
+    def _validate_retry_refund(self, req: RetryRefundRequest) -> None:
+        rule(refunds.check_can_retry, self._placed(), req.refund_id)
+
+    @staticmethod
+    def _payment_of(state: OrderState, refund: Refund) -> Payment:
+        if state.payment is not None and state.payment.txn_id == refund.txn_id:
+            return state.payment
+        return Payment(  # a payment the order did not keep: the refund names it
+            channel=refund.channel,
+            txn_id=refund.txn_id,
+            amount_cents=refund.amount_cents,
+            paid_at=refund.created_at,
+        )
+
+    # ---- after-sales cases (SPEC §6.2): each its own workflow ---------------------------
+
+    @workflow.update
+    async def open_case(self, req: OpenCaseRequest) -> AfterSalesCase:
+        """The order holds the case's units, saves the case's first snapshot with its own,
+        and starts the case's workflow, which lives on its own timers."""
+        async with self.lock:
+            change, case = rule(
+                after_sales.new_case,
+                self._placed(),
+                case_id=req.case_id,
+                type_=req.type,
+                reason=req.reason,
+                description=req.description,
+                lines=req.lines,
+                images=req.images,
+                service_phone=req.service_phone,
+                now=workflow.now(),
+                actor=req.actor,
+            )
+            await self._commit(change, case=case)
+            await workflow.start_child_workflow(
+                AfterSalesWorkflow.run,
+                case,
+                id=ids.case_workflow_id(case.id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                search_attributes=case_details.initial_attributes(case),
+                static_summary=case_details.summary(case),
+            )
+            return case
+
+    @open_case.validator
+    def _validate_open_case(self, req: OpenCaseRequest) -> None:
+        state = self._placed()
+        self._require_buyer(state, req.actor)
+        rule(after_sales.check_can_open, state, req.lines, workflow.now())
+
+    @workflow.update(name=ids.SETTLE_CASE_UPDATE)
+    async def settle_case(self, req: SettleCaseRequest) -> CaseSettlement:
+        """A case ended: refund its units (at most the agreed amount; restock a return), or
+        free them. Idempotent: a settled case answers with its refund again."""
+        async with self.lock:
+            state = self._placed()
+            claim = rule(after_sales.claim_of, state, req.case_id)
+            if not claim.open:
+                return CaseSettlement(
+                    refund=next((r for r in state.refunds if r.id == claim.refund_id), None)
+                )
+            now = workflow.now()
+            if not req.refund:
+                change = after_sales.settle_claim(state, req.case_id, None, None, now, req.actor)
+                await self._commit(change)
+                return CaseSettlement()
+            assert state.payment is not None
+            refund, money = after_sales.claim_refund(state, req.case_id, req.amount_cents, now)
+            refund = await self._pay_back(refund, state.payment)
+            change = after_sales.settle_claim(state, req.case_id, refund, money, now, req.actor)
+            returns = self._units(state, claim.takes) if req.restock else []
+            await self._commit(change, returns=returns, return_ref=req.case_id)
+            return CaseSettlement(refund=refund)
 
     @workflow.update
     async def close(self, req: CloseRequest) -> OrderState:
@@ -551,6 +760,9 @@ class OrderWorkflow:
         *,
         release_stock: bool = False,
         restore: list[Allocation] | None = None,
+        returns: list[Allocation] | None = None,
+        return_ref: str = "",
+        case: AfterSalesCase | None = None,
     ) -> None:
         """Save the snapshot, its event and its stock effects in one transaction, then adopt
         and publish."""
@@ -562,6 +774,9 @@ class OrderWorkflow:
                     event=change.event,
                     release_stock=release_stock,
                     restore=restore or [],
+                    returns=returns or [],
+                    return_ref=return_ref,
+                    case=case,
                 ),
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,

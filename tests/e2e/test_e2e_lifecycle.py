@@ -46,7 +46,7 @@ async def test_an_order_paid_from_the_balance_is_shipped_received_and_completed(
     [package] = paid["packages"]
     assert package["status"] == "PENDING"
     assert package["location"] == "WH-A"
-    assert package["lines"] == [{"sku": sku, "quantity": 2}]
+    assert package["lines"] == [{"sku": sku, "quantity": 2, "refunded_quantity": 0}]
     assert package["freight_cents"] == FREIGHT_CENTS
 
     tracking = uid("SF")
@@ -110,12 +110,12 @@ async def test_an_order_from_two_warehouses_ships_as_two_packages(stack: Stack) 
     a, b = paid["packages"]
     assert (a["location"], a["lines"], a["status"]) == (
         "WH-A",
-        [{"sku": sku, "quantity": 3}],
+        [{"sku": sku, "quantity": 3, "refunded_quantity": 0}],
         "PENDING",
     )
     assert (b["location"], b["lines"], b["status"]) == (
         "WH-B",
-        [{"sku": sku, "quantity": 2}],
+        [{"sku": sku, "quantity": 2, "refunded_quantity": 0}],
         "PENDING",
     )
     assert (a["freight_cents"], b["freight_cents"]) == (FREIGHT_CENTS, 0)  # ONE_PACKAGE

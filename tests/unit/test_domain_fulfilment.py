@@ -515,7 +515,11 @@ def test_a_completed_order_is_not_finished_while_a_rejected_package_is_on_its_wa
     s = rules.confirm_receipt(s, [package_id(s, "BOOK-1")], LATER, BUYER, "b").state
     s = rejected(s, "PHONE-1")
     assert s.status is OrderStatus.COMPLETED
-    assert rules.next_deadline(s) == Deadline(DeadlineKind.FINISH, LATER + timedelta(seconds=60))
+    # no end-of-window timer while the goods are on their way back: it would fire at once,
+    # forever; orders from before this rule kept timing it (their replay asks for that)
+    assert rules.next_deadline(s) is None
+    old = Deadline(DeadlineKind.FINISH, LATER + timedelta(seconds=60))
+    assert rules.next_deadline(s, hold_finish=False) == old
     assert rules.is_finished(s, LATER + timedelta(days=30)) is False
     back = fulfil.confirm_return(s, package_id(s, "PHONE-1"), LATER, MERCHANT).state
     assert rules.is_finished(back, LATER + timedelta(days=30)) is True

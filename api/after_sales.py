@@ -1,0 +1,314 @@
+"""After-sales cases (SPEC §6.2): open one with evidence images, read, list, act on it."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from api import messaging
+from api.deps import Admin, Buyer, CurrentUser, DatabaseDep, Merchant, SessionDep, TemporalDep
+from api.errors import Problem
+from api.orders import visible
+from domain import after_sales
+from domain.after_sales import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGES,
+    AfterSalesCase,
+    CaseAction,
+    CaseCommand,
+    CaseStatus,
+    CaseType,
+)
+from domain.errors import DomainError, ErrorCode
+from domain.messages import OpenCaseRequest
+from domain.models import MAX_LINES, LineRequest
+from settings import Settings
+from store import cases
+from store.blobs import BlobStore, sniff_image
+from workflows.order import OrderWorkflow
+
+router = APIRouter(tags=["after-sales"])
+LINES = TypeAdapter(list[LineRequest])
+
+
+class CasePage(BaseModel):
+    items: list[AfterSalesCase]
+    next_cursor: str | None
+
+
+class VersionBody(BaseModel):
+    version: int = Field(ge=1)
+    reason: str = Field("", max_length=500)
+
+
+class ProposeBody(VersionBody):
+    amount_cents: int = Field(ge=1, le=10**12)
+
+
+class ReturnBody(BaseModel):
+    version: int = Field(ge=1)
+    carrier: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class RuleBody(BaseModel):
+    version: int = Field(ge=1)
+    decision: str = Field(pattern=r"^(BUYER|SELLER)$")
+    note: str = Field("", max_length=500)
+
+
+def _blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
+def _lines(raw: str) -> list[LineRequest]:
+    try:
+        lines = LINES.validate_json(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise Problem(
+            ErrorCode.VALIDATION,
+            f'lines: a JSON list of {{"sku", "quantity"}} ({where}: {first["msg"]})',
+        ) from None
+    if not 1 <= len(lines) <= MAX_LINES:
+        raise Problem(ErrorCode.VALIDATION, f"lines: 1 to {MAX_LINES} lines")
+    return lines
+
+
+async def _read_images(images: list[UploadFile]) -> list[bytes]:
+    """Every image checked before any is stored: count, size, and type by its bytes."""
+    if len(images) > MAX_IMAGES:
+        raise Problem(ErrorCode.VALIDATION, f"images: at most {MAX_IMAGES}")
+    out: list[bytes] = []
+    for n, image in enumerate(images):
+        data = await image.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise Problem(
+                "PAYLOAD_TOO_LARGE", f"images[{n}]: larger than {MAX_IMAGE_BYTES} bytes", 413
+            )
+        if sniff_image(data) is None:
+            raise Problem(
+                ErrorCode.UNSUPPORTED_MEDIA,
+                f"images[{n}] ({image.filename}): not a JPEG, PNG or WebP image",
+            )
+        out.append(data)
+    return out
+
+
+@router.post("/orders/{order_id}/after-sales", status_code=201, response_model=AfterSalesCase)
+async def open_case(
+    order_id: str,
+    request: Request,
+    user: Buyer,
+    session: SessionDep,
+    client: TemporalDep,
+    db: DatabaseDep,
+    type: Annotated[CaseType, Form()],
+    reason: Annotated[str, Form(min_length=1, max_length=200)],
+    lines: Annotated[str, Form(max_length=10_000)],
+    description: Annotated[str, Form(max_length=2000)] = "",
+    images: Annotated[list[UploadFile] | None, File()] = None,
+) -> AfterSalesCase:
+    wanted = _lines(lines)
+    data = await _read_images(images or [])
+    state = await visible(session, user, order_id)
+    await session.close()  # no read transaction held across the workflow's answer
+    try:  # the order's own rule, checked first so a refused case stores no image
+        after_sales.check_can_open(state, wanted, datetime.now(UTC))
+    except DomainError as err:
+        raise Problem(err.code, err.message, **err.details) from None
+    hashes = [await _blobs(request).put(d) for d in data]
+    settings: Settings = request.app.state.settings
+    req = OpenCaseRequest(
+        case_id=f"AS{uuid.uuid4().hex[:14]}",
+        type=type,
+        reason=reason,
+        description=description,
+        lines=wanted,
+        images=list(dict.fromkeys(hashes)),
+        service_phone=settings.service_phone,
+        actor=user.actor,
+    )
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.open_case, req)
+
+
+async def _case(session: SessionDep, user: CurrentUser, case_id: str) -> AfterSalesCase:
+    case = await cases.get(session, case_id)
+    if case is None or not user.can_see(case.buyer_id):
+        raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
+    return case
+
+
+@router.get("/after-sales/{case_id}", response_model=AfterSalesCase)
+async def get_case(case_id: str, user: CurrentUser, session: SessionDep) -> AfterSalesCase:
+    return await _case(session, user, case_id)
+
+
+@router.get("/after-sales", response_model=CasePage)
+async def list_cases(
+    user: CurrentUser,
+    session: SessionDep,
+    status: CaseStatus | None = None,
+    order_id: str | None = Query(None, max_length=64),
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, max_length=200),
+) -> CasePage:
+    buyer_id = user.id if user.role == "buyer" else None
+    try:
+        items, nxt = await cases.page(
+            session, buyer_id=buyer_id, status=status, order_id=order_id, limit=limit, cursor=cursor
+        )
+    except ValueError as err:
+        raise Problem(ErrorCode.VALIDATION, str(err)) from None
+    return CasePage(items=items, next_cursor=nxt)
+
+
+@router.get("/after-sales/{case_id}/images/{sha256}")
+async def get_image(
+    case_id: str, sha256: str, request: Request, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Only to the case's parties, and only the case's own images."""
+    case = await _case(session, user, case_id)
+    data = await _blobs(request).get(sha256) if sha256 in case.images else None
+    if data is None:
+        raise Problem(ErrorCode.NOT_FOUND, f"case {case_id} has no image {sha256}")
+    return Response(
+        data,
+        media_type=sniff_image(data) or "application/octet-stream",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def _act(
+    client: TemporalDep,
+    db: DatabaseDep,
+    session: SessionDep,
+    user: CurrentUser,
+    case_id: str,
+    cmd: CaseCommand,
+) -> AfterSalesCase:
+    await _case(session, user, case_id)  # another buyer's case is a 404, as a read would be
+    await session.close()
+    return await messaging.case_update(client, db, user, case_id, cmd)
+
+
+def _merchant_route(action: CaseAction) -> None:
+    async def route(
+        case_id: str,
+        body: VersionBody,
+        user: Merchant,
+        client: TemporalDep,
+        db: DatabaseDep,
+        session: SessionDep,
+    ) -> AfterSalesCase:
+        cmd = CaseCommand(
+            action=action,
+            version=body.version,
+            actor=user.actor,
+            reason=body.reason,
+        )
+        return await _act(client, db, session, user, case_id, cmd)
+
+    router.add_api_route(
+        f"/after-sales/{{case_id}}/{action.value}",
+        route,
+        methods=["POST"],
+        response_model=AfterSalesCase,
+        name=f"case_{action.name.lower()}",
+    )
+
+
+def _buyer_route(action: CaseAction) -> None:
+    async def route(
+        case_id: str,
+        body: VersionBody,
+        user: Buyer,
+        client: TemporalDep,
+        db: DatabaseDep,
+        session: SessionDep,
+    ) -> AfterSalesCase:
+        cmd = CaseCommand(action=action, version=body.version, actor=user.actor, reason=body.reason)
+        return await _act(client, db, session, user, case_id, cmd)
+
+    router.add_api_route(
+        f"/after-sales/{{case_id}}/{action.value}",
+        route,
+        methods=["POST"],
+        response_model=AfterSalesCase,
+        name=f"case_{action.name.lower()}",
+    )
+
+
+for _action in (CaseAction.AGREE, CaseAction.REJECT, CaseAction.CONFIRM_RETURN):
+    _merchant_route(_action)
+for _action in (
+    CaseAction.ACCEPT_PROPOSAL,
+    CaseAction.DECLINE_PROPOSAL,
+    CaseAction.ESCALATE,
+    CaseAction.WITHDRAW,
+):
+    _buyer_route(_action)
+
+
+@router.post("/after-sales/{case_id}/propose", response_model=AfterSalesCase)
+async def propose(
+    case_id: str,
+    body: ProposeBody,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+    session: SessionDep,
+) -> AfterSalesCase:
+    """The merchant offers a smaller amount; the buyer accepts or declines."""
+    cmd = CaseCommand(
+        action=CaseAction.PROPOSE,
+        version=body.version,
+        actor=user.actor,
+        reason=body.reason,
+        amount_cents=body.amount_cents,
+    )
+    return await _act(client, db, session, user, case_id, cmd)
+
+
+@router.post("/after-sales/{case_id}/return-shipment", response_model=AfterSalesCase)
+async def return_shipment(
+    case_id: str,
+    body: ReturnBody,
+    user: Buyer,
+    client: TemporalDep,
+    db: DatabaseDep,
+    session: SessionDep,
+) -> AfterSalesCase:
+    cmd = CaseCommand(
+        action=CaseAction.RETURN_SHIPMENT,
+        version=body.version,
+        actor=user.actor,
+        carrier=body.carrier,
+        tracking_no=body.tracking_no,
+    )
+    return await _act(client, db, session, user, case_id, cmd)
+
+
+@router.post("/after-sales/{case_id}/rule", response_model=AfterSalesCase)
+async def rule(
+    case_id: str,
+    body: RuleBody,
+    user: Admin,
+    client: TemporalDep,
+    db: DatabaseDep,
+    session: SessionDep,
+) -> AfterSalesCase:
+    """The platform steps in (客服介入): for the buyer (agreed) or the seller (closed)."""
+    cmd = CaseCommand(
+        action=CaseAction.RULE,
+        version=body.version,
+        actor=user.actor,
+        reason=body.note,
+        decision=body.decision,
+    )
+    return await _act(client, db, session, user, case_id, cmd)

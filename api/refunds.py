@@ -1,0 +1,110 @@
+"""Refunds before shipment (SPEC §6.1): the buyer asks, the merchant agrees or refuses; an
+admin retries a refund the channel refused."""
+
+import hashlib
+import uuid
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api import messaging
+from api.deps import Admin, Buyer, CurrentUser, DatabaseDep, Merchant, SessionDep, TemporalDep
+from api.errors import Problem
+from api.orders import IdempotencyKey, ReasonBody, visible
+from domain.errors import ErrorCode
+from domain.messages import DecideRefundRequest, RefundLinesRequest, RetryRefundRequest
+from domain.models import MAX_LINES, LineRequest, Refund, RefundRequest
+from store.tables import RefundRow
+from workflows.order import OrderWorkflow
+
+router = APIRouter(tags=["refunds"])
+
+
+class RefundBody(BaseModel):
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
+    reason: str = Field("", max_length=500)
+
+
+def _request_id(order_id: str, key: str | None) -> str:
+    """The same Idempotency-Key on the same order is the same request."""
+    if key is None:
+        return f"RR{uuid.uuid4().hex[:14]}"
+    return "RR" + hashlib.sha256(f"{order_id}\x00{key}".encode()).hexdigest()[:14]
+
+
+@router.post("/orders/{order_id}/refunds", status_code=201, response_model=RefundRequest)
+async def request_refund(
+    order_id: str,
+    body: RefundBody,
+    user: Buyer,
+    client: TemporalDep,
+    db: DatabaseDep,
+    key: IdempotencyKey = None,
+) -> RefundRequest:
+    req = RefundLinesRequest(
+        request_id=_request_id(order_id, key),
+        lines=body.lines,
+        reason=body.reason,
+        actor=user.actor,
+    )
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.request_refund, req)
+
+
+@router.get("/orders/{order_id}/refunds", response_model=list[RefundRequest])
+async def list_refunds(
+    order_id: str, user: CurrentUser, session: SessionDep
+) -> list[RefundRequest]:
+    return (await visible(session, user, order_id)).refund_requests
+
+
+async def _decide(
+    order_id: str,
+    request_id: str,
+    agree: bool,
+    reason: str,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+) -> RefundRequest:
+    req = DecideRefundRequest(request_id=request_id, agree=agree, reason=reason, actor=user.actor)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.decide_refund, req)
+
+
+@router.post("/orders/{order_id}/refunds/{request_id}/agree", response_model=RefundRequest)
+async def agree(
+    order_id: str,
+    request_id: str,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+    body: ReasonBody | None = None,
+) -> RefundRequest:
+    return await _decide(order_id, request_id, True, body.reason if body else "", user, client, db)
+
+
+@router.post("/orders/{order_id}/refunds/{request_id}/refuse", response_model=RefundRequest)
+async def refuse(
+    order_id: str,
+    request_id: str,
+    body: ReasonBody,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+) -> RefundRequest:
+    if not body.reason.strip():
+        raise Problem(ErrorCode.VALIDATION, "reason: a refusal says why")
+    return await _decide(order_id, request_id, False, body.reason, user, client, db)
+
+
+@router.post("/admin/refunds/{refund_id}/retry", response_model=Refund, tags=["admin"])
+async def retry_refund(
+    refund_id: str, user: Admin, session: SessionDep, client: TemporalDep, db: DatabaseDep
+) -> Refund:
+    """A FAILED refund tried again through its channel, with the same refund id."""
+    row = await session.get(RefundRow, refund_id)
+    if row is None:
+        raise Problem(ErrorCode.NOT_FOUND, f"no refund {refund_id}")
+    if row.status != "FAILED":
+        raise Problem(ErrorCode.INVALID_TRANSITION, f"refund {refund_id} is {row.status}")
+    req = RetryRefundRequest(refund_id=refund_id, actor=user.actor)
+    return await messaging.update(client, db, user, row.order_id, OrderWorkflow.retry_refund, req)

@@ -1,0 +1,119 @@
+"""One workflow per after-sales case, id `after-sales-<case id>`, started by its order.
+
+The case decides with `domain.after_sales`; every change is saved (a local activity) and
+published. When the case ends it asks its order's workflow to settle it (refund and restock,
+or free the units): the order stays the owner of its lines, money and stock.
+"""
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from domain import after_sales as rules
+    from domain.after_sales import AfterSalesCase, CaseCommand
+    from domain.messages import CaseSettlement, SettleCaseRequest
+    from domain.models import Actor
+    from workflows import case_details, ids
+    from workflows.errors import rule
+
+DB_TIMEOUT = timedelta(seconds=30)
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
+)
+SETTLE_PATIENCE = timedelta(days=1)  # the order unreachable this long: the case fails visibly
+
+
+@workflow.defn
+class AfterSalesWorkflow:
+    @workflow.init
+    def __init__(self, case: AfterSalesCase) -> None:
+        self.case = case
+        self.lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, case: AfterSalesCase) -> AfterSalesCase:
+        case_details.publish(self.case)
+        while not rules.is_final(self.case):
+            if self.case.settlement is not None:
+                await self._settle()
+                continue
+            version, deadline = self.case.version, self.case.deadline
+            if deadline is None:
+                await workflow.wait_condition(self._moved_on(version))
+                continue
+            left = (deadline - workflow.now()).total_seconds()
+            if left > 0:
+                try:
+                    await workflow.wait_condition(
+                        self._moved_on(version),
+                        timeout=left,
+                        timeout_summary=f"{self.case.status}: {self.case.deadline_action}",
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            async with self.lock:
+                if self.case.version == version:
+                    nxt = rules.on_deadline(self.case, workflow.now())
+                    if nxt is not None:
+                        await self._save(nxt)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.case
+
+    def _moved_on(self, version: int) -> Callable[[], bool]:
+        return lambda: self.case.version != version
+
+    async def _settle(self) -> None:
+        """Ask the order to move the money and stock (an update, through an activity;
+        idempotent on the case id), then record the outcome."""
+        settlement = self.case.settlement
+        assert settlement is not None
+        result: CaseSettlement = await workflow.execute_activity(
+            ids.SETTLE_CASE,
+            SettleCaseRequest(
+                order_id=self.case.order_id,
+                case_id=self.case.id,
+                refund=settlement.refund,
+                amount_cents=settlement.amount_cents,
+                restock=settlement.restock,
+                actor=Actor(kind="system", id=f"case {self.case.id}"),
+            ),
+            result_type=CaseSettlement,
+            start_to_close_timeout=timedelta(minutes=2),
+            schedule_to_close_timeout=SETTLE_PATIENCE,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary="refund" if settlement.refund else "free the units",
+        )
+        async with self.lock:
+            await self._save(rules.settled(self.case, result.refund, workflow.now()))
+
+    @workflow.update
+    async def act(self, cmd: CaseCommand) -> AfterSalesCase:
+        """A party's action; answers once any settlement it caused is done."""
+        async with self.lock:
+            await self._save(rule(rules.act, self.case, cmd, workflow.now()))
+        await workflow.wait_condition(lambda: self.case.settlement is None)
+        return self.case
+
+    @act.validator
+    def _validate_act(self, cmd: CaseCommand) -> None:
+        rule(rules.check_command, self.case, cmd)
+
+    @workflow.query
+    def current(self) -> AfterSalesCase:
+        return self.case
+
+    async def _save(self, case: AfterSalesCase) -> None:
+        await workflow.execute_local_activity(
+            ids.SAVE_CASE,
+            case,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            summary=case.timeline[-1].action,
+        )
+        self.case = case
+        case_details.publish(case)
