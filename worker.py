@@ -31,7 +31,7 @@ def build_worker(
     acts = activities or OrderActivities(
         db, gateway, supplier, f"{settings.api_public_url}/webhooks/suppliers/kepler"
     )
-    case_acts = CaseActivities(db, client)
+    case_acts = CaseActivities(db, client, settings.task_queue)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -44,7 +44,7 @@ def build_worker(
             acts.purchase_from_supplier,
             acts.cancel_supplier_order,
             case_acts.save_case,
-            case_acts.settle_case,
+            case_acts.start_case,
         ],
     )
 

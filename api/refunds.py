@@ -106,5 +106,7 @@ async def retry_refund(
         raise Problem(ErrorCode.NOT_FOUND, f"no refund {refund_id}")
     if row.status != "FAILED":
         raise Problem(ErrorCode.INVALID_TRANSITION, f"refund {refund_id} is {row.status}")
+    order_id = row.order_id
+    await session.close()  # no read transaction held across the workflow's answer
     req = RetryRefundRequest(refund_id=refund_id, actor=user.actor)
-    return await messaging.update(client, db, user, row.order_id, OrderWorkflow.retry_refund, req)
+    return await messaging.update(client, db, user, order_id, OrderWorkflow.retry_refund, req)

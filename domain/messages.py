@@ -141,6 +141,7 @@ class SettleCaseRequest(BaseModel):
 
 class CaseSettlement(BaseModel):
     refund: Refund | None = None
+    error: str = ""  # the order could not settle it (a case it never held)
 
 
 class RefundPaymentInput(BaseModel):

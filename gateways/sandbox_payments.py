@@ -16,7 +16,8 @@ Endpoints (``/v1/*`` need ``Authorization: Bearer <api key>``):
   attempt; retries (5xx/429/unreachable, backoff doubling) continue in the background.
 * ``POST /v1/refunds``: idempotent on refund_id (and on ``Idempotency-Key``); 404 for an
   unknown txn, 409 above the txn amount minus earlier refunds. ``GET /v1/refunds/{id}``.
-* ``POST /v1/_faults {fail_next_refunds: N}``: the next N refund calls answer 503.
+* ``POST /v1/_faults {fail_next_refunds: N, refuse_next_refunds: M}``: the next N refund
+  calls answer 503 (retried), the next M after them 422 (refused for good).
 * ``GET /v1/deliveries?wait_seconds=S``: delivery log (optionally waits for pending ones).
 
 Sandbox leniency: a refund for a txn id the sandbox never issued is accepted when it looks
@@ -63,7 +64,8 @@ class PayOptions(BaseModel):
 
 
 class FaultsIn(BaseModel):
-    fail_next_refunds: int = Field(ge=0)
+    fail_next_refunds: int = Field(0, ge=0, le=1000)  # answered 503: retried
+    refuse_next_refunds: int = Field(0, ge=0, le=1000)  # answered 422: refused for good
 
 
 _PAY_PAGE = """<!doctype html><html><head><title>Sandbox pay</title></head><body>
@@ -179,6 +181,7 @@ def create_app(
     @app.post("/v1/_faults", dependencies=[auth])
     async def faults(body: FaultsIn) -> FaultsIn:
         state.fail_next_refunds = body.fail_next_refunds
+        state.refuse_next_refunds = body.refuse_next_refunds
         return body
 
     @app.get("/v1/deliveries", dependencies=[auth])

@@ -63,6 +63,7 @@ class SandboxState:
     refunds: dict[str, tuple[RefundIn, GatewayRefund]] = field(default_factory=dict)
     refund_keys: dict[str, str] = field(default_factory=dict)
     fail_next_refunds: int = 0
+    refuse_next_refunds: int = 0
 
     def create_intent(self, req: IntentIn, key: str | None) -> tuple[PaymentIntent, bool]:
         """Return ``(intent, created)``; a repeated Idempotency-Key returns the first intent."""
@@ -111,6 +112,9 @@ class SandboxState:
         if self.fail_next_refunds > 0:
             self.fail_next_refunds -= 1
             raise SandboxRejection(503, "injected fault: refund service unavailable")
+        if self.refuse_next_refunds > 0:  # what a real channel says of a closed account
+            self.refuse_next_refunds -= 1
+            raise SandboxRejection(422, "injected fault: the payer's account cannot take refunds")
         known_id = (
             req.refund_id if req.refund_id in self.refunds else self.refund_keys.get(key or "")
         )

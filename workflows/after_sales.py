@@ -24,7 +24,6 @@ DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
-SETTLE_PATIENCE = timedelta(days=1)  # the order unreachable this long: the case fails visibly
 
 
 @workflow.defn
@@ -33,6 +32,7 @@ class AfterSalesWorkflow:
     def __init__(self, case: AfterSalesCase) -> None:
         self.case = case
         self.lock = asyncio.Lock()
+        self.answer: CaseSettlement | None = None  # the order's word on a settlement
 
     @workflow.run
     async def run(self, case: AfterSalesCase) -> AfterSalesCase:
@@ -68,12 +68,14 @@ class AfterSalesWorkflow:
         return lambda: self.case.version != version
 
     async def _settle(self) -> None:
-        """Ask the order to move the money and stock (an update, through an activity;
-        idempotent on the case id), then record the outcome."""
+        """Ask the order to move the money and stock (a signal; the order answers with one,
+        and settles a case once however often it is asked), then record the outcome."""
         settlement = self.case.settlement
         assert settlement is not None
-        result: CaseSettlement = await workflow.execute_activity(
-            ids.SETTLE_CASE,
+        self.answer = None
+        order = workflow.get_external_workflow_handle(ids.order_workflow_id(self.case.order_id))
+        await order.signal(
+            "settle_case",
             SettleCaseRequest(
                 order_id=self.case.order_id,
                 case_id=self.case.id,
@@ -82,14 +84,17 @@ class AfterSalesWorkflow:
                 restock=settlement.restock,
                 actor=Actor(kind="system", id=f"case {self.case.id}"),
             ),
-            result_type=CaseSettlement,
-            start_to_close_timeout=timedelta(minutes=2),
-            schedule_to_close_timeout=SETTLE_PATIENCE,
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
-            summary="refund" if settlement.refund else "free the units",
         )
+        await workflow.wait_condition(lambda: self.answer is not None)
+        assert self.answer is not None
+        if self.answer.error:
+            workflow.logger.error("case %s: %s", self.case.id, self.answer.error)
         async with self.lock:
-            await self._save(rules.settled(self.case, result.refund, workflow.now()))
+            await self._save(rules.settled(self.case, self.answer.refund, workflow.now()))
+
+    @workflow.signal(name=ids.CASE_SETTLED_SIGNAL)
+    def order_settled(self, answer: CaseSettlement) -> None:
+        self.answer = answer
 
     @workflow.update
     async def act(self, cmd: CaseCommand) -> AfterSalesCase:

@@ -30,8 +30,8 @@ REFUND_PAYMENT = "refund_payment"
 PURCHASE_FROM_SUPPLIER = "purchase_from_supplier"
 CANCEL_SUPPLIER_ORDER = "cancel_supplier_order"
 SAVE_CASE = "save_case"
-SETTLE_CASE = "settle_case"
-SETTLE_CASE_UPDATE = "settle_case"  # the order workflow's update a case settles through
+START_CASE = "start_case"
+CASE_SETTLED_SIGNAL = "order_settled"  # the order's answer to a case's settle_case signal
 
 
 def order_workflow_id(order_id: str) -> str:

@@ -60,8 +60,7 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         Take,
     )
-    from workflows import case_details, details, ids
-    from workflows.after_sales import AfterSalesWorkflow
+    from workflows import details, ids
     from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
 
 DB_TIMEOUT = timedelta(seconds=30)
@@ -70,7 +69,10 @@ DB_RETRY = RetryPolicy(
 )
 PARTNER_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 SUPPLIER_PATIENCE = timedelta(hours=24)
-FINISH_WAITS_PATCH = "finish-waits-while-held-open"  # a supplier down this long: intercept and refund
+REFUND_PATIENCE = timedelta(days=1)  # a channel down this long: the refund is FAILED, visibly
+FINISH_WAITS_PATCH = (
+    "finish-waits-while-held-open"  # a supplier down this long: intercept and refund
+)
 
 
 @workflow.defn
@@ -269,6 +271,7 @@ class OrderWorkflow:
                 RefundPaymentInput(order_id=self.inp.order_id, refund=refund, payment=payment),
                 result_type=Refund,
                 start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=REFUND_PATIENCE,
                 retry_policy=PARTNER_RETRY,
                 summary=f"refund {refund.amount_cents} cents: {refund.reason}",
             )
@@ -666,7 +669,8 @@ class OrderWorkflow:
     @workflow.update
     async def open_case(self, req: OpenCaseRequest) -> AfterSalesCase:
         """The order holds the case's units, saves the case's first snapshot with its own,
-        and starts the case's workflow, which lives on its own timers."""
+        and starts the case's workflow (its own timers; not a child: a case outlives nothing
+        of the order's run, and an activity starts it once, by id)."""
         async with self.lock:
             change, case = rule(
                 after_sales.new_case,
@@ -682,13 +686,13 @@ class OrderWorkflow:
                 actor=req.actor,
             )
             await self._commit(change, case=case)
-            await workflow.start_child_workflow(
-                AfterSalesWorkflow.run,
+            await workflow.execute_activity(
+                ids.START_CASE,
                 case,
-                id=ids.case_workflow_id(case.id),
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                search_attributes=case_details.initial_attributes(case),
-                static_summary=case_details.summary(case),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=DB_RETRY,
+                summary=f"start after-sales-{case.id}",
             )
             return case
 
@@ -698,29 +702,38 @@ class OrderWorkflow:
         self._require_buyer(state, req.actor)
         rule(after_sales.check_can_open, state, req.lines, workflow.now())
 
-    @workflow.update(name=ids.SETTLE_CASE_UPDATE)
-    async def settle_case(self, req: SettleCaseRequest) -> CaseSettlement:
+    @workflow.signal
+    async def settle_case(self, req: SettleCaseRequest) -> None:
         """A case ended: refund its units (at most the agreed amount; restock a return), or
-        free them. Idempotent: a settled case answers with its refund again."""
+        free them; then tell the case. Idempotent: a settled case is told its refund again."""
         async with self.lock:
-            state = self._placed()
-            claim = rule(after_sales.claim_of, state, req.case_id)
-            if not claim.open:
-                return CaseSettlement(
-                    refund=next((r for r in state.refunds if r.id == claim.refund_id), None)
-                )
-            now = workflow.now()
-            if not req.refund:
-                change = after_sales.settle_claim(state, req.case_id, None, None, now, req.actor)
-                await self._commit(change)
-                return CaseSettlement()
-            assert state.payment is not None
-            refund, money = after_sales.claim_refund(state, req.case_id, req.amount_cents, now)
-            refund = await self._pay_back(refund, state.payment)
-            change = after_sales.settle_claim(state, req.case_id, refund, money, now, req.actor)
-            returns = self._units(state, claim.takes) if req.restock else []
-            await self._commit(change, returns=returns, return_ref=req.case_id)
-            return CaseSettlement(refund=refund)
+            try:
+                result = await self._settle_case(req)
+            except DomainError as err:  # a case this order never held: nothing to settle
+                workflow.logger.error("case %s not settled: %s", req.case_id, err.message)
+                result = CaseSettlement(error=err.message)
+        case = workflow.get_external_workflow_handle(ids.case_workflow_id(req.case_id))
+        await case.signal(ids.CASE_SETTLED_SIGNAL, result)
+
+    async def _settle_case(self, req: SettleCaseRequest) -> CaseSettlement:
+        state = self._placed()
+        claim = after_sales.claim_of(state, req.case_id)
+        if not claim.open:
+            return CaseSettlement(
+                refund=next((r for r in state.refunds if r.id == claim.refund_id), None)
+            )
+        now = workflow.now()
+        if not req.refund:
+            change = after_sales.settle_claim(state, req.case_id, None, None, now, req.actor)
+            await self._commit(change)
+            return CaseSettlement()
+        assert state.payment is not None
+        refund, money = after_sales.claim_refund(state, req.case_id, req.amount_cents, now)
+        refund = await self._pay_back(refund, state.payment)
+        change = after_sales.settle_claim(state, req.case_id, refund, money, now, req.actor)
+        returns = self._units(state, claim.takes) if req.restock else []
+        await self._commit(change, returns=returns, return_ref=req.case_id)
+        return CaseSettlement(refund=refund)
 
     @workflow.update
     async def close(self, req: CloseRequest) -> OrderState:

@@ -25,6 +25,7 @@ from gateways.http import post_signed
 from gateways.payments import PaymentGatewayClient
 from scripts.seed import Catalog, seed_catalog
 from settings import Settings
+from store.blobs import FileBlobStore
 from store.db import Database
 from store.tables import StockRow
 from tests.conftest import PAYMENT_SECRET, Supplier
@@ -251,10 +252,17 @@ async def shop(
     sqlite_db: Database,
     gateway: PaymentGatewayClient,
     supplier: Supplier,
+    tmp_path: Path,
 ) -> AsyncIterator[Shop]:
     buyer_id = f"b-{uuid.uuid4().hex[:6]}"
     await seed(sqlite_db, buyer_id)
-    app = create_app(settings, temporal=ts_env.client, db=sqlite_db, gateway=gateway)
+    app = create_app(
+        settings,
+        temporal=ts_env.client,
+        db=sqlite_db,
+        gateway=gateway,
+        blobs=FileBlobStore(tmp_path / "blobs"),
+    )
     supplier.callbacks.target = app  # the sandbox supplier calls this API back
     async with (
         app.router.lifespan_context(app),
