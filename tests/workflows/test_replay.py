@@ -31,6 +31,15 @@ def test_the_main_scenarios_are_recorded() -> None:
         "dropship_rejected_one_package",
         "all_rejected_and_returned",
         "mixed_order_completed",
+        "refund_request_agreed",
+        "refund_request_auto_agreed",
+        "refund_failed_and_retried",
+        "case_return_and_refund",
+        "case_return_and_refund_order",
+        "case_no_answer_agreed",
+        "case_no_return_closed",
+        "case_no_confirmation_refunded",
+        "case_not_escalated_closed",
     } <= names
 
 
