@@ -3,6 +3,7 @@ the deadline of each status and what it does, versions, and the order's side (cl
 refunded or freed)."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -52,15 +53,13 @@ def opened(
     return change.state, case
 
 
-def cmd(
-    case: AfterSalesCase, action: CaseAction, who: str | None = None, **kw: object
-) -> CaseCommand:
+def cmd(case: AfterSalesCase, action: CaseAction, who: str | None = None, **kw: Any) -> CaseCommand:
     role = who or cases.ROLE[action]
-    return CaseCommand(action=action, version=case.version, actor=WHO[role], **kw)  # type: ignore[arg-type]
+    return CaseCommand(action=action, version=case.version, actor=WHO[role], **kw)
 
 
 def do(
-    case: AfterSalesCase, action: CaseAction, at: datetime | None = None, **kw: object
+    case: AfterSalesCase, action: CaseAction, at: datetime | None = None, **kw: Any
 ) -> AfterSalesCase:
     return cases.act(case, cmd(case, action, **kw), at or OPENED + timedelta(hours=1))
 
@@ -123,12 +122,13 @@ def test_each_action_is_allowed_only_in_its_statuses(
     action: CaseAction, status: CaseStatus
 ) -> None:
     case = in_status(status)
-    kw: dict[str, object] = {
+    needs: dict[CaseAction, dict[str, Any]] = {
         CaseAction.REJECT: {"reason": "no"},
         CaseAction.PROPOSE: {"amount_cents": 1_000},
         CaseAction.RETURN_SHIPMENT: {"carrier": "SF", "tracking_no": "R1"},
         CaseAction.RULE: {"decision": "BUYER"},
-    }.get(action, {})
+    }
+    kw = needs.get(action, {})
     if status in ALLOWED[action]:
         cases.check_command(case, cmd(case, action, **kw))
     else:
@@ -158,11 +158,12 @@ def test_roles_another_buyer_and_stale_versions_are_refused() -> None:
 
 def test_what_an_action_must_carry() -> None:
     _, case = opened()
-    for action, kw, message in [
+    checks: list[tuple[CaseAction, dict[str, Any], str]] = [
         (CaseAction.REJECT, {}, "needs a reason"),
         (CaseAction.PROPOSE, {"amount_cents": 3_000}, "from 1 to 2999"),
         (CaseAction.PROPOSE, {}, "from 1 to 2999"),
-    ]:
+    ]
+    for action, kw, message in checks:
         with pytest.raises(DomainError, match=message) as err:
             cases.check_command(case, cmd(case, action, **kw))
         assert err.value.code is ErrorCode.VALIDATION
@@ -262,7 +263,7 @@ def test_each_deadline_does_what_the_table_says(
     _, case = opened(
         None, CaseType.RETURN_AND_REFUND if CaseAction.AGREE in steps else CaseType.REFUND_ONLY
     )
-    kw = {
+    kw: dict[CaseAction, dict[str, Any]] = {
         CaseAction.PROPOSE: {"amount_cents": 100},
         CaseAction.REJECT: {"reason": "no"},
         CaseAction.RETURN_SHIPMENT: {"carrier": "SF", "tracking_no": "R"},
