@@ -22,13 +22,19 @@ from tests.conftest import _pg_exec, binary, fresh_db_url, test_settings
 
 pytest.register_assert_rewrite("tests.e2e.harness")  # before its import: readable failures
 from scripts.serve import listening_socket, serving, url_of  # noqa: E402
-from tests.e2e.harness import FREIGHT_CENTS, SUPPLIER_CANCEL_WINDOW_SECONDS, Stack, ok  # noqa: E402
+from tests.e2e.harness import (  # noqa: E402
+    FAST_DEADLINES,
+    FREIGHT_CENTS,
+    SUPPLIER_CANCEL_WINDOW_SECONDS,
+    Stack,
+    ok,
+)
 from worker import build_worker  # noqa: E402
 from workflows.ids import SEARCH_ATTRIBUTES  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-async def stack(pg_template: str) -> AsyncIterator[Stack]:
+async def stack(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     async with AsyncExitStack() as stack:
         env, (db_url, db_name) = await asyncio.gather(
             WorkflowEnvironment.start_local(
@@ -46,8 +52,8 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
         assert db_name is not None
         stack.push_async_callback(_pg_exec, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
-        api_sock, gateway_sock, supplier_sock = (listening_socket() for _ in range(3))
-        for sock in (api_sock, gateway_sock, supplier_sock):
+        api_sock, gateway_sock, supplier_sock, fast_sock = (listening_socket() for _ in range(4))
+        for sock in (api_sock, gateway_sock, supplier_sock, fast_sock):
             stack.callback(sock.close)
         settings = test_settings(
             database_url=db_url,
@@ -60,6 +66,7 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
             jwt_secret="e2e-jwt-secret-0123456789abcdef0123",
             carrier_webhook_secret="e2e-carrier-secret",
             max_body_bytes=64 * 1024,
+            blob_dir=str(tmp_path_factory.mktemp("blobs")),
         )
         # orders carry their timings from the settings: the short window must reach them
         assert settings.timings().supplier_cancel_window_seconds == SUPPLIER_CANCEL_WINDOW_SECONDS
@@ -99,6 +106,15 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
         api = create_app(settings, temporal=env.client, db=api_db, gateway=api_gateway)
         await stack.enter_async_context(serving(api, api_sock, "api"))
 
+        # the same API with after-sales deadlines of seconds, as an operator would shorten
+        # them with ORDERS_*_SECONDS: orders placed through it carry these timings
+        fast_settings = settings.model_copy(update=FAST_DEADLINES)
+        fast = create_app(fast_settings, temporal=env.client, db=api_db, gateway=api_gateway)
+        await stack.enter_async_context(serving(fast, fast_sock, "fast-api"))
+        fast_http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=url_of(fast_sock), timeout=30)
+        )
+
         http = await stack.enter_async_context(
             httpx.AsyncClient(base_url=settings.api_public_url, timeout=30)
         )
@@ -109,6 +125,7 @@ async def stack(pg_template: str) -> AsyncIterator[Stack]:
             settings=settings,
             temporal=env.client,
             http=http,
+            fast_http=fast_http,
         )
         rule = {"flat_cents": FREIGHT_CENTS, "free_above_cents": None, "policy": "ONE_PACKAGE"}
         assert ok(await http.put("/freight-rule", json=rule, headers=shop.merchant.headers)) == rule

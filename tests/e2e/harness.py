@@ -36,6 +36,13 @@ FREIGHT_CENTS = 500  # the session's freight rule: flat 5.00, never free, ONE_PA
 # seconds in the e2e stack, so a test sees a package wait for it and then be bought, and
 # stays fast.
 SUPPLIER_CANCEL_WINDOW_SECONDS = 2
+# the fast API's after-sales deadlines (seconds), as ORDERS_*_SECONDS would set them
+FAST_DEADLINES = {
+    "refund_response_seconds": 3,
+    "return_ship_seconds": 3,
+    "return_receive_seconds": 3,
+    "escalate_seconds": 3,
+}
 
 
 def uid(prefix: str) -> str:
@@ -100,6 +107,7 @@ class Stack:
     settings: Settings
     temporal: Client
     http: httpx.AsyncClient
+    fast_http: httpx.AsyncClient  # the API with FAST_DEADLINES
     merchant: User = field(init=False)
     admin: User = field(init=False)
 
@@ -236,9 +244,12 @@ class Stack:
         return desc.history_length
 
     async def current_details(self, order_id: str) -> str:
+        return await self.workflow_details(f"order-{order_id}")
+
+    async def workflow_details(self, workflow_id: str) -> str:
         """What the Web UI shows as the workflow's current details (the SDK's built-in
         metadata query, answered by the worker)."""
-        handle = self.temporal.get_workflow_handle(f"order-{order_id}")
+        handle = self.temporal.get_workflow_handle(workflow_id)
         meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
         details: str = meta.current_details
         return details
