@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -197,64 +198,6 @@ async def _act(
     return await messaging.case_update(client, db, user, case_id, cmd)
 
 
-def _merchant_route(action: CaseAction) -> None:
-    async def route(
-        case_id: str,
-        body: VersionBody,
-        user: Merchant,
-        client: TemporalDep,
-        db: DatabaseDep,
-        session: SessionDep,
-    ) -> AfterSalesCase:
-        cmd = CaseCommand(
-            action=action,
-            version=body.version,
-            actor=user.actor,
-            reason=body.reason,
-        )
-        return await _act(client, db, session, user, case_id, cmd)
-
-    router.add_api_route(
-        f"/after-sales/{{case_id}}/{action.value}",
-        route,
-        methods=["POST"],
-        response_model=AfterSalesCase,
-        name=f"case_{action.name.lower()}",
-    )
-
-
-def _buyer_route(action: CaseAction) -> None:
-    async def route(
-        case_id: str,
-        body: VersionBody,
-        user: Buyer,
-        client: TemporalDep,
-        db: DatabaseDep,
-        session: SessionDep,
-    ) -> AfterSalesCase:
-        cmd = CaseCommand(action=action, version=body.version, actor=user.actor, reason=body.reason)
-        return await _act(client, db, session, user, case_id, cmd)
-
-    router.add_api_route(
-        f"/after-sales/{{case_id}}/{action.value}",
-        route,
-        methods=["POST"],
-        response_model=AfterSalesCase,
-        name=f"case_{action.name.lower()}",
-    )
-
-
-for _action in (CaseAction.AGREE, CaseAction.REJECT, CaseAction.CONFIRM_RETURN):
-    _merchant_route(_action)
-for _action in (
-    CaseAction.ACCEPT_PROPOSAL,
-    CaseAction.DECLINE_PROPOSAL,
-    CaseAction.ESCALATE,
-    CaseAction.WITHDRAW,
-):
-    _buyer_route(_action)
-
-
 @router.post("/after-sales/{case_id}/propose", response_model=AfterSalesCase)
 async def propose(
     case_id: str,
@@ -310,5 +253,37 @@ async def rule(
         actor=user.actor,
         reason=body.note,
         decision=body.decision,
+    )
+    return await _act(client, db, session, user, case_id, cmd)
+
+
+class PlainAction(StrEnum):
+    """Actions that carry only a version and an optional reason. The merchant's: agree,
+    reject (with a reason), confirm-return; the buyer's: accept-proposal, decline-proposal,
+    escalate, withdraw. Whose turn it is, is the case's rule (403 otherwise)."""
+
+    AGREE = CaseAction.AGREE.value
+    REJECT = CaseAction.REJECT.value
+    CONFIRM_RETURN = CaseAction.CONFIRM_RETURN.value
+    ACCEPT_PROPOSAL = CaseAction.ACCEPT_PROPOSAL.value
+    DECLINE_PROPOSAL = CaseAction.DECLINE_PROPOSAL.value
+    ESCALATE = CaseAction.ESCALATE.value
+    WITHDRAW = CaseAction.WITHDRAW.value
+
+
+@router.post("/after-sales/{case_id}/{action}", response_model=AfterSalesCase)
+async def plain_action(
+    case_id: str,
+    action: PlainAction,
+    body: VersionBody,
+    user: CurrentUser,
+    client: TemporalDep,
+    db: DatabaseDep,
+    session: SessionDep,
+) -> AfterSalesCase:
+    """Declared last: the actions with their own bodies (propose, return-shipment, rule)
+    match first."""
+    cmd = CaseCommand(
+        action=CaseAction(action.value), version=body.version, actor=user.actor, reason=body.reason
     )
     return await _act(client, db, session, user, case_id, cmd)

@@ -2,9 +2,14 @@
 
 import hashlib
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -85,6 +90,22 @@ async def place(
     return state
 
 
+async def _execute(
+    handle: WorkflowHandle[Any, Any], handler: UpdateMethodMultiParam[[Any, Req], Res], arg: Req
+) -> Res | None:
+    """One update; None when the workflow is not running any more (the caller answers from
+    the database)."""
+    try:
+        result: Res = await handle.execute_update(handler, arg)
+        return result
+    except WorkflowUpdateFailedError as err:
+        raise from_failure(err) from None
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    return None
+
+
 async def update(
     client: Client,
     db: Database,
@@ -95,14 +116,9 @@ async def update(
 ) -> Res:
     """Send an update to a live order; a finished or unknown one answers from the database."""
     handle = client.get_workflow_handle(ids.order_workflow_id(order_id))
-    try:
-        result: Res = await handle.execute_update(handler, arg)
+    result = await _execute(handle, handler, arg)
+    if result is not None:
         return result
-    except WorkflowUpdateFailedError as err:
-        raise from_failure(err) from None
-    except RPCError as err:
-        if err.status is not RPCStatusCode.NOT_FOUND:
-            raise
     async with db.sessions() as session:
         saved = await orders.get(session, order_id)
     if saved is None or not user.can_see(saved.buyer_id):
@@ -117,14 +133,9 @@ async def case_update(
 ) -> AfterSalesCase:
     """One action on a live case; a finished one answers from the database (409)."""
     handle = client.get_workflow_handle(ids.case_workflow_id(case_id))
-    try:
-        result: AfterSalesCase = await handle.execute_update(AfterSalesWorkflow.act, cmd)
+    result = await _execute(handle, AfterSalesWorkflow.act, cmd)
+    if result is not None:
         return result
-    except WorkflowUpdateFailedError as err:
-        raise from_failure(err) from None
-    except RPCError as err:
-        if err.status is not RPCStatusCode.NOT_FOUND:
-            raise
     async with db.sessions() as session:
         saved = await cases.get(session, case_id)
     if saved is None or not user.can_see(saved.buyer_id):

@@ -686,15 +686,15 @@ class OrderWorkflow:
                 actor=req.actor,
             )
             await self._commit(change, case=case)
-            await workflow.execute_activity(
-                ids.START_CASE,
-                case,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=DB_RETRY,
-                summary=f"start after-sales-{case.id}",
-            )
-            return case
+        await workflow.execute_activity(  # outside the lock: a call to Temporal itself
+            ids.START_CASE,
+            case,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(days=1),
+            retry_policy=DB_RETRY,
+            summary=f"start after-sales-{case.id}",
+        )
+        return case
 
     @open_case.validator
     def _validate_open_case(self, req: OpenCaseRequest) -> None:

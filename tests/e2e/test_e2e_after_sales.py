@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.harness import Json, Stack, User, eventually, expect_problem, ok
+from tests.e2e.harness import ADDRESS, Json, Stack, User, eventually, expect_problem, ok
 
 pytestmark = pytest.mark.e2e
 
@@ -49,27 +49,22 @@ async def case_act(
     return await stack.act(user, f"/after-sales/{case['id']}/{action}", payload)
 
 
+async def paid_via(
+    http: httpx.AsyncClient, stack: Stack, buyer: User, lines: list[tuple[str, int]]
+) -> Json:
+    """Placed through `http` (its timings go with the order) and paid from the balance."""
+    body = {"lines": [{"sku": s, "quantity": q} for s, q in lines], "address": ADDRESS}
+    order: Json = ok(await http.post("/orders", json=body, headers=buyer.headers), 201)
+    await stack.top_up(buyer, order["total_cents"])
+    paid: Json = ok(await stack.act(buyer, f"/orders/{order['id']}/pay", {"channel": "balance"}))
+    return paid
+
+
 async def shipped(
     stack: Stack, buyer: User, lines: list[tuple[str, int]], http: httpx.AsyncClient | None = None
 ) -> Json:
-    """Placed (through `http`: its timings go with the order), paid, every package shipped."""
-    r = await (http or stack.http).post(
-        "/orders",
-        json={
-            "lines": [{"sku": s, "quantity": q} for s, q in lines],
-            "address": {
-                "name": "Li",
-                "phone": "+86 1",
-                "line1": "1 Rd",
-                "city": "HZ",
-                "country": "CN",
-            },
-        },
-        headers=buyer.headers,
-    )
-    order: Json = ok(r, 201)
-    await stack.top_up(buyer, order["total_cents"])
-    order = ok(await stack.act(buyer, f"/orders/{order['id']}/pay", {"channel": "balance"}))
+    """Placed, paid, every package shipped."""
+    order = await paid_via(http or stack.http, stack, buyer, lines)
     for n in range(len(order["packages"])):
         order = await stack.ship(order, n)
     assert order["status"] == "SHIPPED", order
@@ -430,23 +425,7 @@ async def test_a_case_left_alone_runs_out_its_deadlines(stack: Stack) -> None:
 async def test_a_refund_request_left_unanswered_is_agreed_on_its_own(stack: Stack) -> None:
     buyer = stack.buyer()
     sku = await stack.put_sku({"WH-A": 9}, price_cents=1000)
-    r = await stack.fast_http.post(
-        "/orders",
-        json={
-            "lines": [{"sku": sku, "quantity": 2}],
-            "address": {
-                "name": "Li",
-                "phone": "+86 1",
-                "line1": "1 Rd",
-                "city": "HZ",
-                "country": "CN",
-            },
-        },
-        headers=buyer.headers,
-    )
-    order = ok(r, 201)
-    await stack.top_up(buyer, order["total_cents"])
-    ok(await stack.act(buyer, f"/orders/{order['id']}/pay", {"channel": "balance"}))
+    order = await paid_via(stack.fast_http, stack, buyer, [(sku, 2)])
     ok(
         await stack.act(
             buyer, f"/orders/{order['id']}/refunds", {"lines": [{"sku": sku, "quantity": 1}]}
