@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.after_sales import AfterSalesCase, CaseStatus
-from store.orders import decode_cursor, encode_cursor
+from store.orders import keyset
 from store.sql import upsert_newer
 from store.tables import CaseRow
 
@@ -50,7 +50,6 @@ async def page(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[AfterSalesCase], str | None]:
-    """Newest first, keyset-paginated on (created_at, id). Raises ValueError on a bad cursor."""
     q = select(CaseRow)
     if buyer_id is not None:
         q = q.where(CaseRow.buyer_id == buyer_id)
@@ -58,15 +57,5 @@ async def page(
         q = q.where(CaseRow.status == status.value)
     if order_id is not None:
         q = q.where(CaseRow.order_id == order_id)
-    if cursor:
-        at, cid = decode_cursor(cursor)
-        q = q.where(or_(CaseRow.created_at < at, and_(CaseRow.created_at == at, CaseRow.id < cid)))
-    rows = list(
-        await session.scalars(
-            q.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(limit + 1)
-        )
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    rows, nxt = await keyset(session, q, CaseRow, limit, cursor)
     return [AfterSalesCase.model_validate(r.snapshot) for r in rows], nxt

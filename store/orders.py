@@ -5,7 +5,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import OrderEvent, OrderState, OrderStatus
@@ -137,6 +137,23 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("invalid cursor") from exc
 
 
+async def keyset(
+    session: AsyncSession, q: Select[Any], table: Any, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Rows of `q` newest first, keyset-paginated on (created_at, id). Raises ValueError on a
+    cursor we did not make."""
+    if cursor:
+        at, key = decode_cursor(cursor)
+        q = q.where(or_(table.created_at < at, and_(table.created_at == at, table.id < key)))
+    rows = list(
+        await session.scalars(q.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return rows, nxt
+
+
 async def page(
     session: AsyncSession,
     *,
@@ -145,23 +162,10 @@ async def page(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[OrderState], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
     q = select(OrderRow)
     if buyer_id is not None:
         q = q.where(OrderRow.buyer_id == buyer_id)
     if status is not None:
         q = q.where(OrderRow.status == status.value)
-    if cursor:
-        at, oid = decode_cursor(cursor)
-        q = q.where(
-            or_(OrderRow.created_at < at, and_(OrderRow.created_at == at, OrderRow.id < oid))
-        )
-    rows = list(
-        await session.scalars(
-            q.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(limit + 1)
-        )
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    rows, nxt = await keyset(session, q, OrderRow, limit, cursor)
     return [OrderState.model_validate(r.snapshot) for r in rows], nxt
