@@ -455,13 +455,21 @@ def awaiting_return(state: OrderState) -> list[Package]:
 
 def held_open(state: OrderState) -> bool:
     """Something still to come keeps the workflow open past its own deadlines: a rejected
-    package on its way back, an open refund request or after-sales case."""
-    return bool(awaiting_return(state)) or has_open_refunds(state)
+    package on its way back, an open refund request or after-sales case, or a refund the
+    channel refused for good (an admin retries it through the workflow)."""
+    return (
+        bool(awaiting_return(state))
+        or has_open_refunds(state)
+        or any(r.status == "FAILED" for r in state.refunds)
+    )
 
 
-def is_finished(state: OrderState, now: datetime) -> bool:
-    """Nothing more can happen to the order: the workflow may end."""
-    if held_open(state):
+def is_finished(state: OrderState, now: datetime, *, hold: bool = True) -> bool:
+    """Nothing more can happen to the order: the workflow may end.
+
+    `hold=False` is how orders placed before after-sales decided it (kept for their replay):
+    only a rejected package on its way back held them open."""
+    if held_open(state) if hold else awaiting_return(state):
         return False
     if state.status is OrderStatus.CLOSED:
         return True

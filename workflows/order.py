@@ -91,7 +91,7 @@ class OrderWorkflow:
     @workflow.run
     async def run(self, inp: OrderWorkflowInput) -> OrderState | None:
         await workflow.wait_condition(lambda: self.state is not None or self.rejection is not None)
-        while self.state is not None and not rules.is_finished(self.state, workflow.now()):
+        while self.state is not None and not self._finished(self.state):
             deadline = self._next_deadline(self.state)
             version = self.state.version
             if deadline is None:
@@ -123,6 +123,14 @@ class OrderWorkflow:
 
     def _moved_on(self, version: int) -> Callable[[], bool]:
         return lambda: self.state is not None and self.state.version != version
+
+    @staticmethod
+    def _finished(state: OrderState) -> bool:
+        finished = rules.is_finished(state, workflow.now())
+        old = rules.is_finished(state, workflow.now(), hold=False)
+        if finished != old and not workflow.patched(FINISH_WAITS_PATCH):
+            return old  # an order that ended with a refund FAILED, before that held it open
+        return finished
 
     @staticmethod
     def _next_deadline(state: OrderState) -> rules.Deadline | None:

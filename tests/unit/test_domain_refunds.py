@@ -201,6 +201,19 @@ def test_a_failed_refund_still_takes_the_units_and_counts_once_retried() -> None
         refunds.check_can_retry(s, "R1")
 
 
+def test_a_failed_refund_holds_a_closed_order_open_until_it_is_retried() -> None:
+    s = requested(books_and_pens(), ("BOOK-1", 3), ("PEN-1", 2))
+    refund, money = refunds.refund_of_request(s, "R1", LATER)
+    failed = refund.model_copy(update={"status": "FAILED"})
+    s = refunds.complete_request(s, "R1", failed, money, LATER, SYSTEM).state
+    assert s.close_reason is CloseReason.FULLY_REFUNDED
+    assert rules.held_open(s) and not rules.is_finished(s, LATER + timedelta(days=400))
+    assert rules.next_deadline(s) is None  # nothing to time: it waits for an admin
+    done = refund.model_copy(update={"status": "SUCCEEDED"})
+    s = refunds.retried(s, done, LATER, SYSTEM).state
+    assert rules.is_finished(s, LATER) and s.refunded_cents == s.paid_cents
+
+
 def test_a_kepler_package_is_held_while_a_request_covers_it() -> None:
     s = paid(placed(line("TV-1"), line("BOOK-1")))
     tv = package_id(s, "TV-1")

@@ -245,13 +245,14 @@ async def test_a_refund_the_channel_refuses_is_failed_visible_and_retried_by_an_
             headers={"Authorization": "Bearer test-gateway-key"},
         )
         assert r.status_code == 200, r.text
-    request = (await ask_refund(shop, order["id"], ("TEA", 1))).json()
+    request = (await ask_refund(shop, order["id"], ("TEA", 2))).json()  # the whole order
     r = await shop.post(f"/orders/{order['id']}/refunds/{request['id']}/agree", merchant=True)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "FAILED"
     failed = await shop.order(order["id"])
     assert [(x["id"], x["status"]) for x in failed["refunds"]] == [(request["id"], "FAILED")]
     assert failed["refunded_cents"] == 0
+    assert (failed["status"], failed["close_reason"]) == ("CLOSED", "FULLY_REFUNDED")
     desc = await shop.handle(order["id"]).describe()
     assert desc.typed_search_attributes.get(REFUND_FAILED) is True  # operators filter on it
 
@@ -261,10 +262,12 @@ async def test_a_refund_the_channel_refuses_is_failed_visible_and_retried_by_an_
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "SUCCEEDED"
     retried = await shop.order(order["id"])
-    assert retried["refunded_cents"] == 5900
+    assert retried["refunded_cents"] == 11_800
     assert retried["refund_requests"][0]["status"] == "REFUNDED"
     r = await shop.http.post(f"/admin/refunds/{request['id']}/retry", headers=admin(shop))
     assert r.status_code == 409  # it went through: nothing left to retry
+    ended = await shop.handle(order["id"]).result()  # held open only by the owed refund
+    assert ended is not None and ended.refunded_cents == ended.paid_cents
     await record(shop.handle(order["id"]), "refund_failed_and_retried")
 
 
