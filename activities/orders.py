@@ -21,7 +21,7 @@ from domain.messages import (
 from domain.models import GATEWAY_CHANNELS, OrderState, Refund
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
-from store import cases, orders, payments, placement, stock
+from store import cases, orders, payments, placement, reviews, stock
 from store.db import Database
 from workflows import ids
 from workflows.errors import to_application_error
@@ -71,6 +71,16 @@ class OrderActivities:
                     await stock.return_units(session, inp.state.id, inp.return_ref, inp.returns)
                 if inp.case is not None:
                     await cases.save(session, inp.case)
+                if inp.review is not None:
+                    await reviews.add(
+                        session,
+                        order_id=inp.state.id,
+                        buyer_id=inp.state.buyer_id,
+                        skus=[line.sku for line in inp.state.lines],
+                        rating=inp.review.rating,
+                        text=inp.review.text,
+                        at=inp.event.at,
+                    )
                 if any(r.status == "FAILED" for r in inp.state.refunds):
                     await payments.note_failed_refunds(session, inp.state)
                 if inp.state.close_reason is not None:

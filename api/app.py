@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from api import after_sales, catalog, errors, orders, refunds, wallets, webhooks
+from api import after_sales, catalog, errors, orders, refunds, reviews, wallets, webhooks
 from api.errors import problem_response
 from gateways.payments import PaymentGatewayClient
 from settings import Settings, get_settings
@@ -104,7 +104,7 @@ def create_app(
         description="Orders as Temporal workflows. Money in integer cents, times UTC.",
     )
     errors.install(app)
-    for module in (orders, refunds, after_sales, webhooks, catalog, wallets):
+    for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

@@ -81,13 +81,22 @@ async def place(
                 "this Idempotency-Key was used for an order that was refused",
             ) from None
         state = saved
-    if quantities(lines) != quantities((x.sku, x.quantity) for x in state.lines):
+    if not same_request(inp, state):
         raise Problem(
             ErrorCode.IDEMPOTENCY_CONFLICT,
             "this Idempotency-Key was used for a different cart",
             order_id=state.id,
         )
     return state
+
+
+def same_request(inp: OrderWorkflowInput, state: OrderState) -> bool:
+    """The order an Idempotency-Key found answers this request: the same cart, or (a reorder,
+    whose lines are what could be bought) the same old order."""
+    if inp.reorder_of is not None or state.reorder_of is not None:
+        return inp.reorder_of == state.reorder_of
+    lines = ((line.sku, line.quantity) for line in inp.lines)
+    return quantities(lines) == quantities((x.sku, x.quantity) for x in state.lines)
 
 
 async def _execute(

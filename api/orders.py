@@ -37,6 +37,7 @@ from domain.models import (
     OrderState,
     OrderStatus,
     PaymentChannel,
+    Unavailable,
 )
 from store import orders
 from workflows.order import OrderWorkflow
@@ -249,3 +250,37 @@ async def return_received(
     """A rejected package arrived back at its location: its goods go back on hand."""
     req = PackageRequest(package_id=package_id, actor=user.actor)
     return await messaging.update(client, db, user, order_id, OrderWorkflow.confirm_return, req)
+
+
+class ReorderOut(BaseModel):
+    order: OrderState
+    unavailable: list[Unavailable]
+
+
+@router.post("/orders/{order_id}/reorder", status_code=201, response_model=ReorderOut)
+async def reorder(
+    order_id: str,
+    user: Buyer,
+    session: SessionDep,
+    client: TemporalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    key: IdempotencyKey = None,
+) -> ReorderOut:
+    """Buy again (再次购买): a new order at today's prices with the old one's lines, through
+    the same placement as `POST /orders`; what cannot be bought (in full) is reported per
+    line, and nothing at all is a 409 naming every line's reason."""
+    old = await visible(session, user, order_id)
+    await session.close()  # no read transaction held across the workflow's answer
+    inp = OrderWorkflowInput(
+        order_id=messaging.new_order_id(
+            user.id, f"reorder\x00{order_id}\x00{key}" if key else None
+        ),
+        buyer_id=user.id,
+        lines=[LineRequest(sku=line.sku, quantity=line.quantity) for line in old.lines],
+        address=old.address,
+        timings=settings.timings(),
+        reorder_of=old.id,
+    )
+    placed = await messaging.place(client, db, settings.task_queue, inp)
+    return ReorderOut(order=placed, unavailable=placed.unavailable)

@@ -19,6 +19,7 @@ from domain.models import (
     PaymentChannel,
     Refund,
 )
+from domain.order import MAX_REVIEW_TEXT
 
 
 class OrderWorkflowInput(BaseModel):
@@ -29,6 +30,7 @@ class OrderWorkflowInput(BaseModel):
     lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
     address: Address
     timings: OrderTimings = OrderTimings()
+    reorder_of: str | None = None  # buy again: place what can be bought, report the rest
 
 
 class PlaceOrderInput(OrderWorkflowInput):
@@ -86,6 +88,12 @@ class AcceptPaymentInput(BaseModel):
     actor: Actor
 
 
+class ReviewRequest(BaseModel):
+    rating: int = Field(ge=1, le=5)
+    text: str = Field("", max_length=MAX_REVIEW_TEXT)
+    actor: Actor
+
+
 class SaveOrderInput(BaseModel):
     state: OrderState
     event: OrderEvent
@@ -94,6 +102,7 @@ class SaveOrderInput(BaseModel):
     returns: list[Allocation] = []  # refunded units back on hand, once per `return_ref`
     return_ref: str = ""
     case: AfterSalesCase | None = None  # a case opened with this change: its first snapshot
+    review: ReviewRequest | None = None  # the buyer's review: a row per SKU of the order
 
 
 class RefundLinesRequest(BaseModel):

@@ -77,6 +77,24 @@ class FreightPolicy(StrEnum):
     SPLIT = "SPLIT"  # pro-rata to goods value, whole cents
 
 
+class Reason(StrEnum):
+    """Why a line of a reorder cannot be bought (in full) now."""
+
+    UNKNOWN_SKU = "UNKNOWN_SKU"
+    DELISTED = "DELISTED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+
+
+class Unavailable(BaseModel):
+    """A line that cannot be bought in full: `placed` units of `requested` were (0: none)."""
+
+    sku: str
+    reason: Reason
+    requested: int
+    placed: int = 0
+
+
 class Actor(BaseModel):
     """Who caused a transition: a user, a partner, or the order's own timer."""
 
@@ -272,6 +290,9 @@ class OrderState(BaseModel):
     refund_requests: list[RefundRequest] = []
     cases: list[CaseClaim] = []
     receipt_extended: bool = False
+    reorder_of: str | None = None  # bought again from this order (再次购买)
+    unavailable: list[Unavailable] = []  # what of that order could not be bought again
+    reviewed: bool = False
     completed_at: datetime | None = None
     closed_at: datetime | None = None
     timings: OrderTimings = OrderTimings()

@@ -34,6 +34,7 @@ from domain.models import (
     RefundRequestStatus,
     SubStatus,
     Take,
+    Unavailable,
 )
 
 SHIPPED_STATES = frozenset({PackageStatus.SHIPPED, PackageStatus.DELIVERED, PackageStatus.RECEIVED})
@@ -109,7 +110,7 @@ def derive_status(state: OrderState) -> tuple[OrderStatus, list[SubStatus]]:
     live = live_packages(state)
     shipped = [p for p in live if p.status in SHIPPED_STATES]
     if live and all(p.status == PackageStatus.RECEIVED for p in live):
-        return OrderStatus.COMPLETED, [*subs, SubStatus.AWAITING_REVIEW]
+        return OrderStatus.COMPLETED, subs if state.reviewed else [*subs, SubStatus.AWAITING_REVIEW]
     if live and len(shipped) == len(live):
         return OrderStatus.SHIPPED, subs
     if shipped:
@@ -162,6 +163,8 @@ def new_order(
     timings: OrderTimings,
     now: datetime,
     actor: Actor,
+    reorder_of: str | None = None,
+    unavailable: list[Unavailable] | None = None,
 ) -> Change:
     goods = sum(line.quantity * line.unit_price_cents for line in lines)
     state = OrderState(
@@ -177,11 +180,19 @@ def new_order(
         freight_policy=freight_policy,
         allocations=allocations,
         timings=timings,
+        reorder_of=reorder_of,
+        unavailable=unavailable or [],
         version=0,
         created_at=now,
         updated_at=now,
     )
-    return applied(state, now, actor, "PLACED", {"total_cents": state.total_cents})
+    data: dict[str, Any] = {"total_cents": state.total_cents}
+    if reorder_of is not None:
+        data |= {
+            "reorder_of": reorder_of,
+            "unavailable": [u.model_dump(mode="json") for u in state.unavailable],
+        }
+    return applied(state, now, actor, "PLACED", data)
 
 
 # ---- payment ----------------------------------------------------------------------------
@@ -377,6 +388,27 @@ def extend_receipt(state: OrderState, now: datetime, actor: Actor) -> Change:
     return applied(
         s, now, actor, "RECEIPT_EXTENDED", {"seconds": s.timings.receipt_extension_seconds}
     )
+
+
+# ---- review -------------------------------------------------------------------------------
+
+MAX_REVIEW_TEXT = 2000
+
+
+def check_can_review(state: OrderState) -> None:
+    if state.status is not OrderStatus.COMPLETED:
+        raise invalid_transition(f"order is {state.status}; only a completed order is reviewed")
+    if state.reviewed:
+        raise invalid_transition("this order has been reviewed already")
+
+
+def review(state: OrderState, rating: int, text: str, now: datetime, actor: Actor) -> Change:
+    """The buyer's one review (rating 1-5 and text): AWAITING_REVIEW clears."""
+    check_can_review(state)
+    s = copied(state)
+    s.reviewed = True
+    skus = [line.sku for line in s.lines]
+    return applied(s, now, actor, "REVIEWED", {"rating": rating, "text": text, "skus": skus})
 
 
 # ---- closing and refunds ----------------------------------------------------------------

@@ -3,14 +3,14 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import DomainError, ErrorCode
+from domain.availability import SkuFacts, assess, nothing_available
 from domain.freight import freight_for
 from domain.messages import PlaceOrderInput
 from domain.models import Actor, OrderLine, OrderState, ProductType, StockPolicy
 from domain.order import new_order, payment_deadline
 from domain.stock import allocate, is_low_stock, quantities
 from store import catalog, orders
-from store.stock import HELD, check_limits, free, hold, lock_rows, record_purchases
+from store.stock import HELD, free, hold, limit_usage, lock_rows, record_purchases
 from store.tables import SkuRow
 
 
@@ -19,22 +19,25 @@ async def place_order(session: AsyncSession, inp: PlaceOrderInput) -> OrderState
     existing = await orders.get(session, inp.order_id)
     if existing is not None:
         return existing
-    wanted = quantities((line.sku, line.quantity) for line in inp.lines)
-    skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(wanted)))}
-    unknown = sorted(set(wanted) - set(skus))
-    if unknown:
-        raise DomainError(
-            ErrorCode.UNKNOWN_SKU, f"unknown SKU: {', '.join(unknown)}", {"skus": unknown}
-        )
-    delisted = sorted(s for s in wanted if not skus[s].listed)
-    if delisted:
-        raise DomainError(
-            ErrorCode.SKU_DELISTED, f"no longer sold: {', '.join(delisted)}", {"skus": delisted}
-        )
-    await check_limits(session, inp.buyer_id, wanted, skus, inp.now)
-    rows = await lock_rows(session, wanted)
+    asked = quantities((line.sku, line.quantity) for line in inp.lines)
+    skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
+    listed = {s: asked[s] for s in asked if s in skus and skus[s].listed}
+    used = await limit_usage(session, inp.buyer_id, listed, skus, inp.now)
+    rows = await lock_rows(session, listed)
     available = free(rows)
-    allocations = allocate(wanted, available)  # every shortfall at once, for any policy
+    facts = {
+        s: SkuFacts(listed=r.listed, limit=r.limit_per_buyer, already=used.get(s, 0))
+        for s, r in skus.items()
+    }
+    verdict = assess(asked, facts, available)
+    if inp.reorder_of is None:  # a cart is bought whole or refused
+        refusal = verdict.refusal()
+        if refusal is not None:
+            raise refusal
+    elif not verdict.take:
+        raise nothing_available(verdict.unavailable)
+    wanted = verdict.take
+    allocations = allocate(wanted, available)
     locking = {s for s in wanted if skus[s].stock_policy == StockPolicy.LOCK_ON_ORDER}
     hold(session, inp.order_id, rows, [a for a in allocations if a.sku in locking], HELD)
     low_stock = any(
@@ -70,6 +73,8 @@ async def place_order(session: AsyncSession, inp: PlaceOrderInput) -> OrderState
         timings=inp.timings,
         now=inp.now,
         actor=Actor(kind="buyer", id=inp.buyer_id),
+        reorder_of=inp.reorder_of,
+        unavailable=verdict.unavailable if inp.reorder_of else [],
     )
     await record_purchases(session, inp.order_id, inp.buyer_id, wanted, inp.now)
     await orders.save(session, change.state, change.event)

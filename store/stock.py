@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.models import Allocation, OrderState, StockPolicy
-from domain.stock import allocate, check_limit, quantities
+from domain.stock import allocate, quantities
 from store.sql import insert_ignore
 from store.tables import (
     LimitGuardRow,
@@ -40,28 +40,29 @@ def free(rows: dict[tuple[str, str], StockRow]) -> dict[tuple[str, str], int]:
     return {k: r.on_hand - r.locked for k, r in rows.items()}
 
 
-async def check_limits(
+async def limit_usage(
     session: AsyncSession,
     buyer_id: str,
     wanted: dict[str, int],
     skus: dict[str, SkuRow],
     now: datetime,
-) -> None:
-    """Atomic per (buyer, SKU): the guard row is held until the order's transaction ends."""
-    limited = sorted(s for s in wanted if skus[s].limit_per_buyer)
+) -> dict[str, int]:
+    """Units of each limited SKU the buyer holds in open orders within its window. Atomic per
+    (buyer, SKU): the guard row is held until the order's transaction ends."""
+    limited = sorted(s for s in wanted if s in skus and skus[s].limit_per_buyer)
     for sku in limited:
         await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=sku)
     if not limited:
-        return
+        return {}
     await session.execute(
         select(LimitGuardRow)
         .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku.in_(limited))
         .order_by(LimitGuardRow.sku)
         .with_for_update()
     )
+    used: dict[str, int] = {}
     for sku in limited:
-        row = skus[sku]
-        since = now - timedelta(days=row.limit_window_days or FOREVER_DAYS)
+        since = now - timedelta(days=skus[sku].limit_window_days or FOREVER_DAYS)
         already = await session.scalar(
             select(func.coalesce(func.sum(PurchaseRecordRow.quantity), 0)).where(
                 PurchaseRecordRow.buyer_id == buyer_id,
@@ -70,7 +71,8 @@ async def check_limits(
                 PurchaseRecordRow.created_at >= since,
             )
         )
-        check_limit(sku, row.limit_per_buyer, int(already or 0), wanted[sku])
+        used[sku] = int(already or 0)
+    return used
 
 
 async def record_purchases(

@@ -242,3 +242,21 @@ class CaseRow(Base):
         Index("ix_cases_status_created", "status", "created_at", "id"),
         Index("ix_cases_created", "created_at", "id"),
     )
+
+
+class ReviewRow(Base):
+    """A verified review: one per (order, SKU), written with the order's REVIEWED event."""
+
+    __tablename__ = "reviews"
+    id: Mapped[str] = mapped_column(String(140), primary_key=True)  # "<order id>:<sku>"
+    order_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    rating: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("order_id", "sku", name="uq_review_order_sku"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="review_rating_range"),
+        Index("ix_reviews_sku_created", "sku", "created_at", "id"),
+    )

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RefundLinesRequest,
         RefundPaymentInput,
         RetryRefundRequest,
+        ReviewRequest,
         SaveOrderInput,
         SettleCaseRequest,
         ShipRequest,
@@ -476,6 +477,24 @@ class OrderWorkflow:
     def _validate_confirm_return(self, req: PackageRequest) -> None:
         rule(fulfil.check_can_confirm_return, self._placed(), req.package_id)
 
+    # ---- review -----------------------------------------------------------------------
+
+    @workflow.update
+    async def review(self, req: ReviewRequest) -> OrderState:
+        """The buyer reviews the completed order once; its rows go in with the event."""
+        async with self.lock:
+            change = rule(
+                rules.review, self._placed(), req.rating, req.text, workflow.now(), req.actor
+            )
+            await self._commit(change, review=req)
+            return change.state
+
+    @review.validator
+    def _validate_review(self, req: ReviewRequest) -> None:
+        state = self._placed()
+        self._require_buyer(state, req.actor)
+        rule(rules.check_can_review, state)
+
     # ---- closing ----------------------------------------------------------------------
 
     @workflow.update
@@ -784,6 +803,7 @@ class OrderWorkflow:
         returns: list[Allocation] | None = None,
         return_ref: str = "",
         case: AfterSalesCase | None = None,
+        review: ReviewRequest | None = None,
     ) -> None:
         """Save the snapshot, its event and its stock effects in one transaction, then adopt
         and publish."""
@@ -798,6 +818,7 @@ class OrderWorkflow:
                     returns=returns or [],
                     return_ref=return_ref,
                     case=case,
+                    review=review,
                 ),
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=DB_RETRY,
