@@ -82,6 +82,7 @@ def order_input(
     buyer: str = "buyer-1",
     now: datetime = T0,
     timings: OrderTimings | None = None,
+    reorder_of: str | None = None,
 ) -> PlaceOrderInput:
     return PlaceOrderInput(
         order_id=order_id,
@@ -90,6 +91,7 @@ def order_input(
         address=ADDRESS,
         timings=timings or OrderTimings(),
         now=now,
+        reorder_of=reorder_of,
     )
 
 
