@@ -40,6 +40,8 @@ def test_the_main_scenarios_are_recorded() -> None:
         "case_no_return_closed",
         "case_no_confirmation_refunded",
         "case_not_escalated_closed",
+        "reviewed",
+        "reordered",
     } <= names
 
 
