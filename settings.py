@@ -17,6 +17,9 @@ DEV_SECRETS = {
 }
 
 
+MIN_SECRET_BYTES = 32  # outside dev: an empty or guessable secret never starts the service
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
 
@@ -60,6 +63,13 @@ class Settings(BaseSettings):
             if weak:
                 names = ", ".join(f"ORDERS_{k.upper()}" for k in weak)
                 raise ValueError(f"ORDERS_ENV={self.env} refuses default secrets: set {names}")
+            short = [k for k in DEV_SECRETS if len(getattr(self, k).encode()) < MIN_SECRET_BYTES]
+            if short:
+                names = ", ".join(f"ORDERS_{k.upper()}" for k in short)
+                raise ValueError(
+                    f"ORDERS_ENV={self.env} refuses secrets shorter than {MIN_SECRET_BYTES}"
+                    f" bytes: {names}"
+                )
         return self
 
     def timings(self) -> OrderTimings:

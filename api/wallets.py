@@ -4,8 +4,9 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from api.auth import Role
-from api.deps import Admin, CurrentUser, DatabaseDep
+from api.deps import Admin, CurrentUser, DatabaseDep, SessionDep
 from api.errors import Problem
+from api.orders import IdempotencyKey
 from domain.errors import ErrorCode
 from store import payments
 from store.tables import WalletRow
@@ -30,21 +31,30 @@ def _out(row: WalletRow) -> WalletOut:
 
 
 @router.get("/{buyer_id}", response_model=WalletOut)
-async def get_wallet(user: CurrentUser, db: DatabaseDep, buyer_id: str = BuyerPath) -> WalletOut:
+async def get_wallet(
+    user: CurrentUser, session: SessionDep, buyer_id: str = BuyerPath
+) -> WalletOut:
+    """Its buyer's and admins' only; a read, never a write."""
     if user.role is Role.BUYER and user.id != buyer_id:
         raise Problem(ErrorCode.NOT_FOUND, "no such wallet")
-    async with db.transaction() as session:
-        return _out(await payments.wallet(session, buyer_id))
+    if user.role is Role.MERCHANT:
+        raise Problem(ErrorCode.FORBIDDEN, "wallets are their buyer's and admins' only")
+    return _out(await payments.read_wallet(session, buyer_id))
 
 
 @router.post("/{buyer_id}/top-up", response_model=WalletOut)
 async def top_up(
-    body: AmountBody, _: Admin, db: DatabaseDep, buyer_id: str = BuyerPath
+    body: AmountBody,
+    _: Admin,
+    db: DatabaseDep,
+    buyer_id: str = BuyerPath,
+    key: IdempotencyKey = None,
 ) -> WalletOut:
+    """With an Idempotency-Key, a retried top-up (after a timeout) credits once."""
     if body.amount_cents <= 0:
         raise Problem(ErrorCode.VALIDATION, "amount_cents must be positive")
     async with db.transaction() as session:
-        return _out(await payments.top_up(session, buyer_id, body.amount_cents))
+        return _out(await payments.top_up(session, buyer_id, body.amount_cents, key))
 
 
 @router.put("/{buyer_id}/credit-limit", response_model=WalletOut)

@@ -1,5 +1,7 @@
 """Wallets, the payments ledger and the refunds ledger."""
 
+from datetime import UTC, datetime
+
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +12,7 @@ from domain.order import add_refund, mark_paid
 from store import orders
 from store.sql import insert_ignore
 from store.stock import deduct_for_payment
-from store.tables import PaymentRow, RefundRow, WalletRow
+from store.tables import PaymentRow, RefundRow, TopUpRow, WalletRow
 
 CAPTURED, REFUNDED = "CAPTURED", "REFUNDED"
 
@@ -182,11 +184,45 @@ async def _owner(session: AsyncSession, order_id: str) -> str:
     return saved.buyer_id
 
 
-async def top_up(session: AsyncSession, buyer_id: str, cents: int) -> WalletRow:
+async def top_up(
+    session: AsyncSession,
+    buyer_id: str,
+    cents: int,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> WalletRow:
+    """Credit the balance; under an Idempotency-Key, once (the same key with another amount is
+    refused: it is not the same request)."""
+    if key is not None:
+        fresh = await insert_ignore(
+            session,
+            TopUpRow,
+            buyer_id=buyer_id,
+            idempotency_key=key,
+            amount_cents=cents,
+            created_at=now or datetime.now(UTC),
+        )
+        if not fresh:
+            first = await session.get(TopUpRow, (buyer_id, key))
+            if first is not None and first.amount_cents != cents:
+                raise DomainError(
+                    ErrorCode.IDEMPOTENCY_CONFLICT,
+                    f"this Idempotency-Key topped up {first.amount_cents} cents, not {cents}",
+                    {"amount_cents": first.amount_cents},
+                )
+            return await wallet(session, buyer_id)
     row = await wallet(session, buyer_id)
     row.balance_cents += cents
     await session.flush()
     return row
+
+
+async def read_wallet(session: AsyncSession, buyer_id: str) -> WalletRow:
+    """A wallet as it is, without writing (a buyer never seen has an empty one)."""
+    row = await session.get(WalletRow, buyer_id)
+    return row or WalletRow(
+        buyer_id=buyer_id, balance_cents=0, credit_limit_cents=0, credit_used_cents=0
+    )
 
 
 async def set_credit_limit(session: AsyncSession, buyer_id: str, cents: int) -> WalletRow:

@@ -260,3 +260,13 @@ class ReviewRow(Base):
         CheckConstraint("rating BETWEEN 1 AND 5", name="review_rating_range"),
         Index("ix_reviews_sku_created", "sku", "created_at", "id"),
     )
+
+
+class TopUpRow(Base):
+    """A top-up made under an Idempotency-Key: the same key again credits nothing more."""
+
+    __tablename__ = "wallet_top_ups"
+    buyer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -36,3 +36,12 @@ def test_a_zero_payment_window_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ORDERS_PAYMENT_WINDOW_SECONDS", "0")
     with pytest.raises(ValidationError, match="payment_window_seconds"):
         Settings()
+
+
+@pytest.mark.parametrize("weak", ["", "short", "x" * 31])
+@pytest.mark.parametrize("name", sorted(DEV_SECRETS))
+def test_production_refuses_a_short_or_empty_secret(name: str, weak: str) -> None:
+    secrets = {n: f"real-{n}-0123456789abcdef0123456789" for n in DEV_SECRETS} | {name: weak}
+    with pytest.raises(ValidationError, match=f"shorter than 32 bytes: ORDERS_{name.upper()}"):
+        Settings(env="prod", **secrets)  # type: ignore[arg-type]
+    Settings(env="prod", **(secrets | {name: "y" * 32}))  # type: ignore[arg-type]
