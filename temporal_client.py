@@ -9,7 +9,10 @@ from temporalio.envconfig import ClientConfig
 
 
 async def connect(**overrides: Any) -> Client:
+    """Lazy: a process starts while Temporal is down, and its calls fail (and are retried)
+    until it is back."""
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config.setdefault("target_host", "localhost:7233")
     config.update(overrides)
+    config.setdefault("lazy", True)
     return await Client.connect(**config, data_converter=pydantic_data_converter)

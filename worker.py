@@ -55,7 +55,7 @@ async def main() -> None:
     db = Database(settings.database_url)
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
     supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
-    client = await connect()
+    client = await connect(lazy=False)  # a worker needs a connected client
     try:
         await build_worker(client, settings, db, gateway, supplier).run()
     finally:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import DomainError, ErrorCode
 
@@ -47,6 +48,13 @@ TITLES = {
 }
 
 
+UNREACHABLE = frozenset(
+    {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+)
+RETRY_AFTER_SECONDS = 5
+LAZY_CONNECT_FAILED = "Failed client connect"  # how the SDK says a lazy client can't connect
+
+
 class Problem(Exception):
     """Raise from a route to answer with problem JSON."""
 
@@ -69,6 +77,14 @@ def problem_response(code: str, detail: str, status: int, **extra: Any) -> JSONR
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
+
+
+def temporal_unavailable() -> JSONResponse:
+    response = problem_response(
+        "TEMPORAL_UNAVAILABLE", "the order service is briefly unavailable; retry shortly", 503
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def from_failure(err: BaseException) -> Problem:
@@ -98,6 +114,22 @@ def install(app: FastAPI) -> None:
     async def _update(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:
         p = from_failure(exc)
         return problem_response(p.code, p.detail, p.status, **p.extra)
+
+    @app.exception_handler(RPCError)
+    async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
+        """Temporal cannot be reached (or answered too late): a retryable 503, never a 500;
+        reads from the database do not depend on it."""
+        if exc.status not in UNREACHABLE:
+            log.exception("Temporal refused a call", exc_info=exc)
+            return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
+        return temporal_unavailable()
+
+    @app.exception_handler(RuntimeError)
+    async def _runtime(_: Request, exc: RuntimeError) -> JSONResponse:
+        if str(exc).startswith(LAZY_CONNECT_FAILED):  # a lazy client's first connection
+            return temporal_unavailable()
+        log.exception("unexpected error", exc_info=exc)
+        return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,53 @@
+"""Temporal unreachable: actions answer 503 TEMPORAL_UNAVAILABLE with Retry-After (never a
+500), and reads from the database keep working."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.auth import Role, mint
+from gateways.payments import PaymentGatewayClient
+from settings import Settings
+from store.db import Database
+from temporal_client import connect
+from tests.store.helpers import add_sku, place
+
+ADDRESS = {"name": "Li", "phone": "+86 1", "line1": "1 Rd", "city": "HZ", "country": "CN"}
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, sqlite_db: Database, gateway: PaymentGatewayClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    dead = await connect(target_host="127.0.0.1:9", namespace="default")  # nothing listens
+    app = create_app(settings, temporal=dead, db=sqlite_db, gateway=gateway)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+    ):
+        yield http
+
+
+async def test_actions_answer_503_and_reads_keep_working(
+    api: httpx.AsyncClient, settings: Settings, sqlite_db: Database
+) -> None:
+    await add_sku(sqlite_db, "TEA")
+    stored = await place(sqlite_db, "o-1", [("TEA", 1)], buyer="b-1")
+    buyer = {"Authorization": f"Bearer {mint(settings.jwt_secret, 'b-1', Role.BUYER)}"}
+
+    for method, path, body in [
+        ("POST", "/orders", {"lines": [{"sku": "TEA", "quantity": 1}], "address": ADDRESS}),
+        ("POST", "/orders/o-1/pay", {"channel": "balance"}),
+        ("POST", "/orders/o-1/cancel", {}),
+    ]:
+        r = await api.request(method, path, json=body, headers=buyer)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "5"
+        assert r.json()["code"] == "TEMPORAL_UNAVAILABLE"
+
+    r = await api.get("/orders/o-1", headers=buyer)
+    assert r.status_code == 200 and r.json()["version"] == stored.version
+    assert (await api.get("/orders", headers=buyer)).json()["items"][0]["id"] == "o-1"
+    assert (await api.get("/skus/TEA")).status_code == 200
