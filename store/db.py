@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+WRITE = "orders_write"  # execution option: this transaction writes
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -39,7 +41,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: no lost updates
+        # a write transaction takes the write lock up front (one writer at a time: no lost
+        # updates); a read begins deferred and never waits behind a writer (WAL)
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -57,12 +62,14 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+        """A session in one write transaction: committed on success, rolled back on any error.
+        Reads use `sessions()`, whose transactions never take SQLite's write lock."""
         async with contextlib.AsyncExitStack() as stack:
             if self._writer is not None:
                 await stack.enter_async_context(self._writer)
             session = await stack.enter_async_context(self.sessions())
             await stack.enter_async_context(session.begin())
+            await session.connection(execution_options={WRITE: True})
             yield session
 
     async def dispose(self) -> None:
