@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -48,6 +48,12 @@ class OrderActivities:
                 yield session
         except DomainError as err:
             raise to_application_error(err) from None
+        except DataError as err:  # a value the database cannot hold: no retry will help
+            raise ApplicationError(
+                f"the database refused a value: {err.orig}",
+                type=ErrorCode.VALIDATION.value,
+                non_retryable=True,
+            ) from None
 
     @activity.defn(name=ids.PLACE_ORDER)
     async def place_order(self, inp: PlaceOrderInput) -> OrderState:

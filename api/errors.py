@@ -36,6 +36,7 @@ STATUS: dict[str, int] = {
     ErrorCode.PAYMENT_GATEWAY_ERROR: 502,
 }
 TITLES = {
+    400: "Bad request",
     401: "Unauthenticated",
     403: "Forbidden",
     404: "Not found",
@@ -148,7 +149,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
-            exc.status_code, "HTTP_ERROR"
-        )
+        code = {
+            400: "MALFORMED_BODY",  # a body that cannot be decoded (not JSON, nested too deep)
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            413: "PAYLOAD_TOO_LARGE",
+        }.get(exc.status_code, "HTTP_ERROR")
         return problem_response(code, str(exc.detail), exc.status_code)

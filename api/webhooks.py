@@ -1,6 +1,5 @@
 """Partner callbacks: verified (signature, age, replay), then turned into signals."""
 
-import json
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -15,7 +14,7 @@ from api.errors import Problem
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import check_supplier_notice
 from domain.messages import CarrierNotice, PaymentNotice, SupplierNotice
-from domain.models import PaymentChannel
+from domain.models import MAX_AMOUNT_CENTS, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from store import orders, webhooks
 from store.db import Database
@@ -32,7 +31,7 @@ class PaymentCallback(BaseModel):
     order_id: str = Field(min_length=1, max_length=64)
     txn_id: str = Field(min_length=1, max_length=128)
     channel: Literal[PaymentChannel.ALIPAY, PaymentChannel.WECHAT]
-    amount_cents: int = Field(gt=0)
+    amount_cents: int = Field(gt=0, le=MAX_AMOUNT_CENTS)
     paid_at: datetime
 
 
@@ -63,8 +62,8 @@ async def _verified(request: Request, secret: str, model: type[M]) -> M:
         verify(request.headers.get(SIGNATURE_HEADER), body, secret)
     except SignatureError as err:
         raise Problem(ErrorCode.UNAUTHENTICATED, f"bad signature: {err}") from None
-    try:
-        return model.model_validate(json.loads(body))
+    try:  # pydantic's own parser: bounded nesting, strict JSON
+        return model.model_validate_json(body)
     except (ValueError, ValidationError) as err:
         raise Problem(ErrorCode.VALIDATION, f"bad callback body: {err}") from None
 

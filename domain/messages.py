@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from domain.after_sales import MAX_IMAGES, AfterSalesCase, CaseType
 from domain.models import (
+    MAX_AMOUNT_CENTS,
     MAX_LINES,
     Actor,
     Address,
@@ -47,7 +48,7 @@ class PaymentNotice(BaseModel):
 
     txn_id: str = Field(min_length=1, max_length=128)
     channel: PaymentChannel
-    amount_cents: int = Field(gt=0)
+    amount_cents: int = Field(gt=0, le=MAX_AMOUNT_CENTS)
     paid_at: datetime
     order_id: str = ""
 

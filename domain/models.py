@@ -7,12 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Location = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 MAX_LINE_QUANTITY = 999
 MAX_LINES = 50
+MAX_AMOUNT_CENTS = 10**12  # no amount that enters may be larger (SPEC §10)
 
 
 class ProductType(StrEnum):
@@ -134,7 +135,7 @@ class Address(BaseModel):
 
 class LineRequest(BaseModel):
     sku: Sku
-    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+    quantity: StrictInt = Field(ge=1, le=MAX_LINE_QUANTITY)  # `true` or "1" is not a number
 
 
 class OrderLine(BaseModel):
