@@ -105,6 +105,8 @@ class OrderActivities:
     async def refund_payment(self, inp: RefundPaymentInput) -> Refund:
         """Money back through the paying channel, then the ledger; idempotent on refund id."""
         refund = inp.refund
+        async with self._txn() as session:  # never move another order's money
+            await payments.check_txn_is(session, refund.txn_id, inp.order_id)
         if refund.channel in GATEWAY_CHANNELS:
             if self.gateway is None:
                 raise ApplicationError("no payment gateway configured", non_retryable=True)

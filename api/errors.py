@@ -27,6 +27,7 @@ STATUS: dict[str, int] = {
     ErrorCode.SUPPLIER_ERROR: 502,
     ErrorCode.VERSION_CONFLICT: 409,
     ErrorCode.NOTHING_AVAILABLE: 409,
+    ErrorCode.TXN_REUSED: 409,
     ErrorCode.UNSUPPORTED_MEDIA: 415,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.FORBIDDEN: 403,

@@ -1,5 +1,6 @@
 """Partner callbacks: verified (signature, age, replay), then turned into signals."""
 
+import logging
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -16,12 +17,13 @@ from domain.fulfilment import check_supplier_notice
 from domain.messages import CarrierNotice, PaymentNotice, SupplierNotice
 from domain.models import MAX_AMOUNT_CENTS, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
-from store import orders, webhooks
+from store import orders, payments, webhooks
 from store.db import Database
 from workflows import ids
 from workflows.order import OrderWorkflow
 from workflows.orphan_payment import OrphanPaymentWorkflow
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,6 +95,12 @@ async def payment_callback(
         order_id=cb.order_id,
     )
 
+    if await _reused_elsewhere(db, notice):
+        return Accepted(
+            status="anomaly",
+            detail="this transaction settled another order; recorded, nothing refunded",
+        )
+
     async def deliver() -> Accepted:
         handle = client.get_workflow_handle(ids.order_workflow_id(cb.order_id))
         try:
@@ -106,6 +114,19 @@ async def payment_callback(
 
     result: Accepted = await _once(db, "payment", cb.event_id, deliver)
     return result
+
+
+async def _reused_elsewhere(db: Database, notice: PaymentNotice) -> bool:
+    """One gateway transaction settles one order: a callback naming another order's txn is
+    written down for operators (a PAYMENT_ANOMALY event on the order it named) and goes no
+    further, so neither order's money moves for it."""
+    async with db.transaction() as session:
+        owner = await payments.txn_owner(session, notice.txn_id)
+        if owner is None or owner == notice.order_id:
+            return False
+        await payments.note_anomaly(session, notice, owner)
+    log.warning("txn %s of order %s reused for order %s", notice.txn_id, owner, notice.order_id)
+    return True
 
 
 async def _refund_orphan(client: Client, task_queue: str, notice: PaymentNotice) -> None:

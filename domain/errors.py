@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     SUPPLIER_REFUSED_CANCEL = "SUPPLIER_REFUSED_CANCEL"
     SUPPLIER_ERROR = "SUPPLIER_ERROR"
     NOTHING_AVAILABLE = "NOTHING_AVAILABLE"  # a reorder of which nothing can be bought
+    TXN_REUSED = "TXN_REUSED"  # a gateway transaction that already settled another order
     VERSION_CONFLICT = "VERSION_CONFLICT"  # an action made against an old version
     UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"  # an upload that is not what it must be
 

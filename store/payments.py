@@ -6,8 +6,16 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, ErrorCode
-from domain.messages import AcceptPaymentInput
-from domain.models import WALLET_CHANNELS, OrderEvent, OrderState, Payment, PaymentChannel, Refund
+from domain.messages import AcceptPaymentInput, PaymentNotice
+from domain.models import (
+    WALLET_CHANNELS,
+    Actor,
+    OrderEvent,
+    OrderState,
+    Payment,
+    PaymentChannel,
+    Refund,
+)
 from domain.order import add_refund, mark_paid
 from store import orders
 from store.sql import insert_ignore
@@ -77,6 +85,7 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
         saved = await _accepted(session, inp)
         if saved is not None:
             return saved
+        _reused(await txn_owner(session, p.txn_id), inp.state.id, p.txn_id)
     if inp.charge_wallet:
         await wallet(session, inp.state.buyer_id)
         await _move_wallet(session, inp.state.buyer_id, p.channel, p.amount_cents)
@@ -84,6 +93,44 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
     change = mark_paid(inp.state, p, allocations, inp.now, inp.actor)
     await orders.save(session, change.state, change.event)
     return change.state
+
+
+async def txn_owner(session: AsyncSession, txn_id: str) -> str | None:
+    """The order a gateway transaction already belongs to in the ledger, if any."""
+    row = await session.get(PaymentRow, txn_id)
+    return row.order_id if row is not None else None
+
+
+async def note_anomaly(session: AsyncSession, notice: PaymentNotice, owner: str) -> None:
+    """A PAYMENT_ANOMALY on the order a reused transaction named (once per txn and order)."""
+    event = OrderEvent(
+        order_id=notice.order_id,
+        version=0,
+        type="PAYMENT_ANOMALY",
+        actor=Actor(kind="gateway", id=notice.channel.value),
+        at=datetime.now(UTC),
+        data={
+            "txn_id": notice.txn_id,
+            "amount_cents": notice.amount_cents,
+            "belongs_to_order": owner,
+            "action": "recorded; nothing applied, nothing refunded",
+        },
+    )
+    await orders.append_event(session, event, f"anomaly:{notice.txn_id}")
+
+
+async def check_txn_is(session: AsyncSession, txn_id: str, order_id: str) -> None:
+    """Refuse (TXN_REUSED) when the ledger gives this transaction to another order."""
+    _reused(await txn_owner(session, txn_id), order_id, txn_id)
+
+
+def _reused(owner: str | None, order_id: str, txn_id: str) -> None:
+    if owner is not None and owner != order_id:
+        raise DomainError(
+            ErrorCode.TXN_REUSED,
+            f"transaction {txn_id} already settled order {owner}",
+            {"txn_id": txn_id, "order_id": owner},
+        )
 
 
 async def _accepted(session: AsyncSession, inp: AcceptPaymentInput) -> OrderState | None:
@@ -119,6 +166,7 @@ async def record_refund(
     """Ledger the refund (and the payment it returns, if it was never kept); wallets are
     credited here, gateways were already called. Idempotent on the refund id."""
     await _record_payment(session, order_id, payment, REFUNDED)
+    _reused(await txn_owner(session, payment.txn_id), order_id, payment.txn_id)
     fresh = await _insert_refund(session, order_id, refund)
     if not fresh and refund.status != "FAILED":  # a FAILED refund tried again: it counts now
         result = await session.execute(

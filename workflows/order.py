@@ -69,11 +69,10 @@ DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
 )
 PARTNER_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
-SUPPLIER_PATIENCE = timedelta(hours=24)
+SUPPLIER_PATIENCE = timedelta(hours=24)  # a supplier down this long: intercept and refund
 REFUND_PATIENCE = timedelta(days=1)  # a channel down this long: the refund is FAILED, visibly
-FINISH_WAITS_PATCH = (
-    "finish-waits-while-held-open"  # a supplier down this long: intercept and refund
-)
+FINISH_WAITS_PATCH = "finish-waits-while-held-open"
+NOT_OURS = "NOT_OURS"  # a refund of a transaction that settled another order: never made
 
 
 @workflow.defn
@@ -230,7 +229,8 @@ class OrderWorkflow:
                 )
             except ApplicationError as err:
                 workflow.logger.error("payment %s not accepted: %s", payment.txn_id, err)
-                await self._refund(payment, err.type or "NOT_ACCEPTED")
+                if err.type != ErrorCode.TXN_REUSED.value:  # another order's money: hands off
+                    await self._refund(payment, err.type or "NOT_ACCEPTED")
 
     async def _accept(self, payment: Payment, *, charge_wallet: bool, actor: Actor) -> None:
         state = self._placed()
@@ -286,6 +286,9 @@ class OrderWorkflow:
             )
             return done
         except ACTIVITY_FAILURES as err:
+            if unwrap(err).type == ErrorCode.TXN_REUSED.value:
+                workflow.logger.error("refund %s not made: %s", refund.id, err)
+                return refund.model_copy(update={"status": NOT_OURS})
             workflow.logger.error("refund %s failed for good: %s", refund.id, err)
             return refund.model_copy(update={"status": "FAILED"})
 
@@ -300,7 +303,7 @@ class OrderWorkflow:
             created_at=workflow.now(),
         )
         refund = await self._pay_back(refund, payment)
-        if self.state is not None:
+        if self.state is not None and refund.status != NOT_OURS:
             await self._commit(rules.add_refund(self.state, refund, workflow.now(), SYSTEM))
 
     async def _intercept(self, package_ids: list[str], reason: str, actor: Actor) -> None:

@@ -9,14 +9,16 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import DomainError, ErrorCode
-from domain.models import Reason, Unavailable
-from store import reviews
+from domain.models import Payment, PaymentChannel, Reason, Refund, Unavailable
+from store import payments, reviews
 from store.db import Database
 from tests.store.helpers import (
     T0,
     add_sku,
     dump,
     holds_of,
+    pay,
+    payment_input,
     place,
     rows,
     stock_of,
@@ -126,3 +128,31 @@ async def test_two_concurrent_reviews_of_one_order_one_wins(pg_db: Database) -> 
         )
         assert len(ratings) == 1  # every SKU row from the same winner
     assert await rows(pg_db, "SELECT count(*) FROM reviews") == [(10,)]
+
+
+async def test_a_transaction_of_one_order_cannot_settle_or_refund_another(db: Database) -> None:
+    await add_sku(db, "TEA", stock_at={"WH-A": 5})
+    x = await pay(db, await place(db, "o-x", [("TEA", 1)]), txn_id="T-1")
+    y = await place(db, "o-y", [("TEA", 1)])
+    before = await dump(db)
+    with pytest.raises(DomainError) as err:
+        async with db.transaction() as session:
+            await payments.accept_payment(session, payment_input(y, txn_id="T-1"))
+    assert (err.value.code, err.value.details) == (
+        ErrorCode.TXN_REUSED,
+        {"txn_id": "T-1", "order_id": "o-x"},
+    )
+    assert x.payment is not None
+    payment = Payment(channel=PaymentChannel.ALIPAY, txn_id="T-1", amount_cents=1, paid_at=T0)
+    refund = Refund(
+        id="T-1-R",
+        txn_id="T-1",
+        channel=PaymentChannel.ALIPAY,
+        amount_cents=1,
+        reason="ORDER_CLOSED",
+        created_at=T0,
+    )
+    with pytest.raises(DomainError, match="already settled order o-x"):
+        async with db.transaction() as session:
+            await payments.record_refund(session, "o-y", payment, refund)
+    assert await dump(db) == before

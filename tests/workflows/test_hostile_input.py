@@ -2,8 +2,10 @@
 changes nothing: amounts beyond 10^12 cents, JSON nested without end, non-integer
 quantities, bodies that are not JSON (issue 8, items 3 and 8)."""
 
+import httpx
+
 from gateways.signing import SIGNATURE_HEADER, sign
-from tests.conftest import PAYMENT_SECRET
+from tests.conftest import GATEWAY_KEY, PAYMENT_SECRET
 from tests.workflows.conftest import ADDRESS, Shop
 
 
@@ -37,3 +39,34 @@ async def test_a_quantity_must_be_a_json_integer(shop: Shop) -> None:
         r = await shop.http.post("/orders", json=body, headers=shop.as_buyer())
         assert (r.status_code, r.json()["code"]) == (422, "VALIDATION"), quantity
     assert await shop.stock("TEA") == {"WH-A": (3, 0), "WH-B": (5, 0)}  # nothing locked
+
+
+async def test_a_transaction_that_paid_one_order_never_pays_or_refunds_another(
+    shop: Shop,
+) -> None:
+    x = await shop.place([("TEA", 1)])
+    y = await shop.place([("MUG", 1)])
+    txn = "alipay-shared-1"
+    assert (await shop.pay_callback(x, txn_id=txn)).status_code == 200
+    x_paid = await shop.settle(x["id"])
+    assert x_paid.payment is not None and x_paid.payment.txn_id == txn
+
+    r = await shop.pay_callback(y, txn_id=txn, amount=y["total_cents"])
+    assert (r.status_code, r.json()["status"]) == (200, "anomaly")  # recorded: no retry storm
+    y_now = await shop.settle(y["id"])
+    assert (y_now.status, y_now.payment, y_now.refunds) == ("PENDING_PAYMENT", None, [])
+    events = (await shop.http.get(f"/orders/{y['id']}/events", headers=shop.as_buyer())).json()
+    assert events[-1]["type"] == "PAYMENT_ANOMALY"
+    assert events[-1]["data"]["belongs_to_order"] == x["id"]
+    x_now = await shop.settle(x["id"])
+    assert (x_now.status, x_now.refunds, x_now.version) == (
+        "PENDING_SHIPMENT",
+        [],
+        x_paid.version,
+    )
+    sandbox = shop.gateway.sandbox  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox), base_url="http://gateway.test"
+    ) as gw:
+        r = await gw.get(f"/v1/refunds/{txn}-R", headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
+    assert r.status_code == 404  # the gateway was never asked to refund it
