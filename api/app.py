@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
@@ -97,7 +98,8 @@ def create_app(
             if gateway is None:
                 await app.state.gateway.aclose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs with Swagger UI's assets from a package: no CDN
+        redoc_url=None,
         title="Order saga",
         version="0.1.0",
         lifespan=lifespan,

@@ -1,6 +1,7 @@
 """Temporal unreachable: actions answer 503 TEMPORAL_UNAVAILABLE with Retry-After (never a
 500), and reads from the database keep working."""
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -51,3 +52,17 @@ async def test_actions_answer_503_and_reads_keep_working(
     assert r.status_code == 200 and r.json()["version"] == stored.version
     assert (await api.get("/orders", headers=buyer)).json()["items"][0]["id"] == "o-1"
     assert (await api.get("/skus/TEA")).status_code == 200
+
+
+async def test_the_docs_page_loads_nothing_from_outside(api: httpx.AsyncClient) -> None:
+    """/docs works offline: every script, style and icon it names is served by the API."""
+    page = await api.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert assets, page.text
+    assert all(a.startswith("/") for a in assets), assets  # no CDN, no other host
+    for asset in assets:
+        assert (await api.get(asset)).status_code == 200, asset
+    assert "http://" not in page.text and "https://" not in page.text
+    spec = (await api.get("/openapi.json")).json()
+    assert "/orders/{order_id}/after-sales" in spec["paths"]
