@@ -4,12 +4,22 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from api import after_sales, catalog, errors, orders, refunds, reviews, wallets, webhooks
+from api import (
+    after_sales,
+    catalog,
+    errors,
+    openapi,
+    orders,
+    refunds,
+    reviews,
+    wallets,
+    webhooks,
+)
 from api.errors import problem_response
 from gateways.payments import PaymentGatewayClient
 from settings import Settings, get_settings
@@ -100,12 +110,14 @@ def create_app(
 
     app = FastAPIOffline(  # /docs with Swagger UI's assets from a package: no CDN
         redoc_url=None,
+        dependencies=[Depends(openapi.known_query_only)],
         title="Order saga",
         version="0.1.0",
         lifespan=lifespan,
         description="Orders as Temporal workflows. Money in integer cents, times UTC.",
     )
     errors.install(app)
+    openapi.install(app)
     for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets):
         app.include_router(module.router)
 

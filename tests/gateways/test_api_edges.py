@@ -1,5 +1,7 @@
-"""Temporal unreachable: actions answer 503 TEMPORAL_UNAVAILABLE with Retry-After (never a
-500), and reads from the database keep working."""
+"""The API's edges, in process with Temporal unreachable: actions answer 503
+TEMPORAL_UNAVAILABLE with Retry-After (never a 500) while reads keep working; /docs loads
+nothing from outside; the OpenAPI document lists every problem answer; unknown query
+parameters are refused."""
 
 import re
 from collections.abc import AsyncIterator
@@ -66,3 +68,30 @@ async def test_the_docs_page_loads_nothing_from_outside(api: httpx.AsyncClient) 
     assert "http://" not in page.text and "https://" not in page.text
     spec = (await api.get("/openapi.json")).json()
     assert "/orders/{order_id}/after-sales" in spec["paths"]
+
+
+async def test_every_operation_documents_its_problem_answers(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            for status in ("422", "503"):
+                content = op["responses"][status]["content"]
+                assert content == {"application/problem+json": {"schema": problem}}, (path, method)
+    pay = spec["paths"]["/orders/{order_id}/pay"]["post"]
+    assert {"401", "403", "404", "409"} <= set(pay["responses"])
+    channel = spec["components"]["schemas"]["PayBody"]["properties"]["channel"]
+    assert sorted(channel["enum"]) == ["balance", "credit"]  # only what /pay accepts
+
+
+async def test_an_unknown_query_parameter_is_refused(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    buyer = {"Authorization": f"Bearer {mint(settings.jwt_secret, 'b-1', Role.BUYER)}"}
+    r = await api.get("/orders", params={"limit": 5, "colour": "red"}, headers=buyer)
+    assert (r.status_code, r.json()["code"], r.json()["unknown"]) == (422, "VALIDATION", ["colour"])
+    assert (await api.get("/orders", params={"limit": 5}, headers=buyer)).status_code == 200
+    r = await api.get("/after-sales", params={"statuss": "CLOSED"}, headers=buyer)
+    assert r.status_code == 422 and "statuss" in r.json()["detail"]
+    assert (await api.get("/skus", params={"page": 2})).status_code == 422

@@ -1,0 +1,91 @@
+"""The OpenAPI document tells the truth about errors: every operation lists the RFC 9457
+problem answers it can give, as `application/problem+json`; and list routes refuse query
+parameters they do not know (a typo is a 422, not a silently ignored filter)."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from api.errors import TITLES, Problem
+from domain.errors import ErrorCode
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details, with a machine-readable `code`",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _statuses(path: str, method: str, op: dict[str, Any]) -> list[int]:
+    out = [422, 503]
+    if op.get("security"):
+        out += [401, 403]
+    if "{" in path:
+        out.append(404)
+    if method in ("post", "put"):
+        out += [409, 413]
+    return sorted(out)
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)  # our 422 is a problem, not FastAPI's default shape
+        for path, operations in schema.get("paths", {}).items():
+            for method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                for status in _statuses(path, method, op):
+                    responses[str(status)] = {
+                        "description": TITLES.get(status, "Error"),
+                        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _query_params(dependant: Dependant) -> list[Any]:
+    out = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        out += _query_params(sub)
+    return out
+
+
+async def known_query_only(request: Request) -> None:
+    """A query parameter the route does not declare is refused, not ignored."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = {p.alias for p in _query_params(route.dependant)}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise Problem(
+            ErrorCode.VALIDATION,
+            f"unknown query parameter: {', '.join(unknown)}",
+            unknown=unknown,
+            allowed=sorted(known),
+        )
