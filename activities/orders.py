@@ -41,10 +41,11 @@ class OrderActivities:
         self.supplier_notify_url = supplier_notify_url
 
     @asynccontextmanager
-    async def _txn(self) -> AsyncIterator[AsyncSession]:
-        """One transaction; a business refusal becomes a non-retryable ApplicationError."""
+    async def _txn(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """One transaction (a read one with `write=False`); a business refusal becomes a
+        non-retryable ApplicationError."""
         try:
-            async with self.db.transaction() as session:
+            async with self.db.transaction() if write else self.db.sessions() as session:
                 yield session
         except DomainError as err:
             raise to_application_error(err) from None
@@ -105,9 +106,9 @@ class OrderActivities:
     async def refund_payment(self, inp: RefundPaymentInput) -> Refund:
         """Money back through the paying channel, then the ledger; idempotent on refund id."""
         refund = inp.refund
-        async with self._txn() as session:  # never move another order's money
-            await payments.check_txn_is(session, refund.txn_id, inp.order_id)
         if refund.channel in GATEWAY_CHANNELS:
+            async with self._txn(write=False) as session:  # never move another order's money
+                await payments.check_txn_is(session, refund.txn_id, inp.order_id)
             if self.gateway is None:
                 raise ApplicationError("no payment gateway configured", non_retryable=True)
             try:

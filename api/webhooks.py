@@ -120,10 +120,11 @@ async def _reused_elsewhere(db: Database, notice: PaymentNotice) -> bool:
     """One gateway transaction settles one order: a callback naming another order's txn is
     written down for operators (a PAYMENT_ANOMALY event on the order it named) and goes no
     further, so neither order's money moves for it."""
-    async with db.transaction() as session:
+    async with db.sessions() as session:  # a read: no write lock for the common case
         owner = await payments.txn_owner(session, notice.txn_id)
-        if owner is None or owner == notice.order_id:
-            return False
+    if owner is None or owner == notice.order_id:
+        return False
+    async with db.transaction() as session:
         await payments.note_anomaly(session, notice, owner)
     log.warning("txn %s of order %s reused for order %s", notice.txn_id, owner, notice.order_id)
     return True
