@@ -5,12 +5,22 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from api import messaging
-from api.deps import Admin, Buyer, CurrentUser, DatabaseDep, Merchant, SessionDep, TemporalDep
+from api.deps import (
+    Admin,
+    BlobsDep,
+    Buyer,
+    CurrentUser,
+    DatabaseDep,
+    Merchant,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import Problem
 from api.orders import visible
 from domain import after_sales
@@ -23,12 +33,11 @@ from domain.after_sales import (
     CaseStatus,
     CaseType,
 )
-from domain.errors import DomainError, ErrorCode
+from domain.errors import ErrorCode
 from domain.messages import OpenCaseRequest
-from domain.models import MAX_LINES, LineRequest
-from settings import Settings
+from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, LineRequest
 from store import cases
-from store.blobs import BlobStore, sniff_image
+from store.blobs import sniff_image
 from workflows.order import OrderWorkflow
 
 router = APIRouter(tags=["after-sales"])
@@ -46,7 +55,7 @@ class VersionBody(BaseModel):
 
 
 class ProposeBody(VersionBody):
-    amount_cents: int = Field(ge=1, le=10**12)
+    amount_cents: int = Field(ge=1, le=MAX_AMOUNT_CENTS)
 
 
 class ReturnBody(BaseModel):
@@ -59,11 +68,6 @@ class RuleBody(BaseModel):
     version: int = Field(ge=1)
     decision: str = Field(pattern=r"^(BUYER|SELLER)$")
     note: str = Field("", max_length=500)
-
-
-def _blobs(request: Request) -> BlobStore:
-    blobs: BlobStore = request.app.state.blobs
-    return blobs
 
 
 def _lines(raw: str) -> list[LineRequest]:
@@ -104,11 +108,12 @@ async def _read_images(images: list[UploadFile]) -> list[bytes]:
 @router.post("/orders/{order_id}/after-sales", status_code=201, response_model=AfterSalesCase)
 async def open_case(
     order_id: str,
-    request: Request,
     user: Buyer,
     session: SessionDep,
     client: TemporalDep,
     db: DatabaseDep,
+    blobs: BlobsDep,
+    settings: SettingsDep,
     type: Annotated[CaseType, Form()],
     reason: Annotated[str, Form(min_length=1, max_length=200)],
     lines: Annotated[str, Form(max_length=10_000)],
@@ -119,12 +124,9 @@ async def open_case(
     data = await _read_images(images or [])
     state = await visible(session, user, order_id)
     await session.close()  # no read transaction held across the workflow's answer
-    try:  # the order's own rule, checked first so a refused case stores no image
-        after_sales.check_can_open(state, wanted, datetime.now(UTC))
-    except DomainError as err:
-        raise Problem(err.code, err.message, **err.details) from None
-    hashes = [await _blobs(request).put(d) for d in data]
-    settings: Settings = request.app.state.settings
+    # the order's own rule, checked first so a refused case stores no image
+    after_sales.check_can_open(state, wanted, datetime.now(UTC))
+    hashes = [await blobs.put(d) for d in data]
     req = OpenCaseRequest(
         case_id=f"AS{uuid.uuid4().hex[:14]}",
         type=type,
@@ -171,11 +173,11 @@ async def list_cases(
 
 @router.get("/after-sales/{case_id}/images/{sha256}")
 async def get_image(
-    case_id: str, sha256: str, request: Request, user: CurrentUser, session: SessionDep
+    case_id: str, sha256: str, user: CurrentUser, session: SessionDep, blobs: BlobsDep
 ) -> Response:
     """Only to the case's parties, and only the case's own images."""
     case = await _case(session, user, case_id)
-    data = await _blobs(request).get(sha256) if sha256 in case.images else None
+    data = await blobs.get(sha256) if sha256 in case.images else None
     if data is None:
         raise Problem(ErrorCode.NOT_FOUND, f"case {case_id} has no image {sha256}")
     return Response(

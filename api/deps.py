@@ -13,6 +13,7 @@ from api.errors import Problem
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
 from settings import Settings
+from store.blobs import BlobStore
 from store.db import Database
 
 
@@ -36,7 +37,13 @@ def _gateway(request: Request) -> PaymentGatewayClient:
     return gateway
 
 
+def _blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 DatabaseDep = Annotated[Database, Depends(_db)]
 TemporalDep = Annotated[Client, Depends(_client)]
 GatewayDep = Annotated[PaymentGatewayClient, Depends(_gateway)]

@@ -37,11 +37,18 @@ Req = TypeVar("Req")
 Res = TypeVar("Res")
 
 
+def keyed_id(idempotency_key: str | None, *scope: str, length: int = 20) -> str:
+    """Deterministic per (scope, Idempotency-Key), so the same request twice names the same
+    thing; random without a key."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex[:length]
+    raw = "\x00".join((*scope, idempotency_key)).encode()
+    return hashlib.sha256(raw).hexdigest()[:length]
+
+
 def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
     """Deterministic per (buyer, key), so the same request twice is the same order."""
-    if idempotency_key is None:
-        return uuid.uuid4().hex[:20]
-    return hashlib.sha256(f"{buyer_id}\x00{idempotency_key}".encode()).hexdigest()[:20]
+    return keyed_id(idempotency_key, buyer_id)
 
 
 async def place(

@@ -264,9 +264,7 @@ async def reorder(
     old = await visible(session, user, order_id)
     await session.close()  # no read transaction held across the workflow's answer
     inp = OrderWorkflowInput(
-        order_id=messaging.new_order_id(
-            user.id, f"reorder\x00{order_id}\x00{key}" if key else None
-        ),
+        order_id=messaging.keyed_id(key, user.id, "reorder", order_id),  # its own key space
         buyer_id=user.id,
         lines=[LineRequest(sku=line.sku, quantity=line.quantity) for line in old.lines],
         address=old.address,

@@ -1,9 +1,6 @@
 """Refunds before shipment (SPEC §6.1): the buyer asks, the merchant agrees or refuses; an
 admin retries a refund the channel refused."""
 
-import hashlib
-import uuid
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -14,7 +11,7 @@ from api.orders import IdempotencyKey, ReasonBody, visible
 from domain.errors import ErrorCode
 from domain.messages import DecideRefundRequest, RefundLinesRequest, RetryRefundRequest
 from domain.models import MAX_LINES, LineRequest, Refund, RefundRequest
-from store.tables import RefundRow
+from store import payments
 from workflows.order import OrderWorkflow
 
 router = APIRouter(tags=["refunds"])
@@ -23,13 +20,6 @@ router = APIRouter(tags=["refunds"])
 class RefundBody(BaseModel):
     lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
     reason: str = Field("", max_length=500)
-
-
-def _request_id(order_id: str, key: str | None) -> str:
-    """The same Idempotency-Key on the same order is the same request."""
-    if key is None:
-        return f"RR{uuid.uuid4().hex[:14]}"
-    return "RR" + hashlib.sha256(f"{order_id}\x00{key}".encode()).hexdigest()[:14]
 
 
 @router.post("/orders/{order_id}/refunds", status_code=201, response_model=RefundRequest)
@@ -42,7 +32,7 @@ async def request_refund(
     key: IdempotencyKey = None,
 ) -> RefundRequest:
     req = RefundLinesRequest(
-        request_id=_request_id(order_id, key),
+        request_id="RR" + messaging.keyed_id(key, order_id, length=14),  # same key: same request
         lines=body.lines,
         reason=body.reason,
         actor=user.actor,
@@ -101,12 +91,12 @@ async def retry_refund(
     refund_id: str, user: Admin, session: SessionDep, client: TemporalDep, db: DatabaseDep
 ) -> Refund:
     """A FAILED refund tried again through its channel, with the same refund id."""
-    row = await session.get(RefundRow, refund_id)
-    if row is None:
+    found = await payments.refund_status(session, refund_id)
+    if found is None:
         raise Problem(ErrorCode.NOT_FOUND, f"no refund {refund_id}")
-    if row.status != "FAILED":
-        raise Problem(ErrorCode.INVALID_TRANSITION, f"refund {refund_id} is {row.status}")
-    order_id = row.order_id
+    order_id, status = found
+    if status != "FAILED":
+        raise Problem(ErrorCode.INVALID_TRANSITION, f"refund {refund_id} is {status}")
     await session.close()  # no read transaction held across the workflow's answer
     req = RetryRefundRequest(refund_id=refund_id, actor=user.actor)
     return await messaging.update(client, db, user, order_id, OrderWorkflow.retry_refund, req)

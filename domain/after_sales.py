@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.models import (
+    MAX_AMOUNT_CENTS,
     SYSTEM,
     Actor,
     CaseClaim,
@@ -26,7 +27,7 @@ from domain.models import (
     Take,
 )
 from domain.order import SHIPPED_STATES, Change, applied, copied, live_packages
-from domain.refunds import Money, book, line_refund, merged, plan_takes, take_out
+from domain.refunds import Money, book, line_refund, merged, money_for, plan_takes, take_out
 
 MAX_IMAGES = 9
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -168,7 +169,7 @@ class CaseCommand(BaseModel):
     version: int = Field(ge=1)
     actor: Actor
     reason: str = Field("", max_length=500)
-    amount_cents: int | None = Field(None, ge=1, le=10**12)
+    amount_cents: int | None = Field(None, ge=1, le=MAX_AMOUNT_CENTS)
     carrier: str | None = Field(None, max_length=32)
     tracking_no: str | None = Field(None, max_length=64)
     decision: str | None = None  # RULE: BUYER | SELLER
@@ -217,7 +218,7 @@ def new_case(
 ) -> tuple[Change, AfterSalesCase]:
     """The order takes the claim (its units are held) and the case starts WAIT_SELLER_AGREE."""
     takes = check_can_open(state, lines, now)
-    refund, _ = line_refund(state, f"{case_id}-refund", takes, "AFTER_SALES", now)
+    claim_cents = money_for(state, takes).amount_cents
     timings = CaseTimings.of(state.timings)
     case = AfterSalesCase(
         id=case_id,
@@ -229,7 +230,7 @@ def new_case(
         lines=[LineRequest(sku=k, quantity=v) for k, v in merged(lines).items()],
         takes=takes,
         images=images,
-        claim_cents=refund.amount_cents,
+        claim_cents=claim_cents,
         service_phone=service_phone,
         timings=timings,
         created_at=now,
@@ -363,13 +364,9 @@ def _ended(
     return _step(case, status, now, actor, action, note, Settlement(refund=False))
 
 
-def _role_of(actor: Actor) -> str:
-    return actor.kind
-
-
 def check_command(case: AfterSalesCase, cmd: CaseCommand) -> None:
     """Who, when, against which version, with what: refuses before anything is written."""
-    role, needed = _role_of(cmd.actor), ROLE[cmd.action]
+    role, needed = cmd.actor.kind, ROLE[cmd.action]
     if role == "buyer" and cmd.actor.id != case.buyer_id:
         raise DomainError(ErrorCode.NOT_FOUND, f"no case {case.id}")
     if needed == "merchant" and role not in ("merchant", "admin"):

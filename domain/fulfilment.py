@@ -24,6 +24,7 @@ from domain.order import (
     Change,
     applied,
     copied,
+    count_refund,
     live_packages,
     package_of,
 )
@@ -154,9 +155,7 @@ def _end_packages(
         else:
             p.cancelled_at = now
     for refund in refunds:
-        s.refunds.append(refund)
-        if refund.status != "FAILED":
-            s.refunded_cents += refund.amount_cents
+        count_refund(s, refund)
     if not live_packages(s) and s.close_reason is None:
         s.close_reason, s.closed_at = CloseReason.FULLY_REFUNDED, now
 

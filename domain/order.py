@@ -431,11 +431,16 @@ def close(
     return applied(s, now, actor, "CLOSED", {"reason": reason, "note": note})
 
 
-def add_refund(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> Change:
-    s = copied(state)
+def count_refund(s: OrderState, refund: Refund) -> None:
+    """Put a refund on a copy of the order; only money that moved counts as refunded."""
     s.refunds.append(refund)
     if refund.status != "FAILED":
         s.refunded_cents += refund.amount_cents
+
+
+def add_refund(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> Change:
+    s = copied(state)
+    count_refund(s, refund)
     return applied(s, now, actor, "REFUNDED", refund.model_dump(mode="json"))
 
 

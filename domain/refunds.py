@@ -13,6 +13,7 @@ from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import paid_and_kept
 from domain.models import (
     Actor,
+    Allocation,
     CloseReason,
     FreightPolicy,
     LineRequest,
@@ -20,6 +21,7 @@ from domain.models import (
     OrderStatus,
     Package,
     PackageStatus,
+    Payment,
     ProductType,
     Refund,
     RefundRequest,
@@ -31,6 +33,7 @@ from domain.order import (
     Change,
     applied,
     copied,
+    count_refund,
     live_packages,
     package_of,
     requested_takes,
@@ -210,11 +213,28 @@ def take_out(s: OrderState, takes: list[Take], money: Money, now: datetime) -> N
             max(live, key=lambda p: p.goods_cents).freight_cents += stranded
 
 
+def returned_units(state: OrderState, takes: list[Take]) -> list[Allocation]:
+    """Where refunded units go back on hand: each take at its package's location."""
+    where = {p.id: p.location for p in state.packages}
+    return [Allocation(sku=t.sku, location=where[t.package_id], quantity=t.quantity) for t in takes]
+
+
+def paid_by(state: OrderState, refund: Refund) -> Payment:
+    """The payment a refund returns: the order's own, or one it did not keep (named by the
+    refund itself)."""
+    if state.payment is not None and state.payment.txn_id == refund.txn_id:
+        return state.payment
+    return Payment(
+        channel=refund.channel,
+        txn_id=refund.txn_id,
+        amount_cents=refund.amount_cents,
+        paid_at=refund.created_at,
+    )
+
+
 def book(s: OrderState, refund: Refund, now: datetime) -> None:
     """Record a refund on a copy of the order; with nothing left live it closes FULLY_REFUNDED."""
-    s.refunds.append(refund)
-    if refund.status != "FAILED":
-        s.refunded_cents += refund.amount_cents
+    count_refund(s, refund)
     if s.close_reason is None and live_units(s) == 0:
         s.close_reason, s.closed_at = CloseReason.FULLY_REFUNDED, now
 

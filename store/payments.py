@@ -184,6 +184,12 @@ async def record_refund(
     return fresh
 
 
+async def refund_status(session: AsyncSession, refund_id: str) -> tuple[str, str] | None:
+    """(order id, status) of a refund in the ledger."""
+    row = await session.get(RefundRow, refund_id)
+    return (row.order_id, row.status) if row is not None else None
+
+
 async def note_failed_refunds(session: AsyncSession, state: OrderState) -> None:
     """Refunds the channel refused for good go in the ledger as FAILED: operators find them
     there, and an admin's retry finds their order."""

@@ -59,7 +59,6 @@ with workflow.unsafe.imports_passed_through():
         Payment,
         Refund,
         RefundRequest,
-        Take,
     )
     from workflows import details, ids
     from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
@@ -647,7 +646,8 @@ class OrderWorkflow:
         refund = await self._pay_back(refund, state.payment)
         change = refunds.complete_request(state, request_id, refund, money, now, actor)
         takes = refunds.request_of(state, request_id).takes
-        await self._commit(change, returns=self._units(state, takes), return_ref=request_id)
+        units = refunds.returned_units(state, takes)
+        await self._commit(change, returns=units, return_ref=request_id)
 
     async def _refunds_due(self) -> None:
         """The merchant did not answer in time: each due request is agreed (a supplier that
@@ -661,20 +661,13 @@ class OrderWorkflow:
                 )
                 await self._commit(change)
 
-    @staticmethod
-    def _units(state: OrderState, takes: list[Take]) -> list[Allocation]:
-        where = {p.id: p.location for p in state.packages}
-        return [
-            Allocation(sku=t.sku, location=where[t.package_id], quantity=t.quantity) for t in takes
-        ]
-
     @workflow.update
     async def retry_refund(self, req: RetryRefundRequest) -> Refund:
         """An admin tries a FAILED refund again, with the same refund id."""
         async with self.lock:
             state = self._placed()
             failed = rule(refunds.check_can_retry, state, req.refund_id)
-            payment = self._payment_of(state, failed)
+            payment = refunds.paid_by(state, failed)
             done = await self._pay_back(failed.model_copy(update={"status": "SUCCEEDED"}), payment)
             await self._commit(rule(refunds.retried, state, done, workflow.now(), req.actor))
             return done
@@ -682,17 +675,6 @@ class OrderWorkflow:
     @retry_refund.validator
     def _validate_retry_refund(self, req: RetryRefundRequest) -> None:
         rule(refunds.check_can_retry, self._placed(), req.refund_id)
-
-    @staticmethod
-    def _payment_of(state: OrderState, refund: Refund) -> Payment:
-        if state.payment is not None and state.payment.txn_id == refund.txn_id:
-            return state.payment
-        return Payment(  # a payment the order did not keep: the refund names it
-            channel=refund.channel,
-            txn_id=refund.txn_id,
-            amount_cents=refund.amount_cents,
-            paid_at=refund.created_at,
-        )
 
     # ---- after-sales cases (SPEC §6.2): each its own workflow ---------------------------
 
@@ -761,7 +743,7 @@ class OrderWorkflow:
         refund, money = after_sales.claim_refund(state, req.case_id, req.amount_cents, now)
         refund = await self._pay_back(refund, state.payment)
         change = after_sales.settle_claim(state, req.case_id, refund, money, now, req.actor)
-        returns = self._units(state, claim.takes) if req.restock else []
+        returns = refunds.returned_units(state, claim.takes) if req.restock else []
         await self._commit(change, returns=returns, return_ref=req.case_id)
         return CaseSettlement(refund=refund)
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from api.messaging import new_order_id
+from api.messaging import keyed_id
 from tests.e2e.harness import Json, Stack, User, expect_problem, ok
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +93,7 @@ async def test_buy_again_of_nothing_available_is_refused_and_leaves_nothing(stac
         [(mug, "DELISTED"), (tray, "OUT_OF_STOCK")]
     )
     # its workflow ended at once (kept closed for operators, as a refused placement is)
-    new_id = new_order_id(buyer.id, f"reorder\x00{old['id']}\x00none-1")
+    new_id = keyed_id("none-1", buyer.id, "reorder", old["id"])
     desc = await stack.temporal.get_workflow_handle(f"order-{new_id}").describe()
     assert desc.status == WorkflowExecutionStatus.COMPLETED
     expect_problem(
