@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     service_phone: str = Field("400-606-5500", max_length=32)  # on every after-sales case
     blob_dir: str = ".data/blobs"  # evidence images, by sha256
 
+    relay_every_seconds: float = Field(2.0, gt=0, le=300)  # the callback relay's round
+    reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule
+    reconcile_grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
+
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(48 * 1_048_576, ge=1024)  # an after-sales case's images
 

@@ -1,4 +1,5 @@
-"""Wiring only: settings -> database and gateway -> Temporal client -> worker."""
+"""Wiring only: settings -> database and gateway -> Temporal client -> worker, and the
+callback relay beside it."""
 
 import asyncio
 import logging
@@ -10,6 +11,7 @@ from activities.cases import CaseActivities
 from activities.orders import OrderActivities
 from gateways.payments import PaymentGatewayClient
 from gateways.supplier import SupplierClient
+from relay import Relay
 from settings import Settings, get_settings
 from store.db import Database
 from temporal_client import connect
@@ -56,9 +58,13 @@ async def main() -> None:
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
     supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
     client = await connect(lazy=False)  # a worker needs a connected client
+    relay = asyncio.create_task(  # callbacks Temporal did not take at once
+        Relay(db, client, settings.task_queue).run(settings.relay_every_seconds)
+    )
     try:
         await build_worker(client, settings, db, gateway, supplier).run()
     finally:
+        relay.cancel()
         await supplier.aclose()
         await gateway.aclose()
         await db.dispose()

@@ -22,6 +22,7 @@ from api import (
 )
 from api.errors import problem_response
 from gateways.payments import PaymentGatewayClient
+from relay import Relay
 from settings import Settings, get_settings
 from store.blobs import BlobStore, FileBlobStore
 from store.db import Database
@@ -100,6 +101,7 @@ def create_app(
             settings.gateway_url, settings.gateway_api_key
         )
         app.state.temporal = temporal or await connect()
+        app.state.relay = Relay(app.state.db, app.state.temporal, settings.task_queue)
         try:
             yield
         finally:
@@ -120,6 +122,7 @@ def create_app(
     openapi.install(app)
     for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets):
         app.include_router(module.router)
+    app.include_router(webhooks.admin)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

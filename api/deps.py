@@ -12,6 +12,7 @@ from api.auth import Role, User, decode
 from api.errors import Problem
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
+from relay import Relay
 from settings import Settings
 from store.blobs import BlobStore
 from store.db import Database
@@ -37,12 +38,18 @@ def _gateway(request: Request) -> PaymentGatewayClient:
     return gateway
 
 
+def _relay(request: Request) -> Relay:
+    relay: Relay = request.app.state.relay
+    return relay
+
+
 def _blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+RelayDep = Annotated[Relay, Depends(_relay)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 DatabaseDep = Annotated[Database, Depends(_db)]
 TemporalDep = Annotated[Client, Depends(_client)]

@@ -22,7 +22,6 @@ STATUS: dict[str, int] = {
     ErrorCode.SKU_DELISTED: 409,
     ErrorCode.INSUFFICIENT_FUNDS: 409,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
-    ErrorCode.REPLAYED_CALLBACK: 409,
     ErrorCode.SUPPLIER_REFUSED_CANCEL: 409,
     ErrorCode.SUPPLIER_ERROR: 502,
     ErrorCode.VERSION_CONFLICT: 409,

@@ -1,30 +1,26 @@
-"""Partner callbacks: verified (signature, age, replay), then turned into signals."""
+"""Partner callbacks: verified (signature, age), recorded in the inbox, then answered 2xx;
+the relay turns them into signals (at once if it can, else as soon as Temporal is back)."""
 
 import logging
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from datetime import datetime
+from typing import Literal, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, ValidationError
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import DatabaseDep, SettingsDep, TemporalDep
+from api.deps import Admin, DatabaseDep, RelayDep, SessionDep, SettingsDep
 from api.errors import Problem
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import check_supplier_notice
-from domain.messages import CarrierNotice, PaymentNotice, SupplierNotice
+from domain.messages import CarrierNotice, InboxEvent, InboxSource, PaymentNotice, SupplierNotice
 from domain.models import MAX_AMOUNT_CENTS, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
-from store import orders, payments, webhooks
+from store import inbox, orders, payments
 from store.db import Database
-from workflows import ids
-from workflows.order import OrderWorkflow
-from workflows.orphan_payment import OrphanPaymentWorkflow
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+admin = APIRouter(prefix="/admin", tags=["admin"])
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -54,8 +50,20 @@ class SupplierCallback(BaseModel):
 
 
 class Accepted(BaseModel):
-    status: str
+    """Every 2xx means the event is recorded (the inbox) and will reach its order."""
+
+    status: Literal["delivered", "queued", "duplicate", "refunding", "ignored", "anomaly"]
     detail: str = ""
+
+
+OUTCOMES = {
+    "delivered": "recorded and delivered to the order",
+    "queued": "recorded; the order is told as soon as the workflow service answers",
+    "duplicate": "this event was already received; nothing more is done",
+    "refunding": "the order has ended; the payment is refunded",
+    "ignored": "the order has ended; recorded, nothing to do",
+    "anomaly": "this transaction settled another order; recorded, nothing refunded",
+}
 
 
 async def _verified(request: Request, secret: str, model: type[M]) -> M:
@@ -70,21 +78,13 @@ async def _verified(request: Request, secret: str, model: type[M]) -> M:
         raise Problem(ErrorCode.VALIDATION, f"bad callback body: {err}") from None
 
 
-async def _once(db: Database, source: str, event_id: str, deliver: Any) -> Any:
-    """Record the event id and deliver in one transaction: a failed delivery can be retried,
-    a delivered event replayed is refused."""
-    async with db.transaction() as session:
-        if not await webhooks.first_time(session, source, event_id, datetime.now(UTC)):
-            raise Problem(ErrorCode.REPLAYED_CALLBACK, f"event {event_id} was already received")
-        return await deliver()
+def _answer(outcome: str) -> Accepted:
+    return Accepted(status=outcome, detail=OUTCOMES[outcome])
 
 
 @router.post("/payments", response_model=Accepted)
 async def payment_callback(
-    request: Request,
-    settings: SettingsDep,
-    client: TemporalDep,
-    db: DatabaseDep,
+    request: Request, settings: SettingsDep, relay: RelayDep, db: DatabaseDep
 ) -> Accepted:
     cb = await _verified(request, settings.payment_webhook_secret, PaymentCallback)
     notice = PaymentNotice(
@@ -94,26 +94,15 @@ async def payment_callback(
         paid_at=cb.paid_at,
         order_id=cb.order_id,
     )
-
     if await _reused_elsewhere(db, notice):
-        return Accepted(
-            status="anomaly",
-            detail="this transaction settled another order; recorded, nothing refunded",
-        )
+        return _answer("anomaly")
+    return _answer(await relay.accept(_event("payment", cb.event_id, cb.order_id, notice)))
 
-    async def deliver() -> Accepted:
-        handle = client.get_workflow_handle(ids.order_workflow_id(cb.order_id))
-        try:
-            await handle.signal(OrderWorkflow.payment_received, notice)
-            return Accepted(status="delivered")
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-        await _refund_orphan(client, settings.task_queue, notice)
-        return Accepted(status="refunding", detail="the order has ended; the payment is refunded")
 
-    result: Accepted = await _once(db, "payment", cb.event_id, deliver)
-    return result
+def _event(source: InboxSource, event_id: str, order_id: str, notice: BaseModel) -> InboxEvent:
+    return InboxEvent(
+        source=source, event_id=event_id, order_id=order_id, payload=notice.model_dump_json()
+    )
 
 
 async def _reused_elsewhere(db: Database, notice: PaymentNotice) -> bool:
@@ -130,33 +119,9 @@ async def _reused_elsewhere(db: Database, notice: PaymentNotice) -> bool:
     return True
 
 
-async def _refund_orphan(client: Client, task_queue: str, notice: PaymentNotice) -> None:
-    await client.start_workflow(
-        OrphanPaymentWorkflow.run,
-        notice,
-        id=ids.orphan_payment_workflow_id(notice.txn_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Refund late payment {notice.txn_id} for order {notice.order_id}",
-    )
-
-
-async def _signal_package_order(
-    client: Client, order_id: str, signal: Any, notice: BaseModel
-) -> Accepted:
-    handle = client.get_workflow_handle(ids.order_workflow_id(order_id))
-    try:
-        await handle.signal(signal, notice)
-    except RPCError as err:
-        if err.status is not RPCStatusCode.NOT_FOUND:
-            raise
-        return Accepted(status="ignored", detail="the order has ended")
-    return Accepted(status="delivered")
-
-
 @router.post("/suppliers/kepler", response_model=Accepted)
 async def supplier_callback(
-    request: Request, settings: SettingsDep, client: TemporalDep, db: DatabaseDep
+    request: Request, settings: SettingsDep, relay: RelayDep, db: DatabaseDep
 ) -> Accepted:
     cb = await _verified(request, settings.supplier_webhook_secret, SupplierCallback)
     async with db.sessions() as session:
@@ -175,21 +140,12 @@ async def supplier_callback(
         package_id=cb.package_id, state=cb.state, at=cb.at, supplier_order_id=cb.supplier_order_id
     )
 
-    async def deliver() -> Accepted:
-        return await _signal_package_order(
-            client, package.order_id, OrderWorkflow.supplier_event, notice
-        )
-
-    result: Accepted = await _once(db, "supplier", cb.event_id, deliver)
-    return result
+    return _answer(await relay.accept(_event("supplier", cb.event_id, package.order_id, notice)))
 
 
 @router.post("/carriers", response_model=Accepted)
 async def carrier_callback(
-    request: Request,
-    settings: SettingsDep,
-    client: TemporalDep,
-    db: DatabaseDep,
+    request: Request, settings: SettingsDep, relay: RelayDep, db: DatabaseDep
 ) -> Accepted:
     cb = await _verified(request, settings.carrier_webhook_secret, CarrierCallback)
     async with db.sessions() as session:
@@ -200,10 +156,17 @@ async def carrier_callback(
         package_id=package.package_id, event=cb.event, at=cb.at, carrier=cb.carrier
     )
 
-    async def deliver() -> Accepted:
-        return await _signal_package_order(
-            client, package.order_id, OrderWorkflow.carrier_event, notice
-        )
+    return _answer(await relay.accept(_event("carrier", cb.event_id, package.order_id, notice)))
 
-    result: Accepted = await _once(db, "carrier", cb.event_id, deliver)
-    return result
+
+class PendingCallbacks(BaseModel):
+    items: list[InboxEvent]
+
+
+@admin.get("/callbacks/pending", response_model=PendingCallbacks)
+async def pending_callbacks(
+    user: Admin, session: SessionDep, limit: int = Query(100, ge=1, le=500)
+) -> PendingCallbacks:
+    """Callbacks recorded and answered but not yet delivered to their order, oldest first,
+    with their attempts and last error: what an operator looks at during an outage."""
+    return PendingCallbacks(items=await inbox.pending(session, limit))

@@ -1,6 +1,7 @@
 """One input model per workflow, update, signal and activity."""
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -193,3 +194,20 @@ class PackageRequest(BaseModel):
 
     package_id: str
     actor: Actor
+
+
+InboxSource = Literal["payment", "carrier", "supplier"]
+
+
+class InboxEvent(BaseModel):
+    """A partner callback as the inbox keeps it: its notice (`payload`, JSON) goes to the
+    workflow of `order_id` (a payment's, a package's order)."""
+
+    source: InboxSource
+    event_id: str = Field(min_length=1, max_length=128)
+    order_id: str = Field(max_length=64)
+    payload: str
+    received_at: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -195,12 +196,25 @@ class PackageIndexRow(Base):
 
 
 class WebhookEventRow(Base):
-    """Callback event ids already accepted: a replay is refused."""
+    """The callback inbox: one row per sender event, written before the sender is answered;
+    the relay delivers it to its workflow until it lands (`next_attempt_at` is NULL once
+    it has)."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("ix_webhook_events_due", "next_attempt_at"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    )
     source: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    payload: Mapped[str | None] = mapped_column(Text, default=None)  # the notice, as JSON
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class FreightRuleRow(Base):

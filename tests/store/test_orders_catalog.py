@@ -1,4 +1,4 @@
-"""orders.save/page, catalog.put_stock, webhooks.first_time and the CHECK constraints."""
+"""orders.save/page, catalog.put_stock and the CHECK constraints."""
 
 import base64
 import json
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from domain.errors import DomainError, ErrorCode
 from domain.models import Actor, CloseReason, OrderEvent, OrderState, OrderStatus
 from domain.order import close
-from store import catalog, orders, webhooks
+from store import catalog, orders
 from store.db import Database
 from tests.store.helpers import T0, add_sku, dump, place, rows, stock_of
 
@@ -175,24 +175,6 @@ async def test_put_stock_is_refused_below_the_locked_quantity(db: Database) -> N
         await catalog.put_stock(session, "A", "WH-A", 3)  # down to exactly what is locked
         await catalog.put_stock(session, "A", "WH-C", 7)  # a new location
     assert await stock_of(db, "A") == {"WH-A": (3, 3), "WH-B": (1, 0), "WH-C": (7, 0)}
-
-
-# ---- webhooks.first_time ------------------------------------------------------------------
-
-
-async def test_webhook_event_is_first_time_only_once(db: Database) -> None:
-    async with db.transaction() as session:
-        assert await webhooks.first_time(session, "payment", "evt-1", T0) is True
-    async with db.transaction() as session:
-        assert await webhooks.first_time(session, "payment", "evt-1", T0) is False
-        assert await webhooks.first_time(session, "carrier", "evt-1", T0) is True
-        assert await webhooks.first_time(session, "payment", "evt-2", T0) is True
-        assert await webhooks.first_time(session, "carrier", "evt-1", T0) is False
-    assert await rows(db, "SELECT source, event_id FROM webhook_events ORDER BY 1, 2") == [
-        ("carrier", "evt-1"),
-        ("payment", "evt-1"),
-        ("payment", "evt-2"),
-    ]
 
 
 # ---- the CHECK constraints ----------------------------------------------------------------

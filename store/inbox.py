@@ -1,0 +1,96 @@
+"""The callback inbox: a partner's event is written here before the partner is answered,
+and stays due (`next_attempt_at`) until the relay has delivered it to its workflow."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.messages import InboxEvent
+from store.sql import insert_ignore
+from store.tables import WebhookEventRow
+
+LEASE = timedelta(seconds=60)  # a relay that took an event and died: another takes it then
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+async def record(session: AsyncSession, event: InboxEvent, now: datetime, due_at: datetime) -> bool:
+    """Keep the event; False when its id was already received (a replay: no second effect).
+    `due_at` is when the relay takes it if no one has delivered it by then."""
+    return await insert_ignore(
+        session,
+        WebhookEventRow,
+        source=event.source,
+        event_id=event.event_id,
+        order_id=event.order_id,
+        payload=event.payload,
+        received_at=now,
+        attempts=0,
+        next_attempt_at=due_at,
+    )
+
+
+async def delivered(
+    session: AsyncSession, source: str, event_id: str, outcome: str, now: datetime
+) -> None:
+    await session.execute(
+        update(WebhookEventRow)
+        .where(WebhookEventRow.source == source, WebhookEventRow.event_id == event_id)
+        .values(next_attempt_at=None, delivered_at=now, outcome=outcome, last_error=None)
+    )
+
+
+async def failed(
+    session: AsyncSession, source: str, event_id: str, error: str, attempts: int, now: datetime
+) -> datetime:
+    """Count a failed delivery and put the event off, doubling up to MAX_BACKOFF."""
+    retry_at = now + min(timedelta(seconds=2**attempts), MAX_BACKOFF)
+    await session.execute(
+        update(WebhookEventRow)
+        .where(WebhookEventRow.source == source, WebhookEventRow.event_id == event_id)
+        .values(attempts=attempts, next_attempt_at=retry_at, last_error=error[:500])
+    )
+    return retry_at
+
+
+async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[InboxEvent]:
+    """The events due now, leased to this relay (in the caller's write transaction)."""
+    rows = (
+        await session.scalars(
+            select(WebhookEventRow)
+            .where(WebhookEventRow.next_attempt_at <= now)
+            .order_by(WebhookEventRow.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    events = [_event(row) for row in rows]
+    for row in rows:
+        row.next_attempt_at = now + LEASE
+    return events
+
+
+async def pending(session: AsyncSession, limit: int) -> list[InboxEvent]:
+    """Events not yet delivered, oldest first: what an operator looks at in an outage."""
+    rows = (
+        await session.scalars(
+            select(WebhookEventRow)
+            .where(WebhookEventRow.next_attempt_at.is_not(None))
+            .order_by(WebhookEventRow.received_at)
+            .limit(limit)
+        )
+    ).all()
+    return [_event(row) for row in rows]
+
+
+def _event(row: WebhookEventRow) -> InboxEvent:
+    return InboxEvent(
+        source=row.source,
+        event_id=row.event_id,
+        order_id=row.order_id or "",
+        payload=row.payload or "{}",
+        received_at=row.received_at,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+    )

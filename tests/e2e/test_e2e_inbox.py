@@ -1,0 +1,93 @@
+"""The callback inbox: a payment made while the API cannot reach Temporal is answered 2xx
+once recorded, waits in the inbox, and reaches its order when the relay runs again."""
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from api.app import create_app
+from gateways.payments import PaymentGatewayClient
+from relay import Relay
+from scripts.serve import listening_socket, serving, url_of
+from store.db import Database
+from temporal_client import connect
+from tests.e2e.harness import Stack, expect_problem, ok
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_a_payment_during_an_outage_is_recorded_then_delivered(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5}, price_cents=2500)
+    order = await stack.placed(buyer, [(sku, 1)])
+
+    # the same API, but its Temporal is unreachable (nothing listens on port 1)
+    sock = listening_socket()
+    settings = stack.settings.model_copy(update={"api_public_url": url_of(sock)})
+    db = Database(settings.database_url)
+    gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
+    dead = await connect(target_host="127.0.0.1:1")
+    app = create_app(settings, temporal=dead, db=db, gateway=gateway)
+    try:
+        async with (
+            serving(app, sock, "api-without-temporal"),
+            httpx.AsyncClient(base_url=url_of(sock), timeout=30) as down,
+        ):
+            # reads and the intent (a database read and a gateway call) still work
+            assert ok(await down.get(f"/orders/{order['id']}", headers=buyer.headers)) == order
+            expect_problem(
+                await down.post(
+                    f"/orders/{order['id']}/pay", json={"channel": "balance"}, headers=buyer.headers
+                ),
+                503,
+                "TEMPORAL_UNAVAILABLE",
+            )
+            intent = ok(
+                await down.post(
+                    f"/orders/{order['id']}/payment-intents",
+                    json={"channel": "alipay"},
+                    headers=buyer.headers,
+                ),
+                201,
+            )
+            # the buyer pays; the gateway notifies twice (two event ids, one transaction)
+            paid = ok(await stack.http.post(intent["pay_url"], params={"duplicates": 1}))
+            # each answered 2xx at its first attempt: recorded, not yet delivered
+            assert (paid["delivered"], paid["status_code"]) == (True, 200), paid
+            log = ok(await stack.gateway("GET", "/v1/deliveries", params={"wait_seconds": 10}))
+            records = [r for r in log["deliveries"] if r["event_id"] in paid["event_ids"]]
+            assert [[a["status_code"] for a in r["attempts"]] for r in records] == [[200], [200]]
+
+            pending = ok(await down.get("/admin/callbacks/pending", headers=stack.admin.headers))[
+                "items"
+            ]
+            waiting = [e for e in pending if e["order_id"] == order["id"]]
+            assert sorted(e["event_id"] for e in waiting) == sorted(paid["event_ids"])
+            assert {(e["source"], e["attempts"]) for e in waiting} == {("payment", 1)}
+            assert all(e["last_error"] for e in waiting)
+            expect_problem(
+                await down.get("/admin/callbacks/pending", headers=buyer.headers),
+                403,
+                "FORBIDDEN",
+            )
+            assert ok(await down.get(f"/orders/{order['id']}", headers=buyer.headers)) == order
+
+            relay = Relay(db, stack.temporal, settings.task_queue)
+            assert await relay.run_once() == 0  # not due yet: it backs off
+            later = datetime.now(UTC) + timedelta(minutes=10)
+            assert await relay.run_once(now=later) == 2  # Temporal is back: delivered
+            assert await relay.run_once(now=later) == 0  # and only once
+    finally:
+        await gateway.aclose()
+        await db.dispose()
+
+    settled = await stack.wait_order(
+        buyer, order["id"], lambda o: o["status"] != "PENDING_PAYMENT", "the relayed payment"
+    )
+    assert settled["status"] == "PENDING_SHIPMENT"
+    assert settled["payment"]["txn_id"] == paid["txn_id"]
+    assert settled["refunds"] == []  # the second notice of the same transaction: no effect
+    assert settled["paid_cents"] == order["total_cents"]
+    pending = ok(await stack.http.get("/admin/callbacks/pending", headers=stack.admin.headers))
+    assert [e for e in pending["items"] if e["order_id"] == order["id"]] == []
