@@ -3,23 +3,38 @@ callback relay beside it."""
 
 import asyncio
 import logging
+from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+)
 from temporalio.worker import Worker
 
 from activities.cases import CaseActivities
 from activities.orders import OrderActivities
+from activities.reconcile import ReconcileActivities
+from domain.messages import ReconcileInput
 from gateways.payments import PaymentGatewayClient
 from gateways.supplier import SupplierClient
 from relay import Relay
 from settings import Settings, get_settings
 from store.db import Database
 from temporal_client import connect
+from workflows import ids
 from workflows.after_sales import AfterSalesWorkflow
 from workflows.order import OrderWorkflow
 from workflows.orphan_payment import OrphanPaymentWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
-WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow, AfterSalesWorkflow]
+WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow, AfterSalesWorkflow, ReconcileWorkflow]
 
 
 def build_worker(
@@ -34,6 +49,7 @@ def build_worker(
         db, gateway, supplier, f"{settings.api_public_url}/webhooks/suppliers/kepler"
     )
     case_acts = CaseActivities(db, client, settings.task_queue)
+    reconcile = ReconcileActivities(db, client, settings.task_queue)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -42,13 +58,39 @@ def build_worker(
             acts.place_order,
             acts.accept_payment,
             acts.save_order,
+            acts.load_order,
             acts.refund_payment,
             acts.purchase_from_supplier,
             acts.cancel_supplier_order,
             case_acts.save_case,
             case_acts.start_case,
+            reconcile.reconcile_orders,
         ],
     )
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """The reconciliation schedule, created, or brought up to date with the settings (every
+    worker does it at start: the same schedule each time)."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconcileWorkflow.run,
+            ReconcileInput(grace_seconds=settings.reconcile_grace_seconds),
+            id=ids.RECONCILE_WORKFLOW_ID,
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(
+            intervals=[
+                ScheduleIntervalSpec(every=timedelta(seconds=settings.reconcile_every_seconds))
+            ]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(ids.RECONCILE_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        handle = client.get_schedule_handle(ids.RECONCILE_SCHEDULE_ID)
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
 
 
 async def main() -> None:
@@ -58,6 +100,7 @@ async def main() -> None:
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
     supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
     client = await connect(lazy=False)  # a worker needs a connected client
+    await ensure_schedules(client, settings)
     relay = asyncio.create_task(  # callbacks Temporal did not take at once
         Relay(db, client, settings.task_queue).run(settings.relay_every_seconds)
     )

@@ -61,6 +61,18 @@ class OrderActivities:
         async with self._txn() as session:
             return await placement.place_order(session, inp)
 
+    @activity.defn(name=ids.LOAD_ORDER)
+    async def load_order(self, order_id: str) -> OrderState:
+        async with self._txn(write=False) as session:
+            state = await orders.get(session, order_id)
+        if state is None:
+            raise ApplicationError(
+                f"order {order_id} is not stored",
+                type=ErrorCode.NOT_FOUND.value,
+                non_retryable=True,
+            )
+        return state
+
     @activity.defn(name=ids.ACCEPT_PAYMENT)
     async def accept_payment(self, inp: AcceptPaymentInput) -> OrderState:
         async with self._txn() as session:

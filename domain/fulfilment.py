@@ -254,7 +254,12 @@ def check_can_cancel(state: OrderState) -> None:
 
 
 def cancel_paid(
-    state: OrderState, refund: Refund, now: datetime, actor: Actor, note: str
+    state: OrderState,
+    refund: Refund,
+    now: datetime,
+    actor: Actor,
+    note: str,
+    reason: CloseReason = CloseReason.BUYER_CANCELLED,
 ) -> Change:
     """Intercept every live package, refund what the payment still holds, close."""
     check_can_cancel(state)
@@ -265,14 +270,14 @@ def cancel_paid(
             request.refuse_reason = "the order was cancelled and refunded in full"
     ids = [p.id for p in live_packages(s)]
     _end_packages(s, ids, PackageStatus.CANCELLED, now, [refund])
-    s.close_reason, s.closed_at = CloseReason.BUYER_CANCELLED, now
+    s.close_reason, s.closed_at = reason, now
     return applied(
         s,
         now,
         actor,
         "CLOSED",
         {
-            "reason": CloseReason.BUYER_CANCELLED,
+            "reason": reason,
             "note": note,
             "package_ids": ids,
             "refund_id": refund.id,

@@ -12,6 +12,7 @@ from domain.models import (
     Actor,
     Address,
     Allocation,
+    CloseReason,
     LineRequest,
     OrderEvent,
     OrderState,
@@ -33,6 +34,7 @@ class OrderWorkflowInput(BaseModel):
     address: Address
     timings: OrderTimings = OrderTimings()
     reorder_of: str | None = None  # buy again: place what can be bought, report the rest
+    resume: bool = False  # reconciliation: carry on from the stored order, cancelling it
 
 
 class PlaceOrderInput(OrderWorkflowInput):
@@ -72,6 +74,15 @@ class ExtendRequest(BaseModel):
 
 class CloseRequest(BaseModel):
     reason: str = Field("", max_length=500)
+    actor: Actor
+
+
+class Stop(BaseModel):
+    """An operator's cancellation of the order, or reconciliation's: cancelled as a buyer's
+    cancel would be, where the order still allows one."""
+
+    reason: CloseReason
+    note: str
     actor: Actor
 
 
@@ -211,3 +222,13 @@ class InboxEvent(BaseModel):
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+
+
+class ReconcileInput(BaseModel):
+    grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
+    lookback_hours: int = Field(72, ge=1)  # how far back to look for terminated workflows
+
+
+class ReconcileResult(BaseModel):
+    checked: int  # stored orders in flight
+    repaired: list[str]  # orders whose workflow was started again to close or resume them

@@ -49,6 +49,8 @@ class CloseReason(StrEnum):
     OUT_OF_STOCK_AT_PAYMENT = "OUT_OF_STOCK_AT_PAYMENT"
     FULLY_REFUNDED = "FULLY_REFUNDED"
     PLACEMENT_REJECTED = "PLACEMENT_REJECTED"
+    OPERATOR_CANCELLED = "OPERATOR_CANCELLED"  # "Request Cancellation" in the Temporal Web UI
+    WORKFLOW_LOST = "WORKFLOW_LOST"  # reconciliation found its workflow terminated or gone
 
 
 class PackageStatus(StrEnum):
@@ -105,6 +107,8 @@ class Actor(BaseModel):
 
 
 SYSTEM = Actor(kind="system", id="timer")
+OPERATOR_UI = Actor(kind="operator", id="temporal-web-ui")
+RECONCILER = Actor(kind="system", id="reconciler")
 
 
 class FreightRule(BaseModel):

@@ -431,6 +431,14 @@ def close(
     return applied(s, now, actor, "CLOSED", {"reason": reason, "note": note})
 
 
+def cancel_refused(
+    state: OrderState, reason: CloseReason, why: str, now: datetime, actor: Actor
+) -> Change:
+    """An operator's cancellation (or reconciliation's) that the order's state does not allow
+    (a package has shipped): written down, and the order goes on."""
+    return applied(copied(state), now, actor, "CANCEL_REFUSED", {"reason": reason, "detail": why})
+
+
 def count_refund(s: OrderState, refund: Refund) -> None:
     """Put a refund on a copy of the order; only money that moved counts as refunded."""
     s.refunds.append(refund)

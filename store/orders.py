@@ -169,3 +169,15 @@ async def page(
         q = q.where(OrderRow.status == status.value)
     rows, nxt = await keyset(session, q, OrderRow, limit, cursor)
     return [OrderState.model_validate(r.snapshot) for r in rows], nxt
+
+
+async def in_flight(session: AsyncSession, updated_before: datetime) -> list[str]:
+    """Orders whose workflow must be running (neither closed nor completed), untouched since
+    `updated_before`: what reconciliation compares with Temporal."""
+    rows = await session.scalars(
+        select(OrderRow.id).where(
+            OrderRow.status.not_in([OrderStatus.CLOSED.value, OrderStatus.COMPLETED.value]),
+            OrderRow.updated_at < updated_before,
+        )
+    )
+    return list(rows)

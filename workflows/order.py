@@ -41,12 +41,15 @@ with workflow.unsafe.imports_passed_through():
         SaveOrderInput,
         SettleCaseRequest,
         ShipRequest,
+        Stop,
         SupplierCancelInput,
         SupplierCancelResult,
         SupplierNotice,
     )
     from domain.models import (
         GATEWAY_CHANNELS,
+        OPERATOR_UI,
+        RECONCILER,
         SYSTEM,
         WALLET_CHANNELS,
         Actor,
@@ -84,13 +87,47 @@ class OrderWorkflow:
         self.lock = asyncio.Lock()
         self.seen_txns: set[str] = set()
         self.purchasing: set[str] = set()  # KEPLER packages whose purchase is in flight
+        self.stop: Stop | None = None  # an operator's (or reconciliation's) close, pending
 
     # ---- main line --------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: OrderWorkflowInput) -> OrderState | None:
+        saga = asyncio.create_task(self._saga(inp))
+        while True:
+            try:  # a cancellation request reaches the saga at its next turn, never mid-step
+                return await asyncio.shield(saga)
+            except asyncio.CancelledError:
+                if saga.done():
+                    raise
+                # the Web UI's "Request Cancellation": an operator's close (release, refund)
+                self.stop = self.stop or Stop(
+                    reason=CloseReason.OPERATOR_CANCELLED,
+                    note="cancellation requested in the Temporal Web UI",
+                    actor=OPERATOR_UI,
+                )
+
+    async def _saga(self, inp: OrderWorkflowInput) -> OrderState | None:
+        if inp.resume:  # started again by reconciliation: from the stored snapshot
+            self.state = await workflow.execute_local_activity(
+                ids.LOAD_ORDER,
+                inp.order_id,
+                result_type=OrderState,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+                summary="load the stored order",
+            )
+            self.stop = Stop(
+                reason=CloseReason.WORKFLOW_LOST,
+                note="its workflow was terminated or lost; found by reconciliation",
+                actor=RECONCILER,
+            )
         await workflow.wait_condition(lambda: self.state is not None or self.rejection is not None)
         while self.state is not None and not self._finished(self.state):
+            if self.stop is not None:
+                stop, self.stop = self.stop, None
+                await self._stop(stop)
+                continue
             deadline = self._next_deadline(self.state)
             version = self.state.version
             if deadline is None:
@@ -121,7 +158,9 @@ class OrderWorkflow:
         return self.state
 
     def _moved_on(self, version: int) -> Callable[[], bool]:
-        return lambda: self.state is not None and self.state.version != version
+        return lambda: (
+            self.state is not None and (self.state.version != version or self.stop is not None)
+        )
 
     @staticmethod
     def _finished(state: OrderState) -> bool:
@@ -149,6 +188,8 @@ class OrderWorkflow:
     @workflow.update
     async def place(self) -> OrderState:
         """Price, check limits, lock stock: the order exists once this returns."""
+        if self.inp.resume:  # a placement retried after reconciliation: the stored order
+            await workflow.wait_condition(lambda: self.state is not None)
         async with self.lock:
             if self.state is not None:
                 return self.state
@@ -504,22 +545,42 @@ class OrderWorkflow:
         """The buyer cancels: unpaid, or paid with nothing shipped (every package is
         intercepted; a purchased KEPLER package only if the supplier agrees)."""
         async with self.lock:
-            state = self._placed()
-            rule(fulfil.check_can_cancel, state)
+            rule(fulfil.check_can_cancel, self._placed())
             self._refuse_while_purchasing()
-            if state.payment is None:
-                return await self._close_unpaid(CloseReason.BUYER_CANCELLED, req)
-            await self._cancel_at_suppliers(req)
+            return await self._cancel(req, CloseReason.BUYER_CANCELLED)
+
+    async def _cancel(self, req: CloseRequest, reason: CloseReason) -> OrderState:
+        """Close an unpaid order; or intercept every package of a paid one, refund what its
+        payment holds and close (under the lock, the state allowing a cancel)."""
+        if self._placed().payment is None:
+            return await self._close_unpaid(reason, req)
+        await self._cancel_at_suppliers(req, reason)
+        state = self._placed()
+        assert state.payment is not None
+        now = workflow.now()
+        refund = await self._pay_back(fulfil.whole_refund(state, reason.value, now), state.payment)
+        live = [p.id for p in rules.live_packages(state)]
+        change = fulfil.cancel_paid(state, refund, now, req.actor, req.reason, reason)
+        await self._commit(change, restore=fulfil.package_allocations(state, live))
+        return change.state
+
+    async def _stop(self, stop: Stop) -> None:
+        """An operator's cancellation: the order is cancelled as a buyer's would be, or, past
+        that (a package has shipped), the refusal is written down and the order goes on."""
+        async with self.lock:
             state = self._placed()
-            assert state.payment is not None
-            now = workflow.now()
-            refund = await self._pay_back(
-                fulfil.whole_refund(state, "BUYER_CANCELLED", now), state.payment
-            )
-            live = [p.id for p in rules.live_packages(state)]
-            change = fulfil.cancel_paid(state, refund, now, req.actor, req.reason)
-            await self._commit(change, restore=fulfil.package_allocations(state, live))
-            return change.state
+            if state.status is OrderStatus.CLOSED:
+                return
+            req = CloseRequest(reason=stop.note, actor=stop.actor)
+            try:
+                rule(fulfil.check_can_cancel, state)
+                await self._cancel(req, stop.reason)
+            except ApplicationError as err:
+                workflow.logger.warning("%s refused: %s", stop.reason, err.message)
+                change = rules.cancel_refused(
+                    self._placed(), stop.reason, err.message, workflow.now(), stop.actor
+                )
+                await self._commit(change)
 
     @cancel.validator
     def _validate_cancel(self, req: CloseRequest) -> None:
@@ -537,7 +598,7 @@ class OrderWorkflow:
                 non_retryable=True,
             )
 
-    async def _cancel_at_suppliers(self, req: CloseRequest) -> None:
+    async def _cancel_at_suppliers(self, req: CloseRequest, reason: CloseReason) -> None:
         """Ask each supplier holding a purchase to cancel it. On a refusal, the packages
         already cancelled are intercepted alone and the buyer is told (409)."""
         cancelled: list[str] = []
@@ -549,7 +610,7 @@ class OrderWorkflow:
                 cancelled.append(package.id)
                 continue
             if cancelled:
-                await self._intercept(cancelled, "BUYER_CANCELLED", req.actor)
+                await self._intercept(cancelled, reason.value, req.actor)
             raise ApplicationError(
                 f"the supplier refused to cancel package {package.id}: {answer.reason}; "
                 "the order goes on (ask for a refund once it arrives)",

@@ -243,6 +243,15 @@ class Stack:
         desc = await self.temporal.get_workflow_handle(f"order-{order_id}").describe()
         return desc.history_length
 
+    async def signals(self, order_id: str) -> list[str]:
+        """The names of the signals the order's workflow has received, in order."""
+        handle = self.temporal.get_workflow_handle(f"order-{order_id}")
+        return [
+            e.workflow_execution_signaled_event_attributes.signal_name
+            async for e in handle.fetch_history_events()
+            if e.HasField("workflow_execution_signaled_event_attributes")
+        ]
+
     async def current_details(self, order_id: str) -> str:
         return await self.workflow_details(f"order-{order_id}")
 

@@ -42,6 +42,9 @@ def test_the_main_scenarios_are_recorded() -> None:
         "case_not_escalated_closed",
         "reviewed",
         "reordered",
+        "operator_cancelled_unpaid",
+        "operator_cancelled_paid",
+        "reconciled_paid",
     } <= names
 
 

@@ -1,0 +1,94 @@
+"""Reconciliation on the dev server: orders whose workflow an operator terminated are found
+by comparing the stored orders with Temporal, and closed (locks released, money back) or,
+past cancelling, carried on; running orders are left alone. And its schedule."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from domain.messages import ReconcileInput, ReconcileResult
+from tests.e2e.harness import Stack, ok
+from worker import ensure_schedules
+from workflows import ids
+from workflows.reconcile import ReconcileWorkflow
+
+pytestmark = pytest.mark.e2e
+
+
+async def _reconcile(stack: Stack) -> ReconcileResult:
+    return await stack.temporal.execute_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(grace_seconds=0),
+        id=f"reconcile-test-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.settings.task_queue,
+    )
+
+
+async def test_terminated_orders_are_closed_or_carried_on(stack: Stack) -> None:
+    buyer = stack.buyer()
+    await stack.top_up(buyer, 100_000)
+    sku = await stack.put_sku({"WH-A": 10}, price_cents=1000)
+    unpaid = await stack.placed(buyer, [(sku, 2)])
+    paid = await stack.paid(buyer, [(sku, 3)])
+    shipped = await stack.ship(await stack.paid(buyer, [(sku, 1)]))
+    untouched = await stack.placed(buyer, [(sku, 1)])
+    assert await stack.stock(sku) == {"WH-A": (6, 3)}  # 3 + 1 paid and deducted; 2 + 1 locked
+    wallet = (await stack.wallet(buyer))["balance_cents"]
+
+    for order in (unpaid, paid, shipped):
+        handle = stack.temporal.get_workflow_handle(ids.order_workflow_id(order["id"]))
+        await handle.terminate("pressed Terminate in the Web UI")
+
+    result = await _reconcile(stack)
+    ours = {unpaid["id"], paid["id"], shipped["id"]}
+    assert ours <= set(result.repaired)
+    assert untouched["id"] not in result.repaired
+
+    closed = await stack.wait_order(
+        buyer, unpaid["id"], lambda o: o["status"] == "CLOSED", "the unpaid order to close"
+    )
+    assert closed["close_reason"] == "WORKFLOW_LOST"
+    refunded = await stack.wait_order(
+        buyer, paid["id"], lambda o: o["status"] == "CLOSED", "the paid order to close"
+    )
+    assert (refunded["close_reason"], refunded["refunded_cents"]) == (
+        "WORKFLOW_LOST",
+        paid["total_cents"],
+    )
+    events = await stack.wait_events(
+        buyer,
+        shipped["id"],
+        lambda es: es[-1]["type"] == "CANCEL_REFUSED",
+        "the shipped order to be carried on",
+    )
+    assert events[-1]["data"]["reason"] == "WORKFLOW_LOST"
+    assert events[-1]["actor"] == {"kind": "system", "id": "reconciler"}
+    assert (await stack.wallet(buyer))["balance_cents"] == wallet + paid["total_cents"]
+    assert await stack.stock(sku) == {"WH-A": (9, 1)}  # the 3 restored; the untouched lock
+
+    # the carried-on order works again, and a second round finds nothing of ours to do
+    received = ok(await stack.act(buyer, f"/orders/{shipped['id']}/confirm-receipt"))
+    assert received["status"] == "COMPLETED"
+    assert ours.isdisjoint((await _reconcile(stack)).repaired)
+    untouched_handle = stack.temporal.get_workflow_handle(ids.order_workflow_id(untouched["id"]))
+    assert (await untouched_handle.describe()).status is WorkflowExecutionStatus.RUNNING
+    assert (await stack.order(buyer, untouched["id"]))["version"] == untouched["version"]
+
+
+async def test_the_reconciliation_schedule_is_created_once_and_kept_current(
+    stack: Stack,
+) -> None:
+    settings = stack.settings.model_copy(update={"reconcile_every_seconds": 600})
+    await ensure_schedules(stack.temporal, settings)
+    await ensure_schedules(stack.temporal, settings)  # every worker start: no error, no copy
+    handle = stack.temporal.get_schedule_handle(ids.RECONCILE_SCHEDULE_ID)
+    described = await handle.describe()
+    assert [i.every for i in described.schedule.spec.intervals] == [timedelta(seconds=600)]
+
+    faster = settings.model_copy(update={"reconcile_every_seconds": 120})
+    await ensure_schedules(stack.temporal, faster)
+    described = await handle.describe()
+    assert [i.every for i in described.schedule.spec.intervals] == [timedelta(seconds=120)]
+    await handle.pause(note="the tests drive reconciliation themselves")
