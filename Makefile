@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test chaos lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# the fault-injection suite at size: 300 orders, a Temporal outage longer than the sandbox
+# gateway's retry budget (make test runs it small)
+chaos: setup
+	CHAOS_ORDERS=$${CHAOS_ORDERS:-300} CHAOS_OUTAGE_SECONDS=$${CHAOS_OUTAGE_SECONDS:-60} \
+	CHAOS_CONCURRENCY=$${CHAOS_CONCURRENCY:-10} $(PY) -m pytest -q -p no:cacheprovider -s tests/chaos
 
 lint: setup
 	$(VENV)/bin/ruff check .

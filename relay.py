@@ -25,6 +25,10 @@ from workflows.orphan_payment import OrphanPaymentWorkflow
 
 log = logging.getLogger(__name__)
 RPC_TIMEOUT = timedelta(seconds=5)
+# how long one delivery may take, the client's own retries included: the API's sender
+# waits for the first, so it is short (the relay takes over); the relay's, longer
+SENDER_PATIENCE = 2.0
+RELAY_PATIENCE = 15.0
 FIRST_RETRY = timedelta(seconds=10)  # the inline attempt's grace before the relay may take it
 LOUD_AFTER = 10  # failed attempts after which every further one is logged as an error
 NOTICES: dict[str, tuple[Any, type[BaseModel]]] = {
@@ -48,14 +52,14 @@ class Relay:
         async with self.db.transaction() as session:
             if not await inbox.record(session, event, now, now + FIRST_RETRY):
                 return "duplicate"
-        return await self._attempt(event)
+        return await self._attempt(event, SENDER_PATIENCE)
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Deliver what is due (at `now`); the number of events taken."""
         async with self.db.transaction() as session:
             due = await inbox.take_due(session, now or datetime.now(UTC), self.batch)
         for event in due:
-            await self._attempt(event)
+            await self._attempt(event, RELAY_PATIENCE)
         return len(due)
 
     async def run(self, every: float) -> None:
@@ -70,9 +74,9 @@ class Relay:
             if taken < self.batch:
                 await asyncio.sleep(every)
 
-    async def _attempt(self, event: InboxEvent) -> str:
+    async def _attempt(self, event: InboxEvent, patience: float) -> str:
         try:
-            outcome = await self._deliver(event)
+            outcome = await asyncio.wait_for(self._deliver(event), patience)
         except Exception as err:  # Temporal unreachable or slow: it stays due, backing off
             attempts = event.attempts + 1
             async with self.db.transaction() as session:

@@ -1,0 +1,152 @@
+"""The real processes of `make run` (Temporal dev server on a file, payment sandbox, worker,
+API), each its own process group on free ports, so a test can kill -9 any of them and start
+it again as a supervisor would."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import binary
+from workflows.ids import search_attribute_flags
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    database_url: str
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = {name: free_port() for name in ("temporal", "gateway", "api")}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.ports['temporal']}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "ORDERS_ENV": "dev",
+            "ORDERS_DATABASE_URL": self.database_url,
+            "ORDERS_GATEWAY_URL": self.gateway_url,
+            "ORDERS_API_PUBLIC_URL": self.api_url,
+            "ORDERS_BLOB_DIR": str(self.workdir / "blobs"),
+            "ORDERS_RELAY_EVERY_SECONDS": "0.5",
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": "default",
+        }
+
+    def command(self, name: str) -> list[str]:
+        if name == "temporal":
+            return [
+                binary("temporal"),
+                "server",
+                "start-dev",
+                "--headless",
+                "--db-filename",
+                str(self.workdir / "temporal.db"),
+                "--port",
+                str(self.ports["temporal"]),
+                "--sqlite-pragma",
+                "journal_mode=WAL",
+                "--sqlite-pragma",
+                "synchronous=NORMAL",
+                "--log-level",
+                "error",
+                *search_attribute_flags(),
+            ]
+        if name == "gateway":
+            port = str(self.ports["gateway"])
+            return [sys.executable, "-m", "gateways.sandbox_payments", "--port", port]
+        if name == "worker":
+            return [sys.executable, "worker.py"]
+        assert name == "api"
+        port = str(self.ports["api"])
+        return [sys.executable, "-m", "uvicorn", "api.app:app", "--port", port, "--no-access-log"]
+
+    async def start(self, name: str) -> None:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.procs[name] = subprocess.Popen(
+            self.command(name),
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        if name in self.ports:
+            await self._listening(name)
+
+    async def _listening(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: {self.log_tail(name)}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.ports[name])
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"{name} did not listen within {timeout} s")
+
+    def kill(self, name: str) -> None:
+        """kill -9, the whole process group: no shutdown code runs."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    async def restart(self, name: str) -> None:
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        await self.start(name)
+
+    async def supervise(self) -> list[str]:
+        """Start again what died on its own (as systemd would); the names restarted."""
+        dead = [n for n, p in self.procs.items() if p.poll() is not None]
+        for name in dead:
+            await self.restart(name)
+        return dead
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])

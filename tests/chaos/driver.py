@@ -1,0 +1,212 @@
+"""Buyers and a merchant driving orders through their lifecycles over HTTP, as real clients
+do: every call retried through refused connections and 503s with the same Idempotency-Key,
+and an action that an earlier, unanswered attempt may have done checked against the order.
+"""
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from api.auth import Role, mint
+from settings import DEV_SECRETS
+
+Json = dict[str, Any]
+RETRYABLE = {502, 503, 504}
+TOP_UP_CENTS = 10_000_000
+
+
+class Kind(StrEnum):
+    """What a lifecycle does, and so where its order must end up."""
+
+    COMPLETED = "COMPLETED"  # paid from the wallet, shipped, received
+    GATEWAY = "GATEWAY"  # paid on the sandbox's pay page: its callback must land
+    CANCELLED = "CANCELLED"  # paid from the wallet, then cancelled: the money comes back
+    UNPAID = "UNPAID"  # placed only: its stock stays locked
+
+    @property
+    def status(self) -> str:
+        return {
+            Kind.COMPLETED: "COMPLETED",
+            Kind.GATEWAY: "PENDING_SHIPMENT",
+            Kind.CANCELLED: "CLOSED",
+            Kind.UNPAID: "PENDING_PAYMENT",
+        }[self]
+
+
+@dataclass
+class Placed:
+    kind: Kind
+    buyer: str
+    order_id: str
+    total_cents: int
+    lines: list[tuple[str, int]]
+
+
+@dataclass
+class Driver:
+    api: httpx.AsyncClient
+    gateway: httpx.AsyncClient
+    skus: list[str]
+    patience: float = 240.0  # how long a client keeps retrying one call
+    placed: list[Placed] = field(default_factory=list)
+    retries: int = 0  # calls that needed more than one attempt
+    in_flight: int = 0  # lifecycles under way
+    # the first few gateway payments wait for the Temporal outage: their callbacks must
+    # go through the inbox and the relay
+    pay_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0
+    max_held: int = 3
+    secret: str = DEV_SECRETS["jwt_secret"]
+
+    def token(self, sub: str, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint(self.secret, sub, role, 86_400)}"}
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Json | None = None,
+        *,
+        done: Callable[[Json], bool] | None = None,
+        order_id: str = "",
+    ) -> Json:
+        """One call until it is answered; a 409 after an unanswered attempt is success if
+        the order shows that attempt landed (`done`)."""
+        deadline = time.monotonic() + self.patience
+        attempt = 0
+        while True:
+            attempt += 1
+            answer: httpx.Response | None
+            try:
+                answer = await self.api.request(method, path, json=body, headers=headers)
+            except httpx.TransportError:
+                answer = None
+            if answer is not None:
+                if answer.status_code < 300:
+                    self.retries += attempt > 1
+                    data: Json = answer.json()
+                    return data
+                if answer.status_code == 409 and attempt > 1 and done is not None:
+                    order = await self.call("GET", f"/orders/{order_id}", headers)
+                    if done(order):
+                        self.retries += 1
+                        return order
+                if answer.status_code not in RETRYABLE:
+                    raise AssertionError(f"{method} {path}: {answer.status_code} {answer.text}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{method} {path} unanswered for {self.patience} s")
+            await asyncio.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+
+    async def setup(self, merchant: dict[str, str], stock: int) -> None:
+        await self.call(
+            "PUT",
+            "/freight-rule",
+            merchant,
+            {"flat_cents": 500, "free_above_cents": None, "policy": "ONE_PACKAGE"},
+        )
+        for i, sku in enumerate(self.skus):
+            policy = "DEDUCT_ON_PAYMENT" if i == 0 else "LOCK_ON_ORDER"
+            await self.call(
+                "PUT",
+                f"/skus/{sku}",
+                merchant,
+                {
+                    "title": sku,
+                    "price_cents": 1000 + 100 * i,
+                    "product_type": "SELF",
+                    "stock_policy": policy,
+                },
+            )
+            await self.call("PUT", f"/skus/{sku}/stock/WH-A", merchant, {"on_hand": stock})
+
+    async def lifecycle(self, kind: Kind, admin: dict[str, str], merchant: dict[str, str]) -> None:
+        self.in_flight += 1
+        try:
+            await self._lifecycle(kind, admin, merchant)
+        finally:
+            self.in_flight -= 1
+
+    async def _lifecycle(self, kind: Kind, admin: dict[str, str], merchant: dict[str, str]) -> None:
+        buyer_id = f"chaos-{uuid.uuid4().hex[:10]}"
+        buyer = self.token(buyer_id, Role.BUYER)
+        lines = [(sku, random.randint(1, 3)) for sku in random.sample(self.skus, 2)]
+        if kind is not Kind.GATEWAY:
+            await self.call(
+                "POST",
+                f"/wallets/{buyer_id}/top-up",
+                admin | {"Idempotency-Key": f"{buyer_id}-top-up"},
+                {"amount_cents": TOP_UP_CENTS},
+            )
+        order = await self.call(
+            "POST",
+            "/orders",
+            buyer | {"Idempotency-Key": f"{buyer_id}-order"},
+            {
+                "lines": [{"sku": s, "quantity": q} for s, q in lines],
+                "address": {
+                    "name": "Chaos",
+                    "phone": "13800000000",
+                    "line1": "1 Fault Road",
+                    "city": "Shanghai",
+                    "country": "CN",
+                },
+            },
+        )
+        oid = order["id"]
+        self.placed.append(Placed(kind, buyer_id, oid, order["total_cents"], lines))
+        path = f"/orders/{oid}"
+        if kind is Kind.UNPAID:
+            return
+        if kind is Kind.GATEWAY:
+            intent = await self.call(
+                "POST", f"{path}/payment-intents", buyer, {"channel": "alipay"}
+            )
+            if self.held < self.max_held and not self.pay_gate.is_set():
+                self.held += 1
+                await self.pay_gate.wait()
+            paid = await self.gateway.post(intent["pay_url"])  # the gateway is not faulted
+            assert paid.status_code == 200, paid.text
+            return
+        paid_ = await self.call(
+            "POST",
+            f"{path}/pay",
+            buyer,
+            {"channel": "balance"},
+            done=lambda o: o["payment"] is not None,
+            order_id=oid,
+        )
+        if kind is Kind.CANCELLED:
+            await self.call(
+                "POST",
+                f"{path}/cancel",
+                buyer,
+                {"reason": "changed my mind"},
+                done=lambda o: o["status"] == "CLOSED",
+                order_id=oid,
+            )
+            return
+        package = paid_["packages"][0]["id"]
+        await self.call(
+            "POST",
+            f"{path}/packages/{package}/ship",
+            merchant,
+            {"carrier": "SF", "tracking_no": f"SF{uuid.uuid4().hex[:12]}"},
+            done=lambda o: o["packages"][0]["shipped_at"] is not None,
+            order_id=oid,
+        )
+        await self.call(
+            "POST",
+            f"{path}/confirm-receipt",
+            buyer,
+            {},
+            done=lambda o: o["status"] == "COMPLETED",
+            order_id=oid,
+        )
