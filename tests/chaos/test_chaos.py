@@ -26,7 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from api.auth import Role
 from domain.models import OrderState
 from store.db import Database
-from tests.chaos.cluster import Cluster
+from scripts.cluster import Cluster
 from tests.chaos.driver import TOP_UP_CENTS, Driver, Json, Kind, Placed
 from tests.conftest import _pg_exec, fresh_db_url
 from workflows import ids

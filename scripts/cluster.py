@@ -1,6 +1,6 @@
 """The real processes of `make run` (Temporal dev server on a file, payment sandbox, worker,
-API), each its own process group on free ports, so a test can kill -9 any of them and start
-it again as a supervisor would."""
+API), each its own process group on free ports: the chaos suite kills -9 any of them and
+starts it again as a supervisor would; the benchmarks measure them."""
 
 import asyncio
 import os
@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import binary
 from workflows.ids import search_attribute_flags
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -32,6 +32,8 @@ class Cluster:
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    api_processes: int = 1  # uvicorn --workers: processes sharing the API's port
 
     def __post_init__(self) -> None:
         self.ports = {name: free_port() for name in ("temporal", "gateway", "api")}
@@ -59,12 +61,13 @@ class Cluster:
             "ORDERS_RELAY_EVERY_SECONDS": "0.5",
             "TEMPORAL_ADDRESS": self.temporal_address,
             "TEMPORAL_NAMESPACE": "default",
+            **self.extra_env,
         }
 
     def command(self, name: str) -> list[str]:
         if name == "temporal":
             return [
-                binary("temporal"),
+                str(BIN / "temporal"),
                 "server",
                 "start-dev",
                 "--headless",
@@ -85,13 +88,21 @@ class Cluster:
             return [sys.executable, "-m", "gateways.sandbox_payments", "--port", port]
         if name == "worker":
             return [sys.executable, "worker.py"]
+        if name == "bare":  # the bare engine's worker (bench/)
+            return [sys.executable, "-m", "bench.bare"]
         assert name == "api"
         port = str(self.ports["api"])
-        return [sys.executable, "-m", "uvicorn", "api.app:app", "--port", port, "--no-access-log"]
+        return [
+            *(sys.executable, "-m", "uvicorn", "api.app:app", "--port", port, "--no-access-log"),
+            *(("--workers", str(self.api_processes)) if self.api_processes > 1 else ()),
+        ]
 
-    async def start(self, name: str) -> None:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.procs[name] = subprocess.Popen(
+    async def start(self, name: str, as_name: str = "") -> None:
+        """Start `name` (one of temporal, gateway, worker, api, bare), known as `as_name`
+        when several run (worker-1, worker-2)."""
+        key = as_name or name
+        log = open(self.workdir / f"{key}.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.procs[key] = subprocess.Popen(
             self.command(name),
             cwd=ROOT,
             env=self.env(),
@@ -101,15 +112,15 @@ class Cluster:
         )
         log.close()
         if name in self.ports:
-            await self._listening(name)
+            await self._listening(key, self.ports[name])
 
-    async def _listening(self, name: str, timeout: float = 60) -> None:
+    async def _listening(self, name: str, port: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.procs[name].poll() is not None:
                 raise RuntimeError(f"{name} exited: {self.log_tail(name)}")
             try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.ports[name])
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.close()
                 return
             except OSError:
@@ -125,7 +136,7 @@ class Cluster:
 
     async def restart(self, name: str) -> None:
         self.restarts[name] = self.restarts.get(name, 0) + 1
-        await self.start(name)
+        await self.start(name.split("-")[0], as_name=name)
 
     async def supervise(self) -> list[str]:
         """Start again what died on its own (as systemd would); the names restarted."""

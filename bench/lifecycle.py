@@ -1,0 +1,252 @@
+"""An order's whole life against the bare engine, side by side in one run.
+
+    python -m bench.lifecycle [--db sqlite|postgres] [--batches 6] [--batch 30]
+                              [--concurrency 10] [--workers 1] [--apis 1]
+
+It starts what `make run` starts, as separate processes (the Temporal dev server on a
+file, the worker, the API) on a fresh database, plus the bare engine's own worker
+(`bench/bare.py`). A lifecycle is four client round trips each way:
+* bare: update-with-start, then three updates, on a workflow that does no work;
+* ours: `POST /orders`, `/pay` (balance), `/ship`, `/confirm-receipt` over HTTP.
+Batches alternate (bare, ours, ours, bare, …) so drift hits both; the figure is the median
+of the per-pair throughput ratios, which holds on a noisy machine where absolute rates do
+not. Then one client alone: each step's median latency, ours against the bare update.
+"""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from api.auth import Role, mint
+from bench.bare import TASK_QUEUE, BareWorkflow
+from domain.models import FreightPolicy, FreightRule, ProductType, SkuInfo, StockPolicy
+from scripts.cluster import Cluster
+from scripts.seed import seed_catalog
+from settings import DEV_SECRETS
+from store.db import Database
+from store.migrate import upgrade
+
+PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+ADDRESS = {"name": "Bench", "phone": "+86 1", "line1": "1 Rd", "city": "SH", "country": "CN"}
+SKU = "BENCH"
+BUYERS = 50
+Steps = dict[str, float]  # step -> seconds
+
+
+async def fresh_database(kind: str, workdir: Path, stack: AsyncExitStack) -> str:
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir}/orders.db"
+    else:
+        name = f"orders_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as c:
+            await c.execute(text(f"CREATE DATABASE {name}"))
+
+        async def drop() -> None:
+            async with admin.connect() as c:
+                await c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            await admin.dispose()
+
+        stack.push_async_callback(drop)
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    sku = SkuInfo(
+        sku=SKU,
+        title="Bench tea",
+        price_cents=1000,
+        product_type=ProductType.SELF,
+        stock_policy=StockPolicy.LOCK_ON_ORDER,
+    )
+    rule = FreightRule(flat_cents=0, free_above_cents=None, policy=FreightPolicy.ONE_PACKAGE)
+    async with db.transaction() as s:
+        await seed_catalog(
+            s,
+            [(sku, {"WH-A": 10_000_000})],
+            rule,
+            {f"bench-{i}": (10**11, 0) for i in range(BUYERS)},
+        )
+    await db.dispose()
+    return url
+
+
+class Bare:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def lifecycle(self, n: int) -> Steps:
+        wid = f"bare-{uuid.uuid4().hex}"
+        out: Steps = {}
+        t = time.perf_counter()
+        start = WithStartWorkflowOperation(
+            BareWorkflow.run,
+            wid,
+            id=wid,
+            task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        await self.client.execute_update_with_start_workflow(
+            BareWorkflow.step, "place", start_workflow_operation=start
+        )
+        out["place"] = time.perf_counter() - t
+        handle = self.client.get_workflow_handle(wid)
+        for step in ("pay", "ship", "confirm"):
+            t = time.perf_counter()
+            await handle.execute_update(BareWorkflow.step, step)
+            out[step] = time.perf_counter() - t
+        return out
+
+
+class Ours:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        secret = DEV_SECRETS["jwt_secret"]
+        self.buyers = [
+            {"Authorization": f"Bearer {mint(secret, f'bench-{i}', Role.BUYER, 86_400)}"}
+            for i in range(BUYERS)
+        ]
+        self.merchant = {"Authorization": f"Bearer {mint(secret, 'bench-m', Role.MERCHANT)}"}
+
+    async def _post(self, path: str, headers: dict[str, str], body: Any) -> Any:
+        r = await self.http.post(path, json=body, headers=headers)
+        assert r.status_code in (200, 201), f"{path}: {r.status_code} {r.text}"
+        return r.json()
+
+    async def lifecycle(self, n: int) -> Steps:
+        buyer = self.buyers[n % BUYERS]
+        out: Steps = {}
+        t = time.perf_counter()
+        order = await self._post(
+            "/orders",
+            buyer | {"Idempotency-Key": uuid.uuid4().hex},
+            {"lines": [{"sku": SKU, "quantity": 1}], "address": ADDRESS},
+        )
+        out["place"] = time.perf_counter() - t
+        path = f"/orders/{order['id']}"
+        t = time.perf_counter()
+        paid = await self._post(f"{path}/pay", buyer, {"channel": "balance"})
+        out["pay"] = time.perf_counter() - t
+        t = time.perf_counter()
+        body = {"carrier": "SF", "tracking_no": f"SF{uuid.uuid4().hex[:16]}"}
+        await self._post(f"{path}/packages/{paid['packages'][0]['id']}/ship", self.merchant, body)
+        out["ship"] = time.perf_counter() - t
+        t = time.perf_counter()
+        done = await self._post(f"{path}/confirm-receipt", buyer, {})
+        out["confirm"] = time.perf_counter() - t
+        assert done["status"] == "COMPLETED", done
+        return out
+
+
+Lifecycle = Callable[[int], Awaitable[Steps]]
+
+
+async def batch(lifecycle: Lifecycle, count: int, concurrency: int) -> tuple[float, list[Steps]]:
+    """`count` lifecycles by `concurrency` clients: lifecycles per second, and each one's steps."""
+    results: list[Steps] = []
+    queue = iter(range(count))
+
+    async def client() -> None:
+        for n in queue:
+            results.append(await lifecycle(n))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return count / (time.perf_counter() - began), results
+
+
+def p(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(len(values) * q))] * 1000
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with AsyncExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+        url = await fresh_database(args.db, workdir, stack)
+        cluster = Cluster(workdir, url, api_processes=args.apis)
+        stack.callback(cluster.stop)
+        await cluster.start("temporal")
+        await cluster.start("bare")
+        for i in range(args.workers):
+            await cluster.start("worker", as_name=f"worker-{i}")
+        await cluster.start("api")
+        client = await Client.connect(
+            cluster.temporal_address, data_converter=pydantic_data_converter
+        )
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=cluster.api_url,
+                timeout=60,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
+            )
+        )
+        bare, ours = Bare(client), Ours(http)
+
+        for lifecycle in (bare.lifecycle, ours.lifecycle):  # warm up: imports, caches, pools
+            await batch(lifecycle, 2 * args.concurrency, args.concurrency)
+
+        rates: dict[str, list[float]] = {"bare": [], "ours": []}
+        steps: list[Steps] = []
+        for b in range(args.batches):
+            order = [("bare", bare.lifecycle), ("ours", ours.lifecycle)]
+            for name, lifecycle in order if b % 2 == 0 else order[::-1]:
+                rate, results = await batch(lifecycle, args.batch, args.concurrency)
+                rates[name].append(rate)
+                if name == "ours":
+                    steps += results
+        ratios = [o / b for o, b in zip(rates["ours"], rates["bare"], strict=True)]
+
+        print(
+            f"db={args.db} workers={args.workers} apis={args.apis} "
+            f"concurrency={args.concurrency} batches={args.batches}×{args.batch}"
+        )
+        for name, xs in rates.items():
+            print(f"  {name:5} lifecycles/s  " + " ".join(f"{x:5.1f}" for x in xs))
+        print("  ratio per pair   " + " ".join(f"{r:5.2f}" for r in ratios))
+        print(f"  median ratio     {statistics.median(ratios):.2f}")
+        placement = [s["place"] for s in steps]
+        print(
+            f"  ours under load  placement p50 {p(placement, 0.5):.0f} ms, "
+            f"p99 {p(placement, 0.99):.0f} ms"
+        )
+
+        # one client alone: each step's median, ours against the bare update
+        _, bare_alone = await batch(bare.lifecycle, args.alone, 1)
+        _, ours_alone = await batch(ours.lifecycle, args.alone, 1)
+        print(f"  one client, p50 (ms)   {'bare':>6} {'ours':>6} {'×':>5}")
+        for step in ("place", "pay", "ship", "confirm"):
+            b_ = p([s[step] for s in bare_alone], 0.5)
+            o_ = p([s[step] for s in ours_alone], 0.5)
+            print(f"    {step:8}             {b_:6.1f} {o_:6.1f} {o_ / b_:5.1f}")
+        b_life = p([sum(s.values()) for s in bare_alone], 0.5)
+        o_life = p([sum(s.values()) for s in ours_alone], 0.5)
+        print(f"    lifecycle            {b_life:6.1f} {o_life:6.1f} {o_life / b_life:5.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--alone", type=int, default=30, help="lifecycles of one client")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--apis", type=int, default=1)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
