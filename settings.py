@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     service_phone: str = Field("400-606-5500", max_length=32)  # on every after-sales case
     blob_dir: str = ".data/blobs"  # evidence images, by sha256
 
+    workflow_sandbox: bool = False  # the tests turn it on: any non-deterministic call fails
     relay_every_seconds: float = Field(2.0, gt=0, le=300)  # the callback relay's round
     reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule
     reconcile_grace_seconds: int = Field(120, ge=0)  # younger orders are left alone

@@ -16,7 +16,8 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
 )
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.cases import CaseActivities
 from activities.orders import OrderActivities
@@ -54,6 +55,12 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
+        # the sandbox re-imports each workflow's module for every new run (a profile put it
+        # at an eighth of the worker's time); the tests run sandboxed and replay recorded
+        # histories, which is what keeps the workflow code deterministic
+        workflow_runner=SandboxedWorkflowRunner()
+        if settings.workflow_sandbox
+        else UnsandboxedWorkflowRunner(),
         activities=[
             acts.place_order,
             acts.accept_payment,

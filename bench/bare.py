@@ -7,7 +7,7 @@
 import asyncio
 
 from temporalio import workflow
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 TASK_QUEUE = "bare"
 STEPS = 4  # like an order's place, pay, ship, confirm
@@ -34,7 +34,12 @@ async def main() -> None:
     from temporal_client import connect
 
     client = await connect(lazy=False)
-    await Worker(client, task_queue=TASK_QUEUE, workflows=[BareWorkflow]).run()
+    await Worker(  # unsandboxed, as our worker runs: the engine at its best
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[BareWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ).run()
 
 
 if __name__ == "__main__":

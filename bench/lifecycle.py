@@ -89,7 +89,7 @@ class Bare:
         self.client = client
 
     async def lifecycle(self, n: int) -> Steps:
-        wid = f"bare-{uuid.uuid4().hex}"
+        wid = self.last = f"bare-{uuid.uuid4().hex}"
         out: Steps = {}
         t = time.perf_counter()
         start = WithStartWorkflowOperation(
@@ -137,6 +137,7 @@ class Ours:
         )
         out["place"] = time.perf_counter() - t
         path = f"/orders/{order['id']}"
+        self.last = f"order-{order['id']}"
         t = time.perf_counter()
         paid = await self._post(f"{path}/pay", buyer, {"channel": "balance"})
         out["pay"] = time.perf_counter() - t
@@ -223,9 +224,18 @@ async def run(args: argparse.Namespace) -> None:
             f"p99 {p(placement, 0.99):.0f} ms"
         )
 
+        for name, wid in (("bare", bare.last), ("ours", ours.last)):
+            events = (await client.get_workflow_handle(wid).fetch_history()).events
+            size = sum(e.ByteSize() for e in events)
+            print(f"  {name:5} history    {len(events)} events, {size} bytes per lifecycle")
+
         # one client alone: each step's median, ours against the bare update
-        _, bare_alone = await batch(bare.lifecycle, args.alone, 1)
-        _, ours_alone = await batch(ours.lifecycle, args.alone, 1)
+        await asyncio.sleep(2)  # let the server finish the batches' background work
+        bare_alone: list[Steps] = []
+        ours_alone: list[Steps] = []
+        for n in range(args.alone):  # interleaved: the same conditions for both
+            bare_alone.append(await bare.lifecycle(n))
+            ours_alone.append(await ours.lifecycle(n))
         print(f"  one client, p50 (ms)   {'bare':>6} {'ours':>6} {'×':>5}")
         for step in ("place", "pay", "ship", "confirm"):
             b_ = p([s[step] for s in bare_alone], 0.5)

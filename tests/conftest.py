@@ -264,6 +264,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 def test_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {
         "env": "dev",
+        "workflow_sandbox": True,
         "task_queue": f"tq-{uuid.uuid4().hex[:8]}",
         "payment_webhook_secret": PAYMENT_SECRET,
         "gateway_api_key": GATEWAY_KEY,

@@ -25,8 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.auth import Role
 from domain.models import OrderState
-from store.db import Database
 from scripts.cluster import Cluster
+from store.db import Database
 from tests.chaos.driver import TOP_UP_CENTS, Driver, Json, Kind, Placed
 from tests.conftest import _pg_exec, fresh_db_url
 from workflows import ids
