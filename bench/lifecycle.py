@@ -200,11 +200,17 @@ async def run(args: argparse.Namespace) -> None:
             await batch(lifecycle, 2 * args.concurrency, args.concurrency)
 
         rates: dict[str, list[float]] = {"bare": [], "ours": []}
+        cpu: dict[str, dict[str, float]] = {"bare": {}, "ours": {}}  # process -> CPU seconds
         steps: list[Steps] = []
         for b in range(args.batches):
             order = [("bare", bare.lifecycle), ("ours", ours.lifecycle)]
             for name, lifecycle in order if b % 2 == 0 else order[::-1]:
+                before, own = cluster.cpu_seconds(), time.process_time()
                 rate, results = await batch(lifecycle, args.batch, args.concurrency)
+                after = cluster.cpu_seconds() | {"load generator": time.process_time()}
+                before["load generator"] = own
+                for proc, used in after.items():
+                    cpu[name][proc] = cpu[name].get(proc, 0.0) + used - before.get(proc, 0.0)
                 rates[name].append(rate)
                 if name == "ours":
                     steps += results
@@ -218,6 +224,13 @@ async def run(args: argparse.Namespace) -> None:
             print(f"  {name:5} lifecycles/s  " + " ".join(f"{x:5.1f}" for x in xs))
         print("  ratio per pair   " + " ".join(f"{r:5.2f}" for r in ratios))
         print(f"  median ratio     {statistics.median(ratios):.2f}")
+        count = args.batches * args.batch
+        print("  CPU ms per lifecycle, by process (the machine has 2 cores)")
+        for name in ("bare", "ours"):
+            per = {k: v * 1000 / count for k, v in cpu[name].items() if v > 0.0005 * count}
+            total = sum(per.values())
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda x: -x[1]))
+            print(f"    {name:5} {total:5.0f} ms: {parts}")
         placement = [s["place"] for s in steps]
         print(
             f"  ours under load  placement p50 {p(placement, 0.5):.0f} ms, "

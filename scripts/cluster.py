@@ -145,6 +145,23 @@ class Cluster:
             await self.restart(name)
         return dead
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each process group (Linux /proc)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        groups = {p.pid: name for name, p in self.procs.items() if p.poll() is None}
+        used = dict.fromkeys(groups.values(), 0.0)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            group = int(fields[2])  # pgrp: each process started its own session
+            if group in groups:
+                used[groups[group]] += (int(fields[11]) + int(fields[12])) / tick
+        return used
+
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             proc = self.procs[name]
