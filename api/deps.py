@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from api.auth import Role, User, decode
 from api.errors import Problem
+from api.messaging import InFlight
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
 from relay import Relay
@@ -46,6 +47,11 @@ async def _relay(request: Request) -> Relay:
     return relay
 
 
+async def _in_flight(request: Request) -> InFlight:
+    in_flight: InFlight = request.app.state.in_flight
+    return in_flight
+
+
 async def _blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
@@ -53,6 +59,7 @@ async def _blobs(request: Request) -> BlobStore:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RelayDep = Annotated[Relay, Depends(_relay)]
+InFlightDep = Annotated[InFlight, Depends(_in_flight)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 DatabaseDep = Annotated[Database, Depends(_db)]
 TemporalDep = Annotated[Client, Depends(_client)]

@@ -11,6 +11,7 @@ from api.deps import (
     CurrentUser,
     DatabaseDep,
     GatewayDep,
+    InFlightDep,
     Merchant,
     SessionDep,
     SettingsDep,
@@ -98,6 +99,7 @@ async def place_order(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    in_flight: InFlightDep,
     key: IdempotencyKey = None,
 ) -> OrderState:
     inp = OrderWorkflowInput(
@@ -107,7 +109,7 @@ async def place_order(
         address=body.address,
         timings=settings.timings(),
     )
-    return await messaging.place(client, db, settings.task_queue, inp)
+    return await messaging.place(client, db, settings.task_queue, inp, in_flight)
 
 
 @router.get("/orders/{order_id}", response_model=OrderState)
@@ -256,6 +258,7 @@ async def reorder(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    in_flight: InFlightDep,
     key: IdempotencyKey = None,
 ) -> ReorderOut:
     """Buy again (再次购买): a new order at today's prices with the old one's lines, through
@@ -271,5 +274,5 @@ async def reorder(
         timings=settings.timings(),
         reorder_of=old.id,
     )
-    placed = await messaging.place(client, db, settings.task_queue, inp)
+    placed = await messaging.place(client, db, settings.task_queue, inp, in_flight)
     return ReorderOut(order=placed, unavailable=placed.unavailable)

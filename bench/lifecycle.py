@@ -47,7 +47,10 @@ BUYERS = 50
 Steps = dict[str, float]  # step -> seconds
 
 
-async def fresh_database(kind: str, workdir: Path, stack: AsyncExitStack) -> str:
+async def fresh_database(
+    kind: str, workdir: Path, stack: AsyncExitStack, extra: dict[str, int] | None = None
+) -> str:
+    """A migrated database with the bench SKU, `extra` SKUs (sku -> units) and rich buyers."""
     if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{workdir}/orders.db"
     else:
@@ -65,18 +68,25 @@ async def fresh_database(kind: str, workdir: Path, stack: AsyncExitStack) -> str
         url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
-    sku = SkuInfo(
-        sku=SKU,
-        title="Bench tea",
-        price_cents=1000,
-        product_type=ProductType.SELF,
-        stock_policy=StockPolicy.LOCK_ON_ORDER,
-    )
+    skus = {SKU: 10_000_000, **(extra or {})}
+    catalog = [
+        (
+            SkuInfo(
+                sku=sku,
+                title=f"Bench {sku.lower()}",
+                price_cents=1000,
+                product_type=ProductType.SELF,
+                stock_policy=StockPolicy.LOCK_ON_ORDER,
+            ),
+            {"WH-A": units},
+        )
+        for sku, units in skus.items()
+    ]
     rule = FreightRule(flat_cents=0, free_above_cents=None, policy=FreightPolicy.ONE_PACKAGE)
     async with db.transaction() as s:
         await seed_catalog(
             s,
-            [(sku, {"WH-A": 10_000_000})],
+            catalog,
             rule,
             {f"bench-{i}": (10**11, 0) for i in range(BUYERS)},
         )
@@ -170,6 +180,8 @@ async def batch(lifecycle: Lifecycle, count: int, concurrency: int) -> tuple[flo
 
 
 def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     return sorted(values)[min(len(values) - 1, int(len(values) * q))] * 1000
 
 

@@ -110,19 +110,17 @@ def main() -> None:
             env,
         )
         procs.append(("supplier", supplier))
-        worker = start("worker", [sys.executable, "worker.py"], env)
-        procs.append(("worker", worker))
+        workers = int(os.environ.get("ORDERS_WORKERS", "1"))
+        for n in range(1, workers + 1):
+            name = "worker" if workers == 1 else f"worker-{n}"
+            procs.append((name, start(name, [sys.executable, "worker.py"], env)))
+        apis = int(os.environ.get("ORDERS_API_PROCESSES", "1"))
         api = start(
             "api",
             [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(API_PORT),
+                *(sys.executable, "-m", "uvicorn", "api.app:app"),
+                *("--host", "127.0.0.1", "--port", str(API_PORT)),
+                *(("--workers", str(apis)) if apis > 1 else ()),
             ],
             env,
         )

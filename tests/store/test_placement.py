@@ -288,3 +288,43 @@ async def test_a_refused_placement_writes_no_order_and_no_event(db: Database) ->
     # and the id is still free: a later, valid placement with it goes through
     state = await place(db, "o-1", [("A", 1)])
     assert state.total_cents == 1_000
+
+
+# ---- sure_refusal: the API's read-only pre-check -------------------------------------------
+
+
+async def _sure(db: Database, lines: list[tuple[str, int]], **ahead: int) -> DomainError | None:
+    async with db.sessions() as session:
+        return await placement.sure_refusal(session, order_input("o-new", lines), ahead)
+
+
+async def test_the_precheck_refuses_only_what_placement_would_refuse_alike(db: Database) -> None:
+    await add_sku(db, "TEA", stock_at={"WH-A": 2, "WH-B": 1})
+    await add_sku(db, "CAP", stock_at={"WH-A": 1}, limit=5, window_days=30)
+    await add_sku(db, "OLD", listed=False)
+    await place(db, "o-1", [("TEA", 1)])  # 2 of TEA left
+    before = await dump(db)
+
+    assert await _sure(db, [("TEA", 2)]) is None  # enough
+    short = await _sure(db, [("TEA", 3)])
+    assert short is not None and short.code is ErrorCode.OUT_OF_STOCK
+    with pytest.raises(InsufficientStock) as placed:  # what placement itself says
+        await place(db, "o-x", [("TEA", 3)])
+    assert (short.message, short.details) == (placed.value.message, placed.value.details)
+    unknown = await _sure(db, [("TEA", 1), ("NOPE", 1)])
+    assert unknown is not None and unknown.code is ErrorCode.UNKNOWN_SKU
+    delisted = await _sure(db, [("OLD", 1)])
+    assert delisted is not None and delisted.code is ErrorCode.SKU_DELISTED
+    # a SKU with a purchase limit: its limit might be placement's reason, so no guess
+    assert await _sure(db, [("CAP", 2)]) is None
+    # units asked for by placements that arrived earlier count as taken
+    assert await _sure(db, [("TEA", 1)], TEA=1) is None
+    taken = await _sure(db, [("TEA", 1)], TEA=2)
+    assert taken is not None and taken.code is ErrorCode.OUT_OF_STOCK
+    assert await dump(db) == before  # a read: nothing written
+
+
+async def test_the_precheck_leaves_an_order_already_placed_to_placement(db: Database) -> None:
+    await add_sku(db, "TEA", stock_at={"WH-A": 1})
+    await place(db, "o-new", [("TEA", 1)])  # the same id: a retried request
+    assert await _sure(db, [("TEA", 1)]) is None  # its answer is the order, not a refusal

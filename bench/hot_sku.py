@@ -1,0 +1,106 @@
+"""A hot SKU: many buyers race for a few units at once.
+
+    python -m bench.hot_sku [--db sqlite|postgres] [--buyers 200] [--units 50]
+
+Every buyer sends one `POST /orders` for one unit at the same moment (the processes of
+`make run`, a fresh database). Exactly `units` orders must be placed, every other buyer
+refused with OUT_OF_STOCK, quickly, and the stock never negative.
+"""
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from api.auth import Role, mint
+from bench.lifecycle import ADDRESS, fresh_database, p
+from scripts.cluster import Cluster
+from settings import DEV_SECRETS
+from store.db import Database
+
+HOT = "HOT"
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with AsyncExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-hot-"))
+        url = await fresh_database(args.db, workdir, stack, extra={HOT: args.units})
+        cluster = Cluster(workdir, url)
+        stack.callback(cluster.stop)
+        for name in ("temporal", "worker", "api"):
+            await cluster.start(name)
+        secret = DEV_SECRETS["jwt_secret"]
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=cluster.api_url,
+                timeout=60,
+                limits=httpx.Limits(max_connections=args.buyers + 10),
+            )
+        )
+        await http.get("/skus")  # warm up the API
+        buyers = [
+            {"Authorization": f"Bearer {mint(secret, f'hot-{uuid.uuid4().hex[:8]}', Role.BUYER)}"}
+            for _ in range(args.buyers)
+        ]
+        go = asyncio.Event()
+
+        async def buy(headers: dict[str, str]) -> tuple[int, str, float]:
+            await go.wait()
+            t = time.perf_counter()
+            r = await http.post(
+                "/orders",
+                headers=headers | {"Idempotency-Key": uuid.uuid4().hex},
+                json={"lines": [{"sku": HOT, "quantity": 1}], "address": ADDRESS},
+            )
+            took = time.perf_counter() - t
+            return r.status_code, r.json().get("code", ""), took
+
+        tasks = [asyncio.create_task(buy(h)) for h in buyers]
+        await asyncio.sleep(0.2)
+        began = time.perf_counter()
+        go.set()
+        results = await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - began
+
+        placed = [t for status, _, t in results if status == 201]
+        refused = [t for status, code, t in results if status == 409 and code == "OUT_OF_STOCK"]
+        other = [
+            (s, c) for s, c, _ in results if s != 201 and not (s == 409 and c == "OUT_OF_STOCK")
+        ]
+        db = Database(url)
+        async with db.sessions() as session:
+            rows = (
+                await session.execute(
+                    text("SELECT on_hand, locked FROM stock WHERE sku = :s"), {"s": HOT}
+                )
+            ).all()
+        await db.dispose()
+        on_hand, locked = rows[0]
+        print(f"db={args.db} buyers={args.buyers} units={args.units}, all at once")
+        print(f"  placed {len(placed)}, refused OUT_OF_STOCK {len(refused)}, other {other or 0}")
+        print(f"  stock afterwards: on_hand {on_hand}, locked {locked}")
+        print(
+            f"  placement p50 {p(placed, 0.5):.0f} ms, p99 {p(placed, 0.99):.0f} ms; "
+            f"refusal p50 {p(refused, 0.5):.0f} ms, p99 {p(refused, 0.99):.0f} ms; "
+            f"all answered in {elapsed:.2f} s"
+        )
+        assert len(placed) == args.units and not other
+        assert (on_hand, locked) == (args.units, args.units)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--buyers", type=int, default=200)
+    parser.add_argument("--units", type=int, default=50)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
