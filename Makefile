@@ -32,7 +32,11 @@ lint: setup
 	$(VENV)/bin/mypy .
 
 bench: setup
-	$(PY) -m bench.place_pay
+	$(PY) -m bench.lifecycle --db sqlite
+	$(PY) -m bench.lifecycle --db postgres
+	$(PY) -m bench.lifecycle --db postgres --workers 2 --apis 2 --batches 4
+	$(PY) -m bench.hot_sku --db postgres
+	$(PY) -m bench.open_orders --db postgres
 
 clean:
 	rm -rf .data build *.egg-info

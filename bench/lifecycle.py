@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ class Ours:
         return out
 
 
-Lifecycle = Callable[[int], Awaitable[Steps]]
+Lifecycle = Callable[[int], Coroutine[Any, Any, Steps]]
 
 
 async def batch(lifecycle: Lifecycle, count: int, concurrency: int) -> tuple[float, list[Steps]]:
@@ -177,6 +177,16 @@ async def batch(lifecycle: Lifecycle, count: int, concurrency: int) -> tuple[flo
     began = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     return count / (time.perf_counter() - began), results
+
+
+async def paced(lifecycle: Lifecycle, rate: float, seconds: float) -> list[Steps]:
+    """Open-loop arrivals: a lifecycle starts every 1/rate s, whether or not others finished."""
+    tasks: list[asyncio.Task[Steps]] = []
+    began = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(lifecycle(n)))
+    return list(await asyncio.gather(*tasks))
 
 
 def p(values: list[float], q: float) -> float:
@@ -249,6 +259,13 @@ async def run(args: argparse.Namespace) -> None:
             f"p99 {p(placement, 0.99):.0f} ms"
         )
 
+        half = statistics.median(rates["ours"]) / 2
+        at_half = await paced(ours.lifecycle, half, args.paced_seconds)
+        placing = [s["place"] for s in at_half]
+        print(
+            f"  ours at half the max ({half:.1f} lifecycles/s, open loop): placement"
+            f" p50 {p(placing, 0.5):.0f} ms, p99 {p(placing, 0.99):.0f} ms"
+        )
         for name, wid in (("bare", bare.last), ("ours", ours.last)):
             events = (await client.get_workflow_handle(wid).fetch_history()).events
             size = sum(e.ByteSize() for e in events)
@@ -278,6 +295,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--alone", type=int, default=30, help="lifecycles of one client")
+    parser.add_argument("--paced-seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--apis", type=int, default=1)
     asyncio.run(run(parser.parse_args()))

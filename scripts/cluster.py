@@ -145,6 +145,28 @@ class Cluster:
             await self.restart(name)
         return dead
 
+    def rss_mb(self, name: str) -> float:
+        """Resident memory of a process group, in MB (Linux /proc)."""
+        group, total = self.procs[name].pid, 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != group:
+                    continue
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            total += next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS"))
+        return total / 1024
+
+    def stop_gracefully(self, name: str) -> None:
+        """SIGTERM, as a deploy would: the process finishes what it holds and exits."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system) used so far by each process group (Linux /proc)."""
         tick = os.sysconf("SC_CLK_TCK")
