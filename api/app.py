@@ -21,7 +21,6 @@ from api import (
     webhooks,
 )
 from api.errors import problem_response
-from api.messaging import InFlight
 from gateways.payments import PaymentGatewayClient
 from relay import Relay
 from settings import Settings, get_settings
@@ -103,7 +102,6 @@ def create_app(
         )
         app.state.temporal = temporal or await connect()
         app.state.relay = Relay(app.state.db, app.state.temporal, settings.task_queue)
-        app.state.in_flight = InFlight()
         try:
             yield
         finally:

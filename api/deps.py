@@ -13,7 +13,6 @@ from temporalio.client import Client
 
 from api.auth import Role, User, decode
 from api.errors import Problem
-from api.messaging import InFlight
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
 from relay import Relay
@@ -47,11 +46,6 @@ async def _relay(request: Request) -> Relay:
     return relay
 
 
-async def _in_flight(request: Request) -> InFlight:
-    in_flight: InFlight = request.app.state.in_flight
-    return in_flight
-
-
 async def _blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
@@ -59,7 +53,6 @@ async def _blobs(request: Request) -> BlobStore:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RelayDep = Annotated[Relay, Depends(_relay)]
-InFlightDep = Annotated[InFlight, Depends(_in_flight)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 DatabaseDep = Annotated[Database, Depends(_db)]
 TemporalDep = Annotated[Client, Depends(_client)]

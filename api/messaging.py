@@ -1,11 +1,7 @@
 """Sending one message to an order's workflow and mapping what can go wrong on the way."""
 
 import hashlib
-import itertools
 import uuid
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -55,46 +51,16 @@ def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
     return keyed_id(idempotency_key, buyer_id)
 
 
-class InFlight:
-    """The placements under way in this process, in order of arrival, and the units of each
-    SKU they ask for. A placement's stock check counts the units of those that arrived
-    before it as taken, so a burst beyond a hot SKU's stock is refused at once instead of
-    each request starting a workflow to learn it (a placement that then fails frees its
-    units for the next buyer, as a sold-out flash sale does)."""
-
-    def __init__(self) -> None:
-        self.asks: dict[int, Counter[str]] = {}  # ticket -> units; dicts keep arrival order
-        self.tickets = itertools.count()
-
-    def ahead(self, ticket: int) -> Counter[str]:
-        units: Counter[str] = Counter()
-        for other, wanted in self.asks.items():
-            if other >= ticket:
-                break
-            units.update(wanted)
-        return units
-
-    @contextmanager
-    def asking(self, inp: OrderWorkflowInput) -> Iterator[int]:
-        ticket = next(self.tickets)
-        self.asks[ticket] = Counter(quantities((line.sku, line.quantity) for line in inp.lines))
-        try:
-            yield ticket
-        finally:
-            del self.asks[ticket]
-
-
 async def place(
-    client: Client, db: Database, task_queue: str, inp: OrderWorkflowInput, in_flight: InFlight
+    client: Client, db: Database, task_queue: str, inp: OrderWorkflowInput
 ) -> OrderState:
     """Start the order's workflow and place it in one round trip (update-with-start); a cart
     placement is sure to refuse is refused from a read, before any workflow."""
-    with in_flight.asking(inp) as ticket:
-        async with db.sessions() as session:
-            refusal = await placement.sure_refusal(session, inp, in_flight.ahead(ticket))
-        if refusal is not None:
-            raise refusal
-        return await _place(client, db, task_queue, inp)
+    async with db.sessions() as session:
+        refusal = await placement.sure_refusal(session, inp)
+    if refusal is not None:
+        raise refusal
+    return await _place(client, db, task_queue, inp)
 
 
 async def _place(

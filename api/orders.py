@@ -11,7 +11,6 @@ from api.deps import (
     CurrentUser,
     DatabaseDep,
     GatewayDep,
-    InFlightDep,
     Merchant,
     SessionDep,
     SettingsDep,
@@ -99,7 +98,6 @@ async def place_order(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
-    in_flight: InFlightDep,
     key: IdempotencyKey = None,
 ) -> OrderState:
     inp = OrderWorkflowInput(
@@ -109,7 +107,7 @@ async def place_order(
         address=body.address,
         timings=settings.timings(),
     )
-    return await messaging.place(client, db, settings.task_queue, inp, in_flight)
+    return await messaging.place(client, db, settings.task_queue, inp)
 
 
 @router.get("/orders/{order_id}", response_model=OrderState)
@@ -258,7 +256,6 @@ async def reorder(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
-    in_flight: InFlightDep,
     key: IdempotencyKey = None,
 ) -> ReorderOut:
     """Buy again (再次购买): a new order at today's prices with the old one's lines, through
@@ -274,5 +271,5 @@ async def reorder(
         timings=settings.timings(),
         reorder_of=old.id,
     )
-    placed = await messaging.place(client, db, settings.task_queue, inp, in_flight)
+    placed = await messaging.place(client, db, settings.task_queue, inp)
     return ReorderOut(order=placed, unavailable=placed.unavailable)

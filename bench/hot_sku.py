@@ -93,6 +93,21 @@ async def run(args: argparse.Namespace) -> None:
         assert len(placed) == args.units and not other
         assert (on_hand, locked) == (args.units, args.units)
 
+        # a second wave, once the stock reads zero: refused from a read, no workflow each
+        go.clear()
+        late = [asyncio.create_task(buy(h)) for h in buyers]
+        await asyncio.sleep(0.2)
+        began = time.perf_counter()
+        go.set()
+        second = await asyncio.gather(*late)
+        elapsed = time.perf_counter() - began
+        assert all(status == 409 and code == "OUT_OF_STOCK" for status, code, _ in second)
+        took = [t for _, _, t in second]
+        print(
+            f"  a second wave of {len(second)} after the sell-out: refusal p50"
+            f" {p(took, 0.5):.0f} ms, p99 {p(took, 0.99):.0f} ms, all answered in {elapsed:.2f} s"
+        )
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()

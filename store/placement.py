@@ -1,7 +1,5 @@
 """Placing an order: price, limits, stock and the first snapshot, in one transaction."""
 
-from collections.abc import Mapping
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,27 +15,21 @@ from store.stock import HELD, free, hold, limit_usage, lock_rows, record_purchas
 from store.tables import SkuRow, StockRow
 
 
-async def sure_refusal(
-    session: AsyncSession, inp: OrderWorkflowInput, in_flight: Mapping[str, int]
-) -> DomainError | None:
+async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> DomainError | None:
     """A cart that placement is sure to refuse, told from a plain read (no lock, no write):
     an unknown or delisted SKU, or stock short on a SKU without a purchase limit (a limit
-    would be checked first), counting as taken the units of placements already in flight
-    (`in_flight`, per SKU). The API answers it without starting a workflow, so a hot SKU's
-    losers are refused at the cost of a read. Anything else, including an order already
-    placed under this id, is left to `place_order`, which decides under its locks."""
+    would be checked first). The API answers it without starting a workflow, so once a hot
+    SKU is sold out its latecomers are refused at the cost of a read. Anything else,
+    including an order already placed under this id, is left to `place_order`, which
+    decides under its locks. (Counting placements still under way as taken would refuse
+    too early: one already committed but not yet answered would count twice.)"""
     if inp.reorder_of is not None or await orders.get(session, inp.order_id) is not None:
         return None
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
     stock = await session.scalars(select(StockRow).where(StockRow.sku.in_(asked)))
     facts = {s: SkuFacts(listed=r.listed, limit=r.limit_per_buyer) for s, r in skus.items()}
-    free: dict[tuple[str, str], int] = {}
-    for r in stock:
-        free[(r.sku, "")] = free.get((r.sku, ""), 0) + r.on_hand - r.locked
-    for (sku, _), n in list(free.items()):
-        free[(sku, "")] = n - in_flight.get(sku, 0)
-    verdict = assess(asked, facts, free)
+    verdict = assess(asked, facts, {(r.sku, r.location): r.on_hand - r.locked for r in stock})
     error = verdict.refusal()
     if error is None or error.code is ErrorCode.LIMIT_EXCEEDED:
         return None

@@ -293,9 +293,9 @@ async def test_a_refused_placement_writes_no_order_and_no_event(db: Database) ->
 # ---- sure_refusal: the API's read-only pre-check -------------------------------------------
 
 
-async def _sure(db: Database, lines: list[tuple[str, int]], **ahead: int) -> DomainError | None:
+async def _sure(db: Database, lines: list[tuple[str, int]]) -> DomainError | None:
     async with db.sessions() as session:
-        return await placement.sure_refusal(session, order_input("o-new", lines), ahead)
+        return await placement.sure_refusal(session, order_input("o-new", lines))
 
 
 async def test_the_precheck_refuses_only_what_placement_would_refuse_alike(db: Database) -> None:
@@ -317,11 +317,11 @@ async def test_the_precheck_refuses_only_what_placement_would_refuse_alike(db: D
     assert delisted is not None and delisted.code is ErrorCode.SKU_DELISTED
     # a SKU with a purchase limit: its limit might be placement's reason, so no guess
     assert await _sure(db, [("CAP", 2)]) is None
-    # units asked for by placements that arrived earlier count as taken
-    assert await _sure(db, [("TEA", 1)], TEA=1) is None
-    taken = await _sure(db, [("TEA", 1)], TEA=2)
-    assert taken is not None and taken.code is ErrorCode.OUT_OF_STOCK
-    assert await dump(db) == before  # a read: nothing written
+    assert await dump(db) == before  # reads: nothing written
+
+    await place(db, "o-2", [("TEA", 2)])  # sold out: the next buyer is refused from the read
+    gone = await _sure(db, [("TEA", 1)])
+    assert gone is not None and gone.code is ErrorCode.OUT_OF_STOCK
 
 
 async def test_the_precheck_leaves_an_order_already_placed_to_placement(db: Database) -> None:
