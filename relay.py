@@ -110,7 +110,7 @@ class Relay:
         handle = self.client.get_workflow_handle(ids.order_workflow_id(event.order_id))
         try:
             await handle.signal(signal, notice, rpc_timeout=RPC_TIMEOUT)
-            return "delivered"
+            return "forwarded"
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise

@@ -52,12 +52,12 @@ class SupplierCallback(BaseModel):
 class Accepted(BaseModel):
     """Every 2xx means the event is recorded (the inbox) and will reach its order."""
 
-    status: Literal["delivered", "queued", "duplicate", "refunding", "ignored", "anomaly"]
+    status: Literal["forwarded", "queued", "duplicate", "refunding", "ignored", "anomaly"]
     detail: str = ""
 
 
 OUTCOMES = {
-    "delivered": "recorded and delivered to the order",
+    "forwarded": "recorded and passed on to the order",
     "queued": "recorded; the order is told as soon as the workflow service answers",
     "duplicate": "this event was already received; nothing more is done",
     "refunding": "the order has ended; the payment is refunded",

@@ -18,7 +18,7 @@ from domain.stock import InsufficientStock, Shortfall, check_limit
 class SkuFacts:
     listed: bool
     limit: int | None = None
-    already: int = 0  # units of this SKU the buyer holds in open orders within the window
+    already: int = 0  # units of this SKU in the buyer's unclosed orders within the window
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ def check_limit(sku: str, limit: int | None, already: int, requested: int) -> in
     if already + requested > limit:
         raise DomainError(
             ErrorCode.LIMIT_EXCEEDED,
-            f"{sku}: limit is {limit} per buyer; you already have {already} in open orders",
+            f"{sku}: limit is {limit} per buyer in its window; your orders in it already"
+            f" hold {already} (unpaid, paid or completed: only closed orders do not count)",
             {"sku": sku, "limit": limit, "already": already, "requested": requested},
         )
     return limit - already - requested

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except httpx.HTTPError as exc:
         print(f"error: {exc!r}", file=sys.stderr)
         return 2
-    print(response.status_code)
+    # say what was sent: the answer's "forwarded" is about the callback, not the parcel
+    print(f"sent {args.event} for {args.carrier} {args.tracking_no}: HTTP {response.status_code}")
     print(response.text)
     return 0 if response.is_success else 1
 

@@ -68,6 +68,14 @@ class FaultsIn(BaseModel):
     refuse_next_refunds: int = Field(0, ge=0, le=1000)  # answered 422: refused for good
 
 
+_INDEX_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<title>Payment gateway sandbox</title></head><body>
+<h1>Payment gateway sandbox</h1>
+<p>A stand-in for Alipay/WeChat Pay. <code>POST /orders/&lt;id&gt;/payment-intents</code> on
+the API creates an intent; open its pay link to pay it.</p>
+<table border="1" cellpadding="4"><tr><th>intent</th><th>order</th><th>channel</th>
+<th>amount (cents)</th><th>paid as</th></tr>{rows}</table></body></html>"""
+
 _PAY_PAGE = """<!doctype html><html><head><title>Sandbox pay</title></head><body>
 <h1>{channel}: pay {amount} cents for order {order_id}</h1>
 <form method="post" action="/pay/{intent_id}">
@@ -129,6 +137,18 @@ def create_app(
         intent, created = state.create_intent(body, key)
         response.status_code = 201 if created else 200
         return intent
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> str:
+        """The sandbox's front page: every payment intent, newest first, with its pay link."""
+        rows = "".join(
+            f'<tr><td><a href="/pay/{html.escape(i.intent_id)}">{html.escape(i.intent_id)}</a>'
+            f"</td><td>{html.escape(i.order_id)}</td><td>{html.escape(i.channel)}</td>"
+            f"<td>{i.amount_cents}</td><td>{html.escape(state.paid_intents.get(i.intent_id, ''))}"
+            "</td></tr>"
+            for i in reversed(list(state.intents.values()))
+        )
+        return _INDEX_PAGE.format(rows=rows or '<tr><td colspan="5">none yet</td></tr>')
 
     @app.get("/pay/{intent_id}", response_class=HTMLResponse)
     async def pay_page(intent_id: str) -> str:

@@ -47,8 +47,9 @@ async def limit_usage(
     skus: dict[str, SkuRow],
     now: datetime,
 ) -> dict[str, int]:
-    """Units of each limited SKU the buyer holds in open orders within its window. Atomic per
-    (buyer, SKU): the guard row is held until the order's transaction ends."""
+    """Units of each limited SKU in the buyer's orders within its window (unpaid, paid or
+    completed; not closed). Atomic per (buyer, SKU): the guard row is held until the order's
+    transaction ends."""
     limited = sorted(s for s in wanted if s in skus and skus[s].limit_per_buyer)
     for sku in limited:
         await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=sku)

@@ -435,8 +435,8 @@ async def test_payment_callbacks_must_be_signed_fresh_and_new(stack: Stack) -> N
 
     signature = sign(body, secret)
     assert ok(await _post_raw(stack, "/webhooks/payments", body, signature)) == {
-        "status": "delivered",
-        "detail": "recorded and delivered to the order",
+        "status": "forwarded",
+        "detail": "recorded and passed on to the order",
     }
     paid = await stack.wait_order(
         buyer, order["id"], lambda o: o["status"] != "PENDING_PAYMENT", "the signed payment"
@@ -492,7 +492,7 @@ async def test_carrier_callbacks_must_be_signed_and_new(stack: Stack) -> None:
     assert await stack.order(buyer, order["id"]) == shipped
 
     in_transit = {**event, "event": "IN_TRANSIT", "event_id": uid("evt")}
-    assert ok(await send_carrier_event(url, secret, **in_transit))["status"] == "delivered"
+    assert ok(await send_carrier_event(url, secret, **in_transit))["status"] == "forwarded"
     assert ok(await send_carrier_event(url, secret, **in_transit))["status"] == "duplicate"
     assert await stack.signals(order["id"]) == ["carrier_event"]  # not signalled twice
     assert (await stack.order(buyer, order["id"]))["packages"][0]["status"] == "SHIPPED"

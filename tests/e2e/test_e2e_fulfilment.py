@@ -166,7 +166,7 @@ async def test_rejecting_the_freight_bearing_package_refunds_all_freight_platfor
     assert await stack.stock(book) == {"VENDOR-1": (9, 0)}
 
     answer = ok(await stack.carrier_event(book_pkg, "REJECTED"))
-    assert answer["status"] == "delivered"
+    assert answer["status"] == "forwarded"
     rejected = await stack.wait_order(
         buyer,
         order_id,
@@ -376,7 +376,7 @@ async def test_supplier_callbacks_must_be_signed_new_and_about_its_own_package(
     first = await stack.supplier_callback(
         kepler["id"], "RECEIVED", supplier_order_id=sid, event_id=event_id
     )
-    assert ok(first)["status"] == "delivered"
+    assert ok(first)["status"] == "forwarded"
     again = await stack.supplier_callback(
         kepler["id"], "RECEIVED", supplier_order_id=sid, event_id=event_id
     )

@@ -139,7 +139,7 @@ async def test_an_order_from_two_warehouses_ships_as_two_packages(stack: Stack) 
         tracking_no=first["tracking_no"],
         event="DELIVERED",
     )
-    assert ok(answer)["status"] == "delivered"
+    assert ok(answer)["status"] == "forwarded"
     received = await stack.wait_order(
         buyer,
         placed["id"],

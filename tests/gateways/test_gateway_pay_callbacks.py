@@ -57,6 +57,22 @@ async def test_pay_page_has_pay_button(
     assert (await http.get("/pay/pi_unknown")).status_code == 404
 
 
+async def test_the_front_page_lists_intents_with_their_pay_links(
+    make_sandbox: SandboxFactory, sandbox_http: HttpFactory
+) -> None:
+    http = sandbox_http(make_sandbox(deliver=False))
+    empty = await http.get("/")
+    assert empty.status_code == 200 and "none yet" in empty.text
+    first, second = await _intent(http), await _intent(http, amount=990, channel="wechat")
+    assert (await http.post(f"/pay/{first}")).status_code == 200
+
+    page = (await http.get("/")).text
+    assert page.index(second) < page.index(first)  # newest first
+    assert f'<a href="/pay/{second}">' in page and ">wechat<" in page and ">990<" in page
+    assert ">alipay-" in page  # the paid one names its transaction
+    assert "none yet" not in page
+
+
 async def test_pay_delivers_signed_callback(
     make_sandbox: SandboxFactory, sandbox_http: HttpFactory, receiver: Receiver
 ) -> None:

@@ -174,7 +174,8 @@ async def test_one_buyers_simultaneous_orders_pass_the_limit_once(pg_db: Databas
         assert len(refused) == 1
         err = refused[0]
         assert isinstance(err, DomainError) and err.code is ErrorCode.LIMIT_EXCEEDED, repr(err)
-        assert f"{sku}: limit is {limit} per buyer; you already have {limit}" in err.message
+        assert err.message.startswith(f"{sku}: limit is {limit} per buyer in its window")
+        assert f"your orders in it already hold {limit}" in err.message
         overlapped += overlap.peak == 2
         assert await stock_of(pg_db, sku) == {"WH-A": (10, limit)}
         assert await rows(

@@ -49,7 +49,7 @@ async def test_due_events_are_leased_backed_off_and_cleared(db: Database) -> Non
 
     async with db.transaction() as session:
         retry_at = await inbox.failed(session, "payment", "evt-1", "x" * 900, 3, later)
-        await inbox.delivered(session, "payment", "evt-2", "delivered", later)
+        await inbox.delivered(session, "payment", "evt-2", "forwarded", later)
     assert retry_at == later + timedelta(seconds=8)
     async with db.sessions() as session:
         (waiting,) = await inbox.pending(session, 10)
@@ -57,7 +57,7 @@ async def test_due_events_are_leased_backed_off_and_cleared(db: Database) -> Non
     assert waiting.last_error == "x" * 500  # bounded
     assert await rows(
         db, "SELECT event_id, outcome FROM webhook_events WHERE delivered_at IS NOT NULL"
-    ) == [("evt-2", "delivered")]
+    ) == [("evt-2", "forwarded")]
 
     async with db.transaction() as session:  # the back-off stops doubling at five minutes
         retry_at = await inbox.failed(session, "payment", "evt-1", "down", 30, later)

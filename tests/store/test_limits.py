@@ -27,7 +27,10 @@ async def test_limit_per_buyer_within_the_window(db: Database) -> None:
     await place(db, "o-2", [("HOT", 1)], now=T0 + timedelta(days=1))
 
     before = await dump(db)
-    with pytest.raises(DomainError, match="HOT: limit is 2 per buyer; you already have 2") as err:
+    with pytest.raises(
+        DomainError,
+        match="HOT: limit is 2 per buyer in its window; your orders in it already hold 2",
+    ) as err:
         await place(db, "o-3", [("HOT", 1)], now=T0 + timedelta(days=2))
     assert err.value.code is ErrorCode.LIMIT_EXCEEDED
     assert err.value.details == {"sku": "HOT", "limit": 2, "already": 2, "requested": 1}

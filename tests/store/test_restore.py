@@ -129,5 +129,7 @@ async def test_ending_a_paid_orders_purchases_frees_the_buyers_limit(db: Databas
         ("o-open", True),
         ("o-paid", False),
     ]
-    with pytest.raises(DomainError, match="you already have 3"):  # o-open and o-new count
+    with pytest.raises(
+        DomainError, match="your orders in it already hold 3"
+    ):  # o-open and o-new count
         await place(db, "o-more", [("HOT", 1)], now=T0 + timedelta(minutes=4))

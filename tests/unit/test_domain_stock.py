@@ -130,7 +130,9 @@ def test_buying_up_to_exactly_the_limit_is_allowed(already: int, requested: int)
 @pytest.mark.parametrize(("already", "requested"), [(0, 3), (2, 1), (1, 2)])
 def test_buying_beyond_the_limit_is_refused_with_details(already: int, requested: int) -> None:
     with pytest.raises(
-        DomainError, match=rf"BOOK-1: limit is 2 per buyer; you already have {already}"
+        DomainError,
+        match=rf"BOOK-1: limit is 2 per buyer in its window; your orders in it already hold"
+        rf" {already}",
     ) as err:
         check_limit("BOOK-1", 2, already=already, requested=requested)
     assert err.value.code is ErrorCode.LIMIT_EXCEEDED
