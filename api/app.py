@@ -1,12 +1,17 @@
 """The FastAPI application: `uvicorn api.app:app` (or `create_app(...)` in tests)."""
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from api import (
@@ -82,6 +87,29 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+READY_TIMEOUT = 2.0
+
+
+async def _database_ready(db: Database) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), db.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as err:  # any failure is "not ready", said in its own words
+        return f"unavailable: {type(err).__name__}"
+    return "ok"
+
+
+async def _temporal_ready(client: Client) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=READY_TIMEOUT)
+            )
+    except Exception as err:
+        return f"unavailable: {type(err).__name__}"
+    return "ok"
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -126,7 +154,23 @@ def create_app(
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
+        """Alive: the process answers (for a liveness probe)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "a dependency is down"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the database and Temporal both answer within 2 s (for a readiness probe);
+        503 names what does not."""
+        checks = {
+            "database": _database_ready(request.app.state.db),
+            "temporal": _temporal_ready(request.app.state.temporal),
+        }
+        results = await asyncio.gather(*checks.values())
+        body = dict(zip(checks, results, strict=True))
+        ready = all(r == "ok" for r in results)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", **body}, 200 if ready else 503
+        )
 
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes

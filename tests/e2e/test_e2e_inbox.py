@@ -34,6 +34,17 @@ async def test_a_payment_during_an_outage_is_recorded_then_delivered(stack: Stac
             serving(app, sock, "api-without-temporal"),
             httpx.AsyncClient(base_url=url_of(sock), timeout=30) as down,
         ):
+            # not ready, and saying why; alive all the same
+            not_ready = await down.get("/readyz")
+            assert not_ready.status_code == 503
+            assert not_ready.json()["database"] == "ok"
+            assert not_ready.json()["temporal"].startswith("unavailable")
+            assert ok(await down.get("/healthz")) == {"status": "ok"}
+            assert ok(await stack.http.get("/readyz")) == {
+                "status": "ok",
+                "database": "ok",
+                "temporal": "ok",
+            }
             # reads and the intent (a database read and a gateway call) still work
             assert ok(await down.get(f"/orders/{order['id']}", headers=buyer.headers)) == order
             expect_problem(
@@ -91,3 +102,19 @@ async def test_a_payment_during_an_outage_is_recorded_then_delivered(stack: Stac
     assert settled["paid_cents"] == order["total_cents"]
     pending = ok(await stack.http.get("/admin/callbacks/pending", headers=stack.admin.headers))
     assert [e for e in pending["items"] if e["order_id"] == order["id"]] == []
+
+
+async def test_readiness_names_a_database_that_does_not_answer(stack: Stack) -> None:
+    db = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")  # nothing listens
+    app = create_app(stack.settings, temporal=stack.temporal, db=db, gateway=None)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        ):
+            answer = await c.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["temporal"] == "ok"
+            assert answer.json()["database"].startswith("unavailable")
+    finally:
+        await db.dispose()
