@@ -61,12 +61,17 @@ async def run(args: argparse.Namespace) -> None:
             took = time.perf_counter() - t
             return r.status_code, r.json().get("code", ""), took
 
-        tasks = [asyncio.create_task(buy(h)) for h in buyers]
-        await asyncio.sleep(0.2)
-        began = time.perf_counter()
-        go.set()
-        results = await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
+        async def wave() -> tuple[list[tuple[int, str, float]], float]:
+            """Every buyer at once: the answers, and how long until the last one."""
+            go.clear()
+            tasks = [asyncio.create_task(buy(h)) for h in buyers]
+            await asyncio.sleep(0.2)  # all waiting at the gate
+            began = time.perf_counter()
+            go.set()
+            answers = await asyncio.gather(*tasks)
+            return answers, time.perf_counter() - began
+
+        results, elapsed = await wave()
 
         placed = [t for status, _, t in results if status == 201]
         refused = [t for status, code, t in results if status == 409 and code == "OUT_OF_STOCK"]
@@ -94,13 +99,7 @@ async def run(args: argparse.Namespace) -> None:
         assert (on_hand, locked) == (args.units, args.units)
 
         # a second wave, once the stock reads zero: refused from a read, no workflow each
-        go.clear()
-        late = [asyncio.create_task(buy(h)) for h in buyers]
-        await asyncio.sleep(0.2)
-        began = time.perf_counter()
-        go.set()
-        second = await asyncio.gather(*late)
-        elapsed = time.perf_counter() - began
+        second, elapsed = await wave()
         assert all(status == 409 and code == "OUT_OF_STOCK" for status, code, _ in second)
         took = [t for _, _, t in second]
         print(

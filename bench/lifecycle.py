@@ -47,10 +47,8 @@ BUYERS = 50
 Steps = dict[str, float]  # step -> seconds
 
 
-async def fresh_database(
-    kind: str, workdir: Path, stack: AsyncExitStack, extra: dict[str, int] | None = None
-) -> str:
-    """A migrated database with the bench SKU, `extra` SKUs (sku -> units) and rich buyers."""
+async def empty_database(kind: str, workdir: Path, stack: AsyncExitStack) -> str:
+    """A migrated, empty database: a file, or a PostgreSQL database dropped at the end."""
     if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{workdir}/orders.db"
     else:
@@ -67,6 +65,14 @@ async def fresh_database(
         stack.push_async_callback(drop)
         url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     await asyncio.to_thread(upgrade, url)
+    return url
+
+
+async def fresh_database(
+    kind: str, workdir: Path, stack: AsyncExitStack, extra: dict[str, int] | None = None
+) -> str:
+    """A migrated database with the bench SKU, `extra` SKUs (sku -> units) and rich buyers."""
+    url = await empty_database(kind, workdir, stack)
     db = Database(url)
     skus = {SKU: 10_000_000, **(extra or {})}
     catalog = [

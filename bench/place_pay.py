@@ -12,26 +12,24 @@ import asyncio
 import statistics
 import tempfile
 import time
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.auth import Role, mint
+from bench.lifecycle import empty_database
 from domain.models import ProductType, SkuInfo, StockPolicy
 from gateways.payments import PaymentGatewayClient
 from scripts.seed import seed_catalog
 from scripts.serve import listening_socket, serving, url_of
 from settings import Settings
 from store.db import Database
-from store.migrate import upgrade
 from worker import build_worker
 from workflows.ids import SEARCH_ATTRIBUTES, order_workflow_id
 
@@ -54,29 +52,9 @@ def pct(values: list[float], p: float) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-async def database(kind: str, stack: AsyncExitStack) -> str:
-    if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        name = f"orders_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as c:
-            await c.execute(text(f"CREATE DATABASE {name}"))
-
-        async def drop() -> None:
-            async with admin.connect() as c:
-                await c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            await admin.dispose()
-
-        stack.push_async_callback(drop)
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    await asyncio.to_thread(upgrade, url)
-    return url
-
-
 async def run(orders: int, concurrency: int, kind: str) -> None:
     async with AsyncExitStack() as stack:
-        url = await database(kind, stack)
+        url = await empty_database(kind, Path(tempfile.mkdtemp()), stack)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(BIN / "temporal"),
             data_converter=pydantic_data_converter,
