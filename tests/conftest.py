@@ -240,6 +240,7 @@ async def register_search_attributes(client: Client) -> None:
         "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
         "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+        "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

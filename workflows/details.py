@@ -9,7 +9,15 @@ from temporalio.exceptions import ApplicationError
 
 from domain.models import CloseReason, OrderState, OrderStatus, Package, PackageStatus
 from domain.order import next_deadline
-from workflows.ids import BUYER_ID, CLOSE_REASON, ORDER_STATUS, ORDER_TOTAL, REFUND_FAILED
+from workflows.ids import (
+    BUYER_ID,
+    CLOSE_REASON,
+    OPEN_CASES,
+    ORDER_STATUS,
+    ORDER_TOTAL,
+    PAID_AT,
+    REFUND_FAILED,
+)
 
 
 def money(cents: int) -> str:
@@ -91,6 +99,9 @@ def publish(state: OrderState) -> None:
     ]
     if state.close_reason:
         updates.append(CLOSE_REASON.value_set(state.close_reason.value))
+    if state.payment is not None:
+        updates.append(PAID_AT.value_set(state.payment.paid_at))
+    updates.append(OPEN_CASES.value_set(sum(1 for c in state.cases if c.open)))
     workflow.upsert_search_attributes(updates)
     workflow.set_current_details(render(state))
 

@@ -12,6 +12,8 @@ CLOSE_REASON = SearchAttributeKey.for_keyword("CloseReason")
 REFUND_FAILED = SearchAttributeKey.for_bool("RefundFailed")  # a refund an admin must retry
 CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")  # after-sales case workflows
 ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+PAID_AT = SearchAttributeKey.for_datetime("PaidAt")  # "paid > 2 days ago, not shipped"
+OPEN_CASES = SearchAttributeKey.for_int("OpenCases")  # an order's open after-sales cases
 SEARCH_ATTRIBUTES = (
     ORDER_STATUS,
     BUYER_ID,
@@ -20,6 +22,8 @@ SEARCH_ATTRIBUTES = (
     REFUND_FAILED,
     CASE_STATUS,
     ORDER_ID,
+    PAID_AT,
+    OPEN_CASES,
 )
 
 # activity names, shared by workflows (which must not import activities/) and the worker
@@ -50,11 +54,13 @@ def orphan_payment_workflow_id(txn_id: str) -> str:
     return f"orphan-payment-{txn_id}"
 
 
+KINDS = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool", "DATETIME": "Datetime"}  # CLI names
+
+
 def search_attribute_flags() -> list[str]:
     """`temporal server start-dev` flags that register our search attributes."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool"}
     out: list[str] = []
     for key in SEARCH_ATTRIBUTES:
-        kind = kinds[key.indexed_value_type.name]
+        kind = KINDS[key.indexed_value_type.name]
         out += ["--search-attribute", f"{key.name}={kind}"]
     return out
