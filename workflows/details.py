@@ -30,14 +30,14 @@ def summary(order_id: str, buyer_id: str, lines: list[tuple[str, int]]) -> str:
 
 
 def _when(at: datetime | None) -> str:
-    return at.isoformat() if at else "-"
+    return at.isoformat(timespec="seconds") if at else "-"
 
 
 def _next(p: Package) -> str:
     if p.purchase_at:
-        return f"supplier purchase at {p.purchase_at.isoformat()}"
+        return f"supplier purchase at {_when(p.purchase_at)}"
     if p.auto_confirm_at:
-        return f"auto-confirm at {p.auto_confirm_at.isoformat()}"
+        return f"auto-confirm at {_when(p.auto_confirm_at)}"
     if p.status is PackageStatus.REJECTED and not p.restocked:
         return "awaiting the return at its location"
     return "-"
@@ -76,7 +76,7 @@ def render(state: OrderState) -> str:
         out += ["", "**Refunding:**"]
         out += [
             f"- refund request {r.id}: {money(r.amount_cents)}, agreed automatically at"
-            f" {r.respond_by.isoformat()}"
+            f" {_when(r.respond_by)}"
             for r in open_requests
         ]
         out += [f"- after-sales case {c.id} ({c.type}): see after-sales-{c.id}" for c in open_cases]
@@ -84,7 +84,7 @@ def render(state: OrderState) -> str:
     if deadline and state.close_reason is None:
         out += [
             "",
-            f"Next timer: **{deadline.kind}** at {deadline.at.isoformat()} — {deadline.describe()}",
+            f"Next timer: **{deadline.kind}** at {_when(deadline.at)} — {deadline.describe()}",
         ]
     return "\n".join(out)
 
