@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     service_phone: str = Field("400-606-5500", max_length=32)  # on every after-sales case
     blob_dir: str = ".data/blobs"  # evidence images, by sha256
 
+    metrics_bind: str = ""  # the worker's Prometheus endpoint, e.g. 127.0.0.1:9464 (off: "")
     workflow_sandbox: bool = False  # the tests turn it on: any non-deterministic call fails
     relay_every_seconds: float = Field(2.0, gt=0, le=300)  # the callback relay's round
     reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule

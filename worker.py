@@ -16,6 +16,8 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
 )
+from temporalio.common import MetricMeter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -25,6 +27,7 @@ from activities.reconcile import ReconcileActivities
 from domain.messages import ReconcileInput
 from gateways.payments import PaymentGatewayClient
 from gateways.supplier import SupplierClient
+from metrics import BusinessMetrics
 from relay import Relay
 from settings import Settings, get_settings
 from store.db import Database
@@ -45,11 +48,17 @@ def build_worker(
     gateway: PaymentGatewayClient | None,
     supplier: SupplierClient | None = None,
     activities: OrderActivities | None = None,
+    meter: MetricMeter | None = None,
 ) -> Worker:
+    metrics = BusinessMetrics(meter or MetricMeter.noop)
     acts = activities or OrderActivities(
-        db, gateway, supplier, f"{settings.api_public_url}/webhooks/suppliers/kepler"
+        db,
+        gateway,
+        supplier,
+        f"{settings.api_public_url}/webhooks/suppliers/kepler",
+        metrics,
     )
-    case_acts = CaseActivities(db, client, settings.task_queue)
+    case_acts = CaseActivities(db, client, settings.task_queue, metrics)
     reconcile = ReconcileActivities(db, client, settings.task_queue)
     return Worker(
         client,
@@ -106,13 +115,19 @@ async def main() -> None:
     db = Database(settings.database_url)
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
     supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
-    client = await connect(lazy=False)  # a worker needs a connected client
+    runtime = None
+    if settings.metrics_bind:  # the SDK serves its metrics and ours on one /metrics
+        runtime = Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.metrics_bind))
+        )
+    client = await connect(lazy=False, **({"runtime": runtime} if runtime else {}))
     await ensure_schedules(client, settings)
     relay = asyncio.create_task(  # callbacks Temporal did not take at once
         Relay(db, client, settings.task_queue).run(settings.relay_every_seconds)
     )
     try:
-        await build_worker(client, settings, db, gateway, supplier).run()
+        meter = runtime.metric_meter if runtime else None
+        await build_worker(client, settings, db, gateway, supplier, meter=meter).run()
     finally:
         relay.cancel()
         await supplier.aclose()

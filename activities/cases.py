@@ -2,9 +2,10 @@
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import MetricMeter, WorkflowIDConflictPolicy
 
 from domain.after_sales import AfterSalesCase
+from metrics import BusinessMetrics
 from store import cases
 from store.db import Database
 from workflows import case_details, ids
@@ -12,10 +13,17 @@ from workflows.after_sales import AfterSalesWorkflow
 
 
 class CaseActivities:
-    def __init__(self, db: Database, client: Client, task_queue: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: Client,
+        task_queue: str,
+        metrics: BusinessMetrics | None = None,
+    ) -> None:
         self.db = db
         self.client = client
         self.task_queue = task_queue
+        self.metrics = metrics or BusinessMetrics(MetricMeter.noop)
 
     @activity.defn(name=ids.START_CASE)
     async def start_case(self, case: AfterSalesCase) -> None:
@@ -34,3 +42,4 @@ class CaseActivities:
     async def save_case(self, case: AfterSalesCase) -> None:
         async with self.db.transaction() as session:
             await cases.save(session, case)
+        self.metrics.case(case.status.value)

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
+from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
 from domain.errors import DomainError, ErrorCode
@@ -21,6 +22,7 @@ from domain.messages import (
 from domain.models import GATEWAY_CHANNELS, OrderState, Refund
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
+from metrics import BusinessMetrics
 from store import cases, orders, payments, placement, reviews, stock
 from store.db import Database
 from workflows import ids
@@ -34,11 +36,13 @@ class OrderActivities:
         gateway: PaymentGatewayClient | None,
         supplier: SupplierClient | None = None,
         supplier_notify_url: str = "",
+        metrics: BusinessMetrics | None = None,
     ) -> None:
         self.db = db
         self.gateway = gateway
         self.supplier = supplier
         self.supplier_notify_url = supplier_notify_url
+        self.metrics = metrics or BusinessMetrics(MetricMeter.noop)
 
     @asynccontextmanager
     async def _txn(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
@@ -59,7 +63,9 @@ class OrderActivities:
     @activity.defn(name=ids.PLACE_ORDER)
     async def place_order(self, inp: PlaceOrderInput) -> OrderState:
         async with self._txn() as session:
-            return await placement.place_order(session, inp)
+            state = await placement.place_order(session, inp)
+        self.metrics.placed()
+        return state
 
     @activity.defn(name=ids.LOAD_ORDER)
     async def load_order(self, order_id: str) -> OrderState:
@@ -76,7 +82,9 @@ class OrderActivities:
     @activity.defn(name=ids.ACCEPT_PAYMENT)
     async def accept_payment(self, inp: AcceptPaymentInput) -> OrderState:
         async with self._txn() as session:
-            return await payments.accept_payment(session, inp)
+            state = await payments.accept_payment(session, inp)
+        self.metrics.paid()
+        return state
 
     @activity.defn(name=ids.SAVE_ORDER)
     async def save_order(self, inp: SaveOrderInput) -> None:
@@ -88,7 +96,7 @@ class OrderActivities:
                     await stock.restore(session, inp.state.id, inp.restore)
                 if inp.returns:
                     await stock.return_units(session, inp.state.id, inp.return_ref, inp.returns)
-                if inp.case is not None:
+                if inp.case is not None:  # a case opened: its first snapshot
                     await cases.save(session, inp.case)
                 if inp.review is not None:
                     await reviews.add(
@@ -113,6 +121,9 @@ class OrderActivities:
                 type=ErrorCode.INVALID_TRANSITION.value,
                 non_retryable=True,
             ) from None
+        self.metrics.saved(inp.event)
+        if inp.case is not None:
+            self.metrics.case(inp.case.status.value)
 
     @activity.defn(name=ids.REFUND_PAYMENT)
     async def refund_payment(self, inp: RefundPaymentInput) -> Refund:
@@ -128,6 +139,8 @@ class OrderActivities:
                     refund.txn_id, refund.id, refund.amount_cents, refund.reason
                 )
             except PaymentGatewayError as err:
+                if not err.retryable:
+                    self.metrics.refund(refund, "REFUSED")
                 raise ApplicationError(
                     str(err),
                     type=ErrorCode.PAYMENT_GATEWAY_ERROR.value,
@@ -135,6 +148,7 @@ class OrderActivities:
                 ) from err
         async with self._txn() as session:
             await payments.record_refund(session, inp.order_id, inp.payment, refund, inp.note_event)
+        self.metrics.refund(refund, "SUCCEEDED")
         return refund
 
     def _supplier(self) -> SupplierClient:

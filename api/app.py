@@ -27,6 +27,7 @@ from api import (
 )
 from api.errors import problem_response
 from gateways.payments import PaymentGatewayClient
+from metrics import RequestMetrics, metrics_endpoint
 from relay import Relay
 from settings import Settings, get_settings
 from store.blobs import BlobStore, FileBlobStore
@@ -172,6 +173,8 @@ def create_app(
             {"status": "ok" if ready else "unavailable", **body}, 200 if ready else 503
         )
 
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 BIN = Path(sys.executable).parent
 TEMPORAL_PORT, UI_PORT, API_PORT, GATEWAY_PORT, SUPPLIER_PORT = 7233, 8233, 8000, 8010, 8020
+METRICS_PORT = 9464  # the worker's (the n-th worker's: + n - 1); the API's is /metrics
 SUPPLIER_AUTO_SHIP_SECONDS = 20  # the sandbox supplier ships this long after it sells
 
 
@@ -113,7 +114,8 @@ def main() -> None:
         workers = int(os.environ.get("ORDERS_WORKERS", "1"))
         for n in range(1, workers + 1):
             name = "worker" if workers == 1 else f"worker-{n}"
-            procs.append((name, start(name, [sys.executable, "worker.py"], env)))
+            metrics = {"ORDERS_METRICS_BIND": f"127.0.0.1:{METRICS_PORT + n - 1}"}
+            procs.append((name, start(name, [sys.executable, "worker.py"], env | metrics)))
         apis = int(os.environ.get("ORDERS_API_PROCESSES", "1"))
         api = start(
             "api",
@@ -135,6 +137,8 @@ Order saga is running (logs in .data/*.log). Ctrl-C stops everything.
   API docs      http://127.0.0.1:{API_PORT}/docs
   Temporal UI   http://127.0.0.1:{UI_PORT}/namespaces/default/workflows
   Pay sandbox   http://127.0.0.1:{GATEWAY_PORT}
+  Metrics       http://127.0.0.1:{API_PORT}/metrics (API)
+                http://127.0.0.1:{METRICS_PORT}/metrics (worker: Temporal SDK + business)
   Supplier      http://127.0.0.1:{SUPPLIER_PORT}/orders/<supplier order id> (Kepler sandbox)
   Cancel window {settings.supplier_cancel_window_seconds} s before Kepler goods are bought
 
