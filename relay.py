@@ -98,6 +98,7 @@ class Relay:
                 attempts,
                 retry_at.isoformat(),
                 err,
+                extra={"order_id": event.order_id},
             )
             return "queued"
         async with self.db.transaction() as session:

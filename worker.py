@@ -2,7 +2,6 @@
 callback relay beside it."""
 
 import asyncio
-import logging
 from datetime import timedelta
 
 from temporalio.client import (
@@ -21,6 +20,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+import logs
 from activities.cases import CaseActivities
 from activities.orders import OrderActivities
 from activities.reconcile import ReconcileActivities
@@ -110,7 +110,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    logs.setup("worker")
     settings = get_settings()
     db = Database(settings.database_url)
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)

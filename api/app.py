@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+import logs
 from api import (
     after_sales,
     catalog,
@@ -184,5 +185,6 @@ def create_app(
 def __getattr__(name: str) -> FastAPI:
     """`uvicorn api.app:app` builds the app on first access, not at import."""
     if name == "app":
+        logs.setup("api")
         return create_app()
     raise AttributeError(name)

@@ -3,6 +3,7 @@
 from temporalio.common import SearchAttributeKey
 
 ORDER_WORKFLOW_PREFIX = "order-"
+CASE_WORKFLOW_PREFIX = "after-sales-"
 PLACE_UPDATE_ID = "place"  # update id of placement: the same request twice is one placement
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
@@ -47,7 +48,7 @@ def order_workflow_id(order_id: str) -> str:
 
 
 def case_workflow_id(case_id: str) -> str:
-    return f"after-sales-{case_id}"
+    return f"{CASE_WORKFLOW_PREFIX}{case_id}"
 
 
 def orphan_payment_workflow_id(txn_id: str) -> str:

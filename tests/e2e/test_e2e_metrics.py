@@ -1,6 +1,7 @@
 """Metrics from the real processes: the worker's (the Temporal SDK's own and the business
 counters, on one endpoint) and the API's per route."""
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -84,6 +85,11 @@ async def test_the_worker_and_the_api_expose_their_metrics(
         assert sample(worker, "orders_closed", reason="BUYER_CANCELLED") == 1
         assert sample(worker, "orders_refunds", result="SUCCEEDED", channel="balance") == 1
         assert "temporal_workflow_task_execution_latency" in worker  # the SDK's own
+
+        # and the API's log is JSON lines
+        records = [json.loads(x) for x in (tmp_path / "api.log").read_text().splitlines() if x]
+        assert records and {r["process"] for r in records} == {"api"}
+        assert any(r["msg"].startswith("Application startup complete") for r in records)
     finally:
         cluster.stop()
         if name is not None:
