@@ -135,5 +135,10 @@ async def main() -> None:
         await db.dispose()
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`orders-worker`: one worker process (the standard TEMPORAL_* and ORDERS_* settings)."""
     asyncio.run(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,11 +1,13 @@
 """The FastAPI application: `uvicorn api.app:app` (or `create_app(...)` in tests)."""
 
+import argparse
 import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -180,6 +182,18 @@ def create_app(
         BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     return app
+
+
+def main() -> None:
+    """`orders-api [--host H] [--port P] [--workers N]`: the API (ORDERS_* settings)."""
+    parser = argparse.ArgumentParser(description="the order API")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    args = parser.parse_args()
+    uvicorn.run(
+        "api.app:app", host=args.host, port=args.port, workers=args.workers, access_log=False
+    )
 
 
 def __getattr__(name: str) -> FastAPI:

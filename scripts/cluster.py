@@ -86,16 +86,13 @@ class Cluster:
         if name == "gateway":
             port = str(self.ports["gateway"])
             return [sys.executable, "-m", "gateways.sandbox_payments", "--port", port]
-        if name == "worker":
-            return [sys.executable, "worker.py"]
+        if name == "worker":  # the entry points a production deploy runs
+            return [str(BIN / "orders-worker")]
         if name == "bare":  # the bare engine's worker (bench/)
             return [sys.executable, "-m", "bench.bare"]
         assert name == "api"
         port = str(self.ports["api"])
-        return [
-            *(sys.executable, "-m", "uvicorn", "api.app:app", "--port", port, "--no-access-log"),
-            *(("--workers", str(self.api_processes)) if self.api_processes > 1 else ()),
-        ]
+        return [str(BIN / "orders-api"), "--port", port, "--workers", str(self.api_processes)]
 
     async def start(self, name: str, as_name: str = "") -> None:
         """Start `name` (one of temporal, gateway, worker, api, bare), known as `as_name`

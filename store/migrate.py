@@ -17,7 +17,12 @@ def upgrade(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """`orders-migrate [URL]`: ORDERS_DATABASE_URL (or URL) to the latest schema."""
     from settings import get_settings
 
     upgrade(sys.argv[1] if len(sys.argv) > 1 else get_settings().database_url)
+
+
+if __name__ == "__main__":
+    main()
