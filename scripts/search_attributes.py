@@ -10,6 +10,8 @@ search-attributes add`, or in its web console: the same names and types.)
 
 import argparse
 import asyncio
+import os
+import sys
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -47,8 +49,17 @@ def main() -> None:
             kind = KINDS[key.indexed_value_type.name]
             print(f"temporal operator search-attribute create --name {key.name} --type {kind}")
         return
-    added = asyncio.run(register())
+    try:
+        added = asyncio.run(register())
+    except Exception as err:  # Temporal unreachable, no permission: say so, exit 1
+        print(f"could not register the search attributes: {err!r}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)
     print(f"added: {', '.join(added)}" if added else "all search attributes already registered")
+    sys.stdout.flush()
+    # the Temporal client's native threads can abort the interpreter's finalization
+    # ("PyGILState_Release ... finalizing"): the work is done, so leave without it
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,26 @@ from api.auth import Role, mint
 from scripts.cluster import BIN, Cluster
 from settings import DEV_SECRETS
 from tests.conftest import PG_URL, _pg_exec
-from tests.e2e.harness import ADDRESS, ok
+from tests.e2e.harness import ADDRESS, eventually, ok
 
 pytestmark = pytest.mark.e2e
 
 
 def command(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (args, done.returncode, done.stderr[-2000:])
     return done.stdout
+
+
+async def _pollers(client: Client) -> set[str]:
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name="orders"),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return {p.identity for p in described.pollers}
 
 
 async def test_two_workers_and_two_api_processes_from_the_entry_points(tmp_path: Path) -> None:
@@ -46,6 +58,14 @@ async def test_two_workers_and_two_api_processes_from_the_entry_points(tmp_path:
         await cluster.start("worker", as_name="worker-1")
         await cluster.start("worker", as_name="worker-2")
         await cluster.start("api")
+        client = await Client.connect(cluster.temporal_address)
+        pollers = await eventually(  # both workers up and polling before orders flow
+            lambda: _pollers(client),
+            lambda found: len(found) >= 2,
+            what="two workers polling",
+            timeout=60,
+        )
+        assert len(pollers) == 2
 
         async with httpx.AsyncClient(base_url=cluster.api_url, timeout=60) as http:
             sku = {
@@ -79,16 +99,6 @@ async def test_two_workers_and_two_api_processes_from_the_entry_points(tmp_path:
             assert statuses == ["COMPLETED"] * 12
             assert ok(await http.get("/readyz"))["status"] == "ok"
 
-        # both workers poll the task queue (two distinct identities)
-        client = await Client.connect(cluster.temporal_address)
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace="default",
-                task_queue=TaskQueue(name="orders"),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            )
-        )
-        assert len({p.identity for p in described.pollers}) >= 2, described.pollers
         assert all(p.poll() is None for p in cluster.procs.values())  # nothing died
     finally:
         cluster.stop()
