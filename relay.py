@@ -25,9 +25,8 @@ from workflows.orphan_payment import OrphanPaymentWorkflow
 
 log = logging.getLogger(__name__)
 RPC_TIMEOUT = timedelta(seconds=5)
-# how long one delivery may take, the client's own retries included: the API's sender
-# waits for the first, so it is short (the relay takes over); the relay's, longer
-SENDER_PATIENCE = 2.0
+# how long one delivery by the relay loop may take, the client's own retries included (the
+# API's first attempt, which its sender waits for, is bounded by `sender_patience`)
 RELAY_PATIENCE = 15.0
 FIRST_RETRY = timedelta(seconds=10)  # the inline attempt's grace before the relay may take it
 LOUD_AFTER = 10  # failed attempts after which every further one is logged as an error
@@ -39,11 +38,19 @@ NOTICES: dict[str, tuple[Any, type[BaseModel]]] = {
 
 
 class Relay:
-    def __init__(self, db: Database, client: Client, task_queue: str, batch: int = 100) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: Client,
+        task_queue: str,
+        batch: int = 100,
+        sender_patience: float = 2.0,
+    ) -> None:
         self.db = db
         self.client = client
         self.task_queue = task_queue
         self.batch = batch
+        self.sender_patience = sender_patience
 
     async def accept(self, event: InboxEvent) -> str:
         """Record the event, then try to deliver it: `duplicate` for an event id already
@@ -52,7 +59,7 @@ class Relay:
         async with self.db.transaction() as session:
             if not await inbox.record(session, event, now, now + FIRST_RETRY):
                 return "duplicate"
-        return await self._attempt(event, SENDER_PATIENCE)
+        return await self._attempt(event, self.sender_patience)
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Deliver what is due (at `now`); the number of events taken."""

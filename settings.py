@@ -51,6 +51,9 @@ class Settings(BaseSettings):
 
     metrics_bind: str = ""  # the worker's Prometheus endpoint, e.g. 127.0.0.1:9464 (off: "")
     workflow_sandbox: bool = False  # the tests turn it on: any non-deterministic call fails
+    # how long a partner's callback waits for Temporal before it is answered "queued" and
+    # left to the relay (tests without a relay loop wait longer)
+    relay_sender_patience_seconds: float = Field(2.0, gt=0, le=60)
     relay_every_seconds: float = Field(2.0, gt=0, le=300)  # the callback relay's round
     reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule
     reconcile_grace_seconds: int = Field(120, ge=0)  # younger orders are left alone

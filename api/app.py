@@ -133,7 +133,12 @@ def create_app(
             settings.gateway_url, settings.gateway_api_key
         )
         app.state.temporal = temporal or await connect()
-        app.state.relay = Relay(app.state.db, app.state.temporal, settings.task_queue)
+        app.state.relay = Relay(
+            app.state.db,
+            app.state.temporal,
+            settings.task_queue,
+            sender_patience=settings.relay_sender_patience_seconds,
+        )
         try:
             yield
         finally:

@@ -266,6 +266,9 @@ def test_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {
         "env": "dev",
         "workflow_sandbox": True,
+        # no relay loop runs beside these tests: a callback waits for its signal, as long as
+        # a loaded CI machine may need, instead of being left "queued"
+        "relay_sender_patience_seconds": 30.0,
         "task_queue": f"tq-{uuid.uuid4().hex[:8]}",
         "payment_webhook_secret": PAYMENT_SECRET,
         "gateway_api_key": GATEWAY_KEY,

@@ -24,7 +24,9 @@ async def test_a_payment_during_an_outage_is_recorded_then_delivered(stack: Stac
 
     # the same API, but its Temporal is unreachable (nothing listens on port 1)
     sock = listening_socket()
-    settings = stack.settings.model_copy(update={"api_public_url": url_of(sock)})
+    settings = stack.settings.model_copy(
+        update={"api_public_url": url_of(sock), "relay_sender_patience_seconds": 2.0}
+    )
     db = Database(settings.database_url)
     gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
     dead = await connect(target_host="127.0.0.1:1")
