@@ -13,7 +13,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP)
+# the console's browser tests drive Debian's Chromium (never a browser download)
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (Debian: apt-get install chromium)"; exit 1; }
+	apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+setup: $(STAMP) $(CHROMIUM)
 
 run: setup
 	$(PY) -m scripts.run

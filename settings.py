@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///.data/orders.db"
     task_queue: str = "orders"
     api_public_url: str = "http://127.0.0.1:8000"
+    temporal_ui_url: str = "http://127.0.0.1:8233"  # the console links each order to it
 
     jwt_secret: str = DEV_SECRETS["jwt_secret"]
     payment_webhook_secret: str = DEV_SECRETS["payment_webhook_secret"]

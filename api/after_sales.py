@@ -140,7 +140,7 @@ async def open_case(
     return await messaging.update(client, db, user, order_id, OrderWorkflow.open_case, req)
 
 
-async def _case(session: SessionDep, user: CurrentUser, case_id: str) -> AfterSalesCase:
+async def visible_case(session: SessionDep, user: CurrentUser, case_id: str) -> AfterSalesCase:
     case = await cases.get(session, case_id)
     if case is None or not user.can_see(case.buyer_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
@@ -149,7 +149,7 @@ async def _case(session: SessionDep, user: CurrentUser, case_id: str) -> AfterSa
 
 @router.get("/after-sales/{case_id}", response_model=AfterSalesCase)
 async def get_case(case_id: str, user: CurrentUser, session: SessionDep) -> AfterSalesCase:
-    return await _case(session, user, case_id)
+    return await visible_case(session, user, case_id)
 
 
 @router.get("/after-sales", response_model=CasePage)
@@ -176,7 +176,7 @@ async def get_image(
     case_id: str, sha256: str, user: CurrentUser, session: SessionDep, blobs: BlobsDep
 ) -> Response:
     """Only to the case's parties, and only the case's own images."""
-    case = await _case(session, user, case_id)
+    case = await visible_case(session, user, case_id)
     data = await blobs.get(sha256) if sha256 in case.images else None
     if data is None:
         raise Problem(ErrorCode.NOT_FOUND, f"case {case_id} has no image {sha256}")
@@ -195,7 +195,7 @@ async def _act(
     case_id: str,
     cmd: CaseCommand,
 ) -> AfterSalesCase:
-    await _case(session, user, case_id)  # another buyer's case is a 404, as a read would be
+    await visible_case(session, user, case_id)  # another buyer's case is a 404, as a read would be
     await session.close()
     return await messaging.case_update(client, db, user, case_id, cmd)
 

@@ -20,6 +20,7 @@ import logs
 from api import (
     after_sales,
     catalog,
+    console,
     errors,
     openapi,
     orders,
@@ -160,6 +161,8 @@ def create_app(
     for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets):
         app.include_router(module.router)
     app.include_router(webhooks.admin)
+    app.include_router(console.router)
+    app.router.routes.append(console.static)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -80,11 +80,15 @@ async def _user(
     return decode(credentials.credentials.strip(), settings.jwt_secret)
 
 
+def require_role(user: User, *roles: Role) -> User:
+    if user.role not in roles:
+        raise Problem(ErrorCode.FORBIDDEN, f"this needs role {' or '.join(roles)}")
+    return user
+
+
 def _role(*roles: Role) -> object:
     async def check(user: Annotated[User, Depends(_user)]) -> User:
-        if user.role not in roles:
-            raise Problem(ErrorCode.FORBIDDEN, f"this needs role {' or '.join(roles)}")
-        return user
+        return require_role(user, *roles)
 
     return Depends(check)
 

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, FailureError
@@ -100,20 +101,36 @@ def from_failure(err: BaseException) -> Problem:
     return Problem("INTERNAL", "the order could not process the request", 500)
 
 
+def as_problem(exc: Exception) -> Problem | None:
+    """What the API would answer for `exc` (a refusal the caller can read), or None for an
+    unexpected error."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, DomainError):
+        return Problem(exc.code.value, exc.message, STATUS.get(exc.code, 409), **exc.details)
+    if isinstance(exc, WorkflowUpdateFailedError):
+        return from_failure(exc)
+    if isinstance(exc, RPCError) and exc.status in UNREACHABLE:
+        return Problem(
+            "TEMPORAL_UNAVAILABLE", "the order service is briefly unavailable; retry shortly", 503
+        )
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return Problem(ErrorCode.VALIDATION, f"{where}: {first['msg']}")
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.code, exc.detail, exc.status, **exc.extra)
 
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem_response(
-            exc.code.value, exc.message, STATUS.get(exc.code, 409), **exc.details
-        )
-
     @app.exception_handler(WorkflowUpdateFailedError)
-    async def _update(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:
-        p = from_failure(exc)
+    async def _refused(_: Request, exc: Exception) -> JSONResponse:
+        p = as_problem(exc)
+        assert p is not None
         return problem_response(p.code, p.detail, p.status, **p.extra)
 
     @app.exception_handler(RPCError)

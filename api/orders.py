@@ -1,11 +1,13 @@
 """Order routes: place, read, list, pay, ship, confirm, extend, cancel, close."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
 from api import messaging
+from api.auth import User
 from api.deps import (
     Buyer,
     CurrentUser,
@@ -30,14 +32,17 @@ from domain.messages import (
 from domain.models import (
     MAX_LINES,
     Address,
+    CloseReason,
     LineRequest,
     OrderEvent,
     OrderState,
     OrderStatus,
     PaymentChannel,
+    SubStatus,
     Unavailable,
 )
 from store import orders
+from store.orders import OrderFilter
 from workflows.order import OrderWorkflow
 
 router = APIRouter(tags=["orders"])
@@ -121,26 +126,101 @@ async def order_events(order_id: str, user: CurrentUser, session: SessionDep) ->
     return await orders.events(session, order_id)
 
 
+MAX_UNSHIPPED_HOURS = 24 * 366
+
+
+def _aware(name: str, when: datetime | None) -> datetime | None:
+    if when is not None and when.tzinfo is None:
+        raise Problem(ErrorCode.VALIDATION, f"{name}: give a zone (Z or +08:00)")
+    return when
+
+
+def order_filter(
+    user: User,
+    *,
+    buyer_id: str | None = None,
+    status: OrderStatus | None = None,
+    sub_status: SubStatus | None = None,
+    close_reason: CloseReason | None = None,
+    placed_from: datetime | None = None,
+    placed_to: datetime | None = None,
+    paid_from: datetime | None = None,
+    paid_to: datetime | None = None,
+    refund_failed: bool | None = None,
+    has_open_case: bool | None = None,
+    unshipped_hours: int | None = None,
+    now: datetime | None = None,
+) -> OrderFilter:
+    """One list's filter, for the JSON API and the console: a buyer sees only their own."""
+    if user.role == "buyer":
+        if buyer_id not in (None, user.id):
+            raise Problem(ErrorCode.FORBIDDEN, "buyers list their own orders only")
+        buyer_id = user.id
+    if unshipped_hours is not None and not 0 <= unshipped_hours <= MAX_UNSHIPPED_HOURS:
+        raise Problem(ErrorCode.VALIDATION, f"unshipped_hours: 0 to {MAX_UNSHIPPED_HOURS}")
+    since = None
+    if unshipped_hours is not None:
+        since = (now or datetime.now(UTC)) - timedelta(hours=unshipped_hours)
+    return OrderFilter(
+        buyer_id=buyer_id,
+        status=status,
+        sub_status=sub_status,
+        close_reason=close_reason,
+        placed_from=_aware("placed_from", placed_from),
+        placed_to=_aware("placed_to", placed_to),
+        paid_from=_aware("paid_from", paid_from),
+        paid_to=_aware("paid_to", paid_to),
+        refund_failed=refund_failed,
+        has_open_case=has_open_case,
+        unshipped_paid_before=since,
+    )
+
+
+async def order_page(
+    session: SessionDep, where: OrderFilter, limit: int, cursor: str | None
+) -> OrderPage:
+    try:
+        items, nxt = await orders.page(session, where, limit=limit, cursor=cursor)
+    except ValueError as err:
+        raise Problem(ErrorCode.VALIDATION, str(err)) from None
+    return OrderPage(items=items, next_cursor=nxt)
+
+
 @router.get("/orders", response_model=OrderPage)
 async def list_orders(
     user: CurrentUser,
     session: SessionDep,
     status: OrderStatus | None = None,
+    sub_status: SubStatus | None = None,
+    close_reason: CloseReason | None = None,
     buyer_id: str | None = Query(None, max_length=64),
+    placed_from: datetime | None = None,
+    placed_to: datetime | None = None,
+    paid_from: datetime | None = None,
+    paid_to: datetime | None = None,
+    refund_failed: bool | None = None,
+    has_open_case: bool | None = None,
+    unshipped_hours: int | None = Query(None, ge=0, le=MAX_UNSHIPPED_HOURS),
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=200),
 ) -> OrderPage:
-    if user.role == "buyer":
-        if buyer_id not in (None, user.id):
-            raise Problem(ErrorCode.FORBIDDEN, "buyers list their own orders only")
-        buyer_id = user.id
-    try:
-        items, nxt = await orders.page(
-            session, buyer_id=buyer_id, status=status, limit=limit, cursor=cursor
-        )
-    except ValueError as err:
-        raise Problem(ErrorCode.VALIDATION, str(err)) from None
-    return OrderPage(items=items, next_cursor=nxt)
+    """Newest first. Times are ISO 8601 with a zone; `*_from` is inclusive, `*_to` exclusive;
+    `unshipped_hours=N`: paid more than N hours ago and not (every package) shipped."""
+    where = order_filter(
+        user,
+        buyer_id=buyer_id,
+        status=status,
+        sub_status=sub_status,
+        close_reason=close_reason,
+        placed_from=placed_from,
+        placed_to=placed_to,
+        paid_from=paid_from,
+        paid_to=paid_to,
+        refund_failed=refund_failed,
+        has_open_case=has_open_case,
+        unshipped_hours=unshipped_hours,
+    )
+    return await order_page(session, where, limit, cursor)
 
 
 @router.post("/orders/{order_id}/pay", response_model=OrderState)

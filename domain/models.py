@@ -28,6 +28,12 @@ class StockPolicy(StrEnum):
     DEDUCT_ON_PAYMENT = "DEDUCT_ON_PAYMENT"  # Tmall 付款减库存
 
 
+def money(cents: int) -> str:
+    """Integer cents as yuan, as people read it: ¥1,234.50."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}¥{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
 class OrderStatus(StrEnum):
     PENDING_PAYMENT = "PENDING_PAYMENT"  # 待付款: placed, not paid
     PENDING_SHIPMENT = "PENDING_SHIPMENT"  # 待发货: paid, not every live package shipped

@@ -287,6 +287,14 @@ def package_of(state: OrderState, package_id: str) -> Package:
 def check_can_ship(
     state: OrderState, package_id: str, carrier: str | None, tracking_no: str | None
 ) -> None:
+    package = check_package_ships(state, package_id)
+    needs_logistics = package.product_type is not ProductType.VIRTUAL
+    if needs_logistics and not (carrier and tracking_no):
+        raise invalid_transition("physical goods ship with a carrier and a tracking number")
+
+
+def check_package_ships(state: OrderState, package_id: str) -> Package:
+    """The package may ship now (with whatever logistics its goods need)."""
     if state.status not in (OrderStatus.PENDING_SHIPMENT,):
         raise invalid_transition(f"order is {state.status}; only a paid, unshipped order ships")
     package = package_of(state, package_id)
@@ -296,9 +304,7 @@ def check_can_ship(
         raise invalid_transition(
             f"a refund request is open on package {package_id}: agree or refuse it first"
         )
-    needs_logistics = package.product_type is not ProductType.VIRTUAL
-    if needs_logistics and not (carrier and tracking_no):
-        raise invalid_transition("physical goods ship with a carrier and a tracking number")
+    return package
 
 
 def ship(
@@ -502,11 +508,16 @@ def held_open(state: OrderState) -> bool:
     """Something still to come keeps the workflow open past its own deadlines: a rejected
     package on its way back, an open refund request or after-sales case, or a refund the
     channel refused for good (an admin retries it through the workflow)."""
-    return (
-        bool(awaiting_return(state))
-        or has_open_refunds(state)
-        or any(r.status == "FAILED" for r in state.refunds)
-    )
+    return bool(awaiting_return(state)) or has_open_refunds(state) or refund_failed(state)
+
+
+def refund_failed(state: OrderState) -> bool:
+    """A refund the channel refused for good: an admin retries it."""
+    return any(r.status == "FAILED" for r in state.refunds)
+
+
+def open_case_count(state: OrderState) -> int:
+    return sum(1 for c in state.cases if c.open)
 
 
 def is_finished(state: OrderState, now: datetime, *, hold: bool = True) -> bool:

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.after_sales import AfterSalesCase, CaseStatus
+from domain.after_sales import FINAL, AfterSalesCase, CaseStatus
 from store.orders import keyset
 from store.sql import upsert_newer
 from store.tables import CaseRow
@@ -18,6 +18,7 @@ async def save(session: AsyncSession, case: AfterSalesCase) -> None:
         "version": case.version,
         "snapshot": case.model_dump(mode="json"),
         "updated_at": case.updated_at,
+        "deadline": case.deadline,
     }
     await upsert_newer(
         session,
@@ -59,3 +60,23 @@ async def page(
         q = q.where(CaseRow.order_id == order_id)
     rows, nxt = await keyset(session, q, CaseRow, limit, cursor)
     return [AfterSalesCase.model_validate(r.snapshot) for r in rows], nxt
+
+
+MAX_QUEUE_OFFSET = 10_000
+
+
+async def queue(
+    session: AsyncSession, *, status: CaseStatus | None, limit: int, offset: int
+) -> tuple[list[AfterSalesCase], bool]:
+    """Open cases (or those in `status`), the nearest deadline first (none: last); and
+    whether more follow."""
+    if not 0 <= offset <= MAX_QUEUE_OFFSET:
+        raise ValueError(f"offset: 0 to {MAX_QUEUE_OFFSET}")
+    q = select(CaseRow)
+    if status is not None:
+        q = q.where(CaseRow.status == status.value)
+    else:
+        q = q.where(CaseRow.status.not_in([s.value for s in FINAL]))
+    q = q.order_by(CaseRow.deadline.is_(None), CaseRow.deadline, CaseRow.id)
+    rows = list(await session.scalars(q.offset(offset).limit(limit + 1)))
+    return [AfterSalesCase.model_validate(r.snapshot) for r in rows[:limit]], len(rows) > limit

@@ -2,13 +2,15 @@
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.models import OrderEvent, OrderState, OrderStatus
+from domain.models import CloseReason, OrderEvent, OrderState, OrderStatus, SubStatus
+from domain.order import open_case_count, refund_failed
 from store.sql import insert_ignore, upsert_newer
 from store.tables import OrderEventRow, OrderRow, PackageIndexRow
 
@@ -27,6 +29,7 @@ async def save(session: AsyncSession, state: OrderState, event: OrderEvent, key:
         "version": state.version,
         "snapshot": snapshot,
         "updated_at": state.updated_at,
+        **facets(state),
     }
     await upsert_newer(
         session,
@@ -39,6 +42,16 @@ async def save(session: AsyncSession, state: OrderState, event: OrderEvent, key:
     await append_event(session, event, key or f"{event.version}:{event.type}")
     if state.packages:
         await _index_packages(session, state)
+
+
+def facets(state: OrderState) -> dict[str, Any]:
+    """The columns operators filter on, as the snapshot says them."""
+    return {
+        "sub_statuses": "".join(f" {s.value}" for s in state.sub_statuses) + " ",
+        "paid_at": state.payment.paid_at if state.payment else None,
+        "refund_failed": refund_failed(state),
+        "open_cases": open_case_count(state),
+    }
 
 
 async def append_event(session: AsyncSession, event: OrderEvent, key: str) -> None:
@@ -154,19 +167,55 @@ async def keyset(
     return rows, nxt
 
 
+@dataclass(frozen=True)
+class OrderFilter:
+    """What an order list may be narrowed to (every field optional; all given must hold)."""
+
+    buyer_id: str | None = None
+    status: OrderStatus | None = None
+    sub_status: SubStatus | None = None
+    close_reason: CloseReason | None = None
+    placed_from: datetime | None = None  # inclusive
+    placed_to: datetime | None = None  # exclusive
+    paid_from: datetime | None = None
+    paid_to: datetime | None = None
+    refund_failed: bool | None = None
+    has_open_case: bool | None = None
+    unshipped_paid_before: datetime | None = None  # paid before this and not (all) shipped
+
+    def where(self) -> list[ColumnElement[bool]]:
+        t, out = OrderRow, []
+        if self.buyer_id is not None:
+            out.append(t.buyer_id == self.buyer_id)
+        if self.status is not None:
+            out.append(t.status == self.status.value)
+        if self.sub_status is not None:
+            out.append(t.sub_statuses.like(f"% {self.sub_status.value} %"))
+        if self.close_reason is not None:
+            out.append(t.close_reason == self.close_reason.value)
+        for column, low, high in (
+            (t.created_at, self.placed_from, self.placed_to),
+            (t.paid_at, self.paid_from, self.paid_to),
+        ):
+            if low is not None:
+                out.append(column >= low)
+            if high is not None:
+                out.append(column < high)
+        if self.refund_failed is not None:
+            out.append(t.refund_failed.is_(self.refund_failed))
+        if self.has_open_case is not None:
+            out.append(t.open_cases > 0 if self.has_open_case else t.open_cases == 0)
+        if self.unshipped_paid_before is not None:
+            out.append(t.status == OrderStatus.PENDING_SHIPMENT.value)
+            out.append(t.paid_at < self.unshipped_paid_before)
+        return out
+
+
 async def page(
-    session: AsyncSession,
-    *,
-    buyer_id: str | None,
-    status: OrderStatus | None,
-    limit: int,
-    cursor: str | None,
+    session: AsyncSession, where: OrderFilter, *, limit: int, cursor: str | None
 ) -> tuple[list[OrderState], str | None]:
-    q = select(OrderRow)
-    if buyer_id is not None:
-        q = q.where(OrderRow.buyer_id == buyer_id)
-    if status is not None:
-        q = q.where(OrderRow.status == status.value)
+    """Newest first. Raises ValueError on a cursor we did not make."""
+    q = select(OrderRow).where(*where.where())
     rows, nxt = await keyset(session, q, OrderRow, limit, cursor)
     return [OrderState.model_validate(r.snapshot) for r in rows], nxt
 

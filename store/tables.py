@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -162,10 +163,16 @@ class OrderRow(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # what operators filter on (the console), copied from the snapshot when it is saved
+    sub_statuses: Mapped[str] = mapped_column(String(100), server_default="")  # " A B "
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refund_failed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    open_cases: Mapped[int] = mapped_column(Integer, server_default="0")
     __table_args__ = (
         Index("ix_orders_buyer_created", "buyer_id", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at", "id"),
         Index("ix_orders_created", "created_at", "id"),
+        Index("ix_orders_status_paid", "status", "paid_at"),
     )
 
 
@@ -251,7 +258,9 @@ class CaseRow(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the after-sales queue's order
     __table_args__ = (
+        Index("ix_cases_status_deadline", "status", "deadline"),
         Index("ix_cases_buyer_created", "buyer_id", "created_at", "id"),
         Index("ix_cases_status_created", "status", "created_at", "id"),
         Index("ix_cases_created", "created_at", "id"),

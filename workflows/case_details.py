@@ -4,7 +4,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from domain.after_sales import AfterSalesCase
-from workflows.details import money
+from domain.models import money
 from workflows.ids import BUYER_ID, CASE_STATUS, ORDER_ID
 
 

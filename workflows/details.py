@@ -7,8 +7,15 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
-from domain.models import CloseReason, OrderState, OrderStatus, Package, PackageStatus
-from domain.order import next_deadline
+from domain.models import (
+    CloseReason,
+    OrderState,
+    OrderStatus,
+    Package,
+    PackageStatus,
+    money,
+)
+from domain.order import next_deadline, open_case_count, refund_failed
 from workflows.ids import (
     BUYER_ID,
     CLOSE_REASON,
@@ -18,10 +25,6 @@ from workflows.ids import (
     PAID_AT,
     REFUND_FAILED,
 )
-
-
-def money(cents: int) -> str:
-    return f"¥{cents // 100}.{cents % 100:02d}"
 
 
 def summary(order_id: str, buyer_id: str, lines: list[tuple[str, int]]) -> str:
@@ -95,13 +98,13 @@ def publish(state: OrderState) -> None:
         ORDER_STATUS.value_set(state.status.value),
         BUYER_ID.value_set(state.buyer_id),
         ORDER_TOTAL.value_set(state.total_cents),
-        REFUND_FAILED.value_set(any(r.status == "FAILED" for r in state.refunds)),
+        REFUND_FAILED.value_set(refund_failed(state)),
     ]
     if state.close_reason:
         updates.append(CLOSE_REASON.value_set(state.close_reason.value))
     if state.payment is not None:
         updates.append(PAID_AT.value_set(state.payment.paid_at))
-    updates.append(OPEN_CASES.value_set(sum(1 for c in state.cases if c.open)))
+    updates.append(OPEN_CASES.value_set(open_case_count(state)))
     workflow.upsert_search_attributes(updates)
     workflow.set_current_details(render(state))
 

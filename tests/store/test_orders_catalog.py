@@ -13,6 +13,7 @@ from domain.models import Actor, CloseReason, OrderEvent, OrderState, OrderStatu
 from domain.order import close
 from store import catalog, orders
 from store.db import Database
+from store.orders import OrderFilter
 from tests.store.helpers import T0, add_sku, dump, place, rows, stock_of
 
 # ---- orders.save --------------------------------------------------------------------------
@@ -74,13 +75,15 @@ async def test_events_are_appended_once_per_key(db: Database) -> None:
 async def all_pages(
     db: Database, limit: int, buyer_id: str | None = None, status: OrderStatus | None = None
 ) -> list[list[str]]:
+    return await filtered_pages(db, limit, OrderFilter(buyer_id=buyer_id, status=status))
+
+
+async def filtered_pages(db: Database, limit: int, where: OrderFilter) -> list[list[str]]:
     pages: list[list[str]] = []
     cursor: str | None = None
     while True:
         async with db.transaction() as session:
-            found, cursor = await orders.page(
-                session, buyer_id=buyer_id, status=status, limit=limit, cursor=cursor
-            )
+            found, cursor = await orders.page(session, where, limit=limit, cursor=cursor)
         pages.append([o.id for o in found])
         if cursor is None:
             return pages
@@ -124,7 +127,7 @@ async def test_page_is_newest_first_keyset_paginated_and_filtered(db: Database) 
     ]
     assert await all_pages(db, 5, buyer_id="nobody") == [[]]
     async with db.transaction() as session:
-        first, _ = await orders.page(session, buyer_id="b2", status=None, limit=5, cursor=None)
+        first, _ = await orders.page(session, OrderFilter(buyer_id="b2"), limit=5, cursor=None)
     assert first == [states["o-e"], states["o-b"]]
 
 
@@ -140,13 +143,13 @@ async def test_page_is_newest_first_keyset_paginated_and_filtered(db: Database) 
 async def test_invalid_cursor_is_a_value_error(sqlite_db: Database, cursor: str) -> None:
     async with sqlite_db.transaction() as session:
         with pytest.raises(ValueError, match="invalid cursor"):
-            await orders.page(session, buyer_id=None, status=None, limit=5, cursor=cursor)
+            await orders.page(session, OrderFilter(), limit=5, cursor=cursor)
 
 
 async def test_invalid_cursor_on_both_databases(db: Database) -> None:
     async with db.transaction() as session:
         with pytest.raises(ValueError, match="invalid cursor"):
-            await orders.page(session, buyer_id="b1", status=None, limit=5, cursor="%%%")
+            await orders.page(session, OrderFilter(buyer_id="b1"), limit=5, cursor="%%%")
 
 
 # ---- catalog.put_stock --------------------------------------------------------------------
