@@ -2,14 +2,16 @@
 Playwright from /usr/bin/chromium; no browser is downloaded) against the session's API."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.e2e.harness import Stack, User
+from tests.e2e.harness import Json, Stack, User, ok
+from tests.e2e.test_e2e_after_sales import PNG, case_act, form, open_case, shipped
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
@@ -106,3 +108,306 @@ async def test_find_a_paid_order_ship_it_and_see_it_shipped(
     link = page.locator("a", has_text="Workflow in the Temporal Web UI")
     await page.goto(f"{stack.base_url}/console/orders/{order['id']}")
     assert (await link.get_attribute("href") or "").endswith(f"/workflows/order-{order['id']}")
+
+
+# ---- every action, refused -----------------------------------------------------------------
+
+
+class World:
+    """One order or case for each action the console offers."""
+
+    def __init__(self, buyer: User) -> None:
+        self.buyer = buyer
+        self.orders: dict[str, Json] = {}
+        self.cases: dict[str, Json] = {}
+        self.case_order: Json = {}  # the cases' order: it offers no action of its own
+
+
+async def _gateway_paid(stack: Stack, buyer: User, sku: str, quantity: int) -> Json:
+    order = await stack.placed(buyer, [(sku, quantity)])
+    path = f"/orders/{order['id']}/payment-intents"
+    intent = ok(await stack.act(buyer, path, {"channel": "alipay"}), 201)
+    ok(await stack.http.post(intent["pay_url"]))  # the buyer pays on the sandbox's page
+    return await stack.wait_order(
+        buyer, order["id"], lambda o: o["status"] == "PENDING_SHIPMENT", "the payment"
+    )
+
+
+@pytest.fixture(scope="module")
+async def world(stack: Stack) -> World:
+    w = World(stack.buyer())
+    buyer, merchant = w.buyer, stack.merchant
+    sku = await stack.put_sku({"WH-A": 50}, price_cents=2000)
+    w.orders["close"] = await stack.placed(buyer, [(sku, 1)])
+    w.orders["ship"] = await stack.paid(buyer, [(sku, 1)])
+    asked = await stack.paid(buyer, [(sku, 2)])
+    lines = {"lines": [{"sku": sku, "quantity": 1}]}
+    ok(await stack.act(buyer, f"/orders/{asked['id']}/refunds", lines), 201)
+    w.orders["decide"] = await stack.order(buyer, asked["id"])
+
+    # a refund the gateway refuses for good: FAILED, for an admin to retry
+    failing = await _gateway_paid(stack, buyer, sku, 1)
+    request = ok(await stack.act(buyer, f"/orders/{failing['id']}/refunds", lines), 201)
+    ok(await stack.gateway("POST", "/v1/_faults", json={"refuse_next_refunds": 1}))
+    ok(await stack.act(merchant, f"/orders/{failing['id']}/refunds/{request['id']}/agree"))
+    w.orders["retry"] = await stack.wait_order(
+        buyer,
+        failing["id"],
+        lambda o: any(r["status"] == "FAILED" for r in o["refunds"]),
+        "the refused refund",
+    )
+
+    rejected = await stack.ship(await stack.paid(buyer, [(sku, 1)]))
+    ok(await stack.carrier_event(rejected["packages"][0], "REJECTED"))
+    w.orders["return"] = await stack.wait_order(
+        buyer, rejected["id"], lambda o: o["packages"][0]["status"] == "REJECTED", "the rejection"
+    )
+
+    a, b, c = [await stack.put_sku({"WH-A": 5}, price_cents=1000) for _ in range(3)]
+    got = await shipped(stack, buyer, [(a, 1), (b, 1), (c, 1)])
+    ok(await stack.act(buyer, f"/orders/{got['id']}/confirm-receipt", {}))
+    png = [("broken.png", PNG, "image/png")]
+    opened = await open_case(stack, buyer, got["id"], form("REFUND_ONLY", [(a, 1)]), png)
+    w.cases["agree"] = ok(opened, 201)
+    back = ok(await open_case(stack, buyer, got["id"], form("RETURN_AND_REFUND", [(b, 1)])), 201)
+    back = ok(await case_act(stack, merchant, back, "agree"))
+    w.cases["confirm-return"] = ok(
+        await case_act(stack, buyer, back, "return-shipment", carrier="SF", tracking_no="RT9")
+    )
+    ruled = ok(await open_case(stack, buyer, got["id"], form("REFUND_ONLY", [(c, 1)])), 201)
+    ruled = ok(await case_act(stack, merchant, ruled, "reject", reason="worn"))
+    w.cases["rule"] = ok(await case_act(stack, buyer, ruled, "escalate"))
+    w.case_order = await stack.order(buyer, got["id"])
+    return w
+
+
+async def _versions(stack: Stack, w: World) -> dict[str, int]:
+    out = {}
+    for key, order in {**w.orders, "cases": w.case_order}.items():
+        out[f"order:{key}"] = (await stack.order(w.buyer, order["id"]))["version"]
+    for key, case in w.cases.items():
+        got = ok(await stack.http.get(f"/after-sales/{case['id']}", headers=w.buyer.headers))
+        out[f"case:{key}"] = got["version"]
+    return out
+
+
+def _pages(stack: Stack, w: World) -> list[str]:
+    return [f"{stack.base_url}/console/orders/{o['id']}" for o in w.orders.values()] + [
+        f"{stack.base_url}/console/after-sales/{c['id']}" for c in w.cases.values()
+    ]
+
+
+ACTION_FORMS = "main form[method=post]"  # the header's sign-out form is not an action
+
+
+async def _submit(page: Page, index: int) -> Any:
+    """Fill what the form requires and send it; the answer to the form's request."""
+    form_ = page.locator(ACTION_FORMS).nth(index)
+    for name, value in (("carrier", "SF"), ("tracking_no", "T1"), ("reason", "no")):
+        field = form_.locator(f"input[name={name}]")
+        if await field.count():
+            await field.fill(value)
+    if await form_.locator("input[name=amount]").count():
+        await form_.locator("input[name=amount]").fill("1.00")
+    async with page.expect_navigation() as navigation:
+        await form_.locator("button[type=submit]").click()
+    return await navigation.value
+
+
+async def test_every_action_is_refused_without_csrf_and_for_a_buyer(
+    stack: Stack, world: World, context: BrowserContext
+) -> None:
+    before = await _versions(stack, world)
+    page = await sign_in(stack, context, stack.admin)
+    admin_cookie = next(c for c in await context.cookies() if c["name"] == "console_session")
+    buyer_cookie = {**admin_cookie, "value": world.buyer.token}
+    seen: dict[str, int] = {}
+    for url in _pages(stack, world):
+        await page.goto(url)
+        count = await page.locator(ACTION_FORMS).count()
+        assert count > 0, f"{url} offers no action"
+        for n in range(count):
+            # the form without its CSRF token
+            await page.goto(url)
+            action = await page.locator(ACTION_FORMS).nth(n).get_attribute("action") or ""
+            seen[action.rsplit("/", 1)[-1]] = seen.get(action.rsplit("/", 1)[-1], 0) + 1
+            await (
+                page.locator(ACTION_FORMS)
+                .nth(n)
+                .locator("input[name=csrf]")
+                .evaluate("e => e.remove()")
+            )
+            answer = await _submit(page, n)
+            assert answer.status == 403, action
+            assert await page.locator(".error").inner_text() == (
+                "the form carries no CSRF token: reload the page"
+            )
+
+            # the same form, sent with a buyer's token in the session cookie
+            await page.goto(url)
+            await context.add_cookies([buyer_cookie])
+            answer = await _submit(page, n)
+            await context.add_cookies([admin_cookie])
+            assert answer.status == 403, action
+            needs = "admin" if action.endswith(("/retry", "/rule")) else "merchant or admin"
+            assert await page.locator(".error").inner_text() == f"this needs role {needs}"
+
+    # each kind of action was offered (and refused); nothing changed anywhere
+    assert set(seen) == {
+        "close",
+        "ship",
+        "agree",
+        "refuse",
+        "retry",
+        "return-received",
+        "reject",
+        "propose",
+        "confirm-return",
+        "rule",
+    }
+    assert await _versions(stack, world) == before
+
+
+async def test_a_buyer_cannot_sign_in_or_read_the_console(
+    stack: Stack, world: World, context: BrowserContext
+) -> None:
+    page = await sign_in(stack, context, world.buyer)
+    assert await page.locator(".error").inner_text() == (
+        "the console is for merchants and admins, not a buyer"
+    )
+    assert not [c for c in await context.cookies() if c["name"] == "console_session"]
+    cookie = {
+        "name": "console_session",
+        "value": world.buyer.token,
+        "url": stack.base_url + "/console",
+    }
+    await context.add_cookies([cookie])
+    answer = await page.goto(f"{stack.base_url}/console/orders/{world.orders['ship']['id']}")
+    assert answer is not None and answer.status == 403
+    assert await page.locator(".error").inner_text() == "this needs role merchant or admin"
+
+
+async def _listed(page: Page, url: str, what: str = "order") -> list[str]:
+    await page.goto(url)
+    rows = page.locator(f"table.list tbody tr[data-{what}]")
+    found: list[str] = await rows.evaluate_all(f"rs => rs.map(r => r.dataset.{what})")
+    return found
+
+
+async def test_operators_filters_and_the_after_sales_queue(
+    stack: Stack, world: World, context: BrowserContext
+) -> None:
+    page = await sign_in(stack, context, stack.merchant)
+    mine = f"{stack.base_url}/console/orders?buyer_id={world.buyer.id}"
+    o, c = world.orders, world.cases
+    assert await _listed(page, f"{mine}&refund_failed=1") == [o["retry"]["id"]]
+    assert await _listed(page, f"{mine}&has_open_case=1") == [world.case_order["id"]]
+    assert set(await _listed(page, f"{mine}&sub_status=REFUNDING")) == {
+        o["decide"]["id"],
+        world.case_order["id"],
+    }
+    assert await _listed(page, f"{mine}&status=PENDING_PAYMENT") == [o["close"]["id"]]
+    # the status form, as an operator uses it
+    await page.goto(mine)
+    await page.select_option("select[name=close_reason]", "FULLY_REFUNDED")
+    await page.click("form.filters button[type=submit]")
+    shown = await page.locator("#orders tbody tr[data-order]").evaluate_all(
+        "rs => rs.map(r => r.dataset.order)"
+    )
+    assert set(shown) == {o["retry"]["id"], o["return"]["id"]}  # a failed refund counts too
+    assert "close_reason=FULLY_REFUNDED" in page.url
+    # dates are the operator's calendar days: today holds them all, yesterday none
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    day = f"{mine}&placed_from={today}&placed_to={today}"
+    assert len(await _listed(page, day)) == len(world.orders) + 1
+    before = today - timedelta(days=1)  # placed_to is inclusive: up to the end of that day
+    assert await _listed(page, f"{mine}&placed_to={before}") == []
+    # bad input: the reason, and no list
+    answer = await page.goto(f"{mine}&paid_from=yesterday")
+    assert answer is not None and answer.status == 422
+    assert await page.locator(".error").inner_text() == "paid_from: a date as YYYY-MM-DD"
+    answer = await page.goto(f"{mine}&status=LOST")
+    assert answer is not None and answer.status == 422
+    assert (await page.locator(".error").inner_text()).startswith("status: one of PENDING_PAYMENT")
+
+    # the queue: the three open cases, the nearest deadline first, with their evidence
+    queue = await _listed(page, f"{stack.base_url}/console/after-sales", "case")
+    deadlines = sorted(  # none (a platform review waits on an admin): last
+        c.values(), key=lambda x: (x["deadline"] is None, x["deadline"] or "", x["id"])
+    )
+    assert [x for x in queue if x in {v["id"] for v in c.values()}] == [x["id"] for x in deadlines]
+    await page.goto(f"{stack.base_url}/console/after-sales/{c['agree']['id']}")
+    image = page.locator("p.images img")
+    assert await image.count() == 1
+    src = await image.get_attribute("src") or ""
+    answer = await page.goto(f"{stack.base_url}{src}")
+    assert answer is not None and answer.status == 200
+    assert answer.headers["content-type"] == "image/png"
+
+
+async def _act_on(page: Page, url: str, selector: str, **fields: str) -> str:
+    await page.goto(url)
+    form_ = page.locator(selector)
+    for name, value in fields.items():
+        if name == "decision":
+            await form_.locator("select[name=decision]").select_option(value)
+        else:
+            await form_.locator(f"input[name={name}]").fill(value)
+    await form_.locator("button[type=submit]").click()
+    return await page.locator("main p").first.inner_text()
+
+
+async def test_each_action_works_from_the_console_and_refusals_read_as_the_api(
+    stack: Stack, world: World, context: BrowserContext
+) -> None:
+    page = await sign_in(stack, context, stack.admin)
+    o, c, buyer = world.orders, world.cases, world.buyer
+    orders_url = f"{stack.base_url}/console/orders"
+    cases_url = f"{stack.base_url}/console/after-sales"
+
+    # a refusal reads as the JSON API's: the case moved on since this page was loaded
+    await page.goto(f"{cases_url}/{c['agree']['id']}")
+    ok(await case_act(stack, stack.merchant, c["agree"], "propose", amount_cents=900))
+    api = await case_act(stack, stack.merchant, c["agree"], "agree")
+    await page.locator("form[data-action=agree] button").click()
+    assert await page.locator(".error").inner_text() == api.json()["detail"]
+    assert api.status_code == 409 and "reload it" in api.json()["detail"]
+
+    assert await _act_on(page, f"{orders_url}/{o['close']['id']}", "#close-order") == (
+        "Order closed."
+    )
+    assert (await stack.order(buyer, o["close"]["id"]))["close_reason"] == "SELLER_CLOSED"
+
+    request = o["decide"]["refund_requests"][0]["id"]
+    url = f"{orders_url}/{o['decide']['id']}"
+    assert await _act_on(page, url, f"article[data-request='{request}'] form.agree") == (
+        "Refund request agreed."
+    )
+    assert (await stack.order(buyer, o["decide"]["id"]))["refunded_cents"] == 2000
+
+    refund = o["retry"]["refunds"][0]["id"]
+    url = f"{orders_url}/{o['retry']['id']}"
+    assert await _act_on(page, url, f"tr[data-refund='{refund}'] form.retry") == (
+        "Refund sent again through its channel."
+    )
+    assert [r["status"] for r in (await stack.order(buyer, o["retry"]["id"]))["refunds"]] == [
+        "SUCCEEDED"
+    ]
+
+    url = f"{orders_url}/{o['return']['id']}"
+    assert await _act_on(page, url, "form.return") == (
+        "Return received: the goods are back on hand."
+    )
+    assert (await stack.order(buyer, o["return"]["id"]))["packages"][0]["restocked"] is True
+
+    # cases: confirm a return, rule for the buyer, propose in yuan (an admin may do the
+    # merchant's part too)
+    for key, selector, fields in (
+        ("confirm-return", "form[data-action=confirm-return]", {}),
+        ("rule", "form[data-action=rule]", {"decision": "BUYER", "reason": "photos agree"}),
+    ):
+        done = await _act_on(page, f"{cases_url}/{c[key]['id']}", selector, **fields)
+        assert done == "Done: the case moved on."
+        got = ok(await stack.http.get(f"/after-sales/{c[key]['id']}", headers=buyer.headers))
+        assert got["status"] == "REFUNDED", key
+    assert "by admin" in await page.locator("#timeline").inner_text()
