@@ -5,9 +5,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright._impl._api_structures import SetCookieParam
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.e2e.harness import Json, Stack, User, ok
@@ -52,6 +54,18 @@ async def sign_in(stack: Stack, ctx: BrowserContext, user: User, zone: str = ZON
     await page.fill("input[name=zone]", zone)
     await page.click("button[type=submit]")
     return page
+
+
+def session_cookie(stack: Stack, token: str) -> SetCookieParam:
+    """The console's session cookie as a browser would keep it (Path /console)."""
+    return {
+        "name": "console_session",
+        "value": token,
+        "domain": urlsplit(stack.base_url).hostname or "",
+        "path": "/console",
+        "httpOnly": True,
+        "sameSite": "Strict",
+    }
 
 
 def local(at: str, zone: str = ZONE) -> str:
@@ -219,8 +233,11 @@ async def test_every_action_is_refused_without_csrf_and_for_a_buyer(
 ) -> None:
     before = await _versions(stack, world)
     page = await sign_in(stack, context, stack.admin)
-    admin_cookie = next(c for c in await context.cookies() if c["name"] == "console_session")
-    buyer_cookie = {**admin_cookie, "value": world.buyer.token}
+    admin_token = next(
+        c["value"] for c in await context.cookies() if c["name"] == "console_session"
+    )
+    admin_cookie = session_cookie(stack, admin_token)
+    buyer_cookie = session_cookie(stack, world.buyer.token)
     seen: dict[str, int] = {}
     for url in _pages(stack, world):
         await page.goto(url)
@@ -276,11 +293,7 @@ async def test_a_buyer_cannot_sign_in_or_read_the_console(
         "the console is for merchants and admins, not a buyer"
     )
     assert not [c for c in await context.cookies() if c["name"] == "console_session"]
-    cookie = {
-        "name": "console_session",
-        "value": world.buyer.token,
-        "url": stack.base_url + "/console",
-    }
+    cookie = session_cookie(stack, world.buyer.token)
     await context.add_cookies([cookie])
     answer = await page.goto(f"{stack.base_url}/console/orders/{world.orders['ship']['id']}")
     assert answer is not None and answer.status == 403
