@@ -135,6 +135,7 @@ def main() -> None:
             f"""
 Order saga is running (logs in .data/*.log). Ctrl-C stops everything.
   API docs      http://127.0.0.1:{API_PORT}/docs
+  Console       http://127.0.0.1:{API_PORT}/console (sign in with $MERCHANT or $ADMIN below)
   Temporal UI   http://127.0.0.1:{UI_PORT}/namespaces/default/workflows
   Pay sandbox   http://127.0.0.1:{GATEWAY_PORT}
   Metrics       http://127.0.0.1:{API_PORT}/metrics (API)

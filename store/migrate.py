@@ -9,12 +9,12 @@ from alembic.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite") and ":///" in url:
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.attributes["url"] = url
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)
 
 
 def main() -> None:

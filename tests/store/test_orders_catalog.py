@@ -3,18 +3,28 @@
 import base64
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import DomainError, ErrorCode
-from domain.models import Actor, CloseReason, OrderEvent, OrderState, OrderStatus
+from domain.models import (
+    Actor,
+    CaseClaim,
+    CloseReason,
+    OrderEvent,
+    OrderState,
+    OrderStatus,
+    Refund,
+    SubStatus,
+)
 from domain.order import close
 from store import catalog, orders
 from store.db import Database
 from store.orders import OrderFilter
-from tests.store.helpers import T0, add_sku, dump, place, rows, stock_of
+from tests.store.helpers import T0, add_sku, dump, pay, place, rows, stock_of
 
 # ---- orders.save --------------------------------------------------------------------------
 
@@ -208,3 +218,56 @@ async def test_stock_check_constraints(db: Database) -> None:
     async with db.transaction() as session:  # the boundary itself is allowed
         await session.execute(text("UPDATE stock SET on_hand = locked WHERE sku = 'A'"))
     assert await stock_of(db, "A") == {"WH-A": (2, 2)}
+
+
+async def test_the_operators_filters_on_both_databases(db: Database) -> None:
+    """Sub-status, close reason, payment time, a failed refund, an open case and "paid more
+    than N hours ago and not shipped", each kept in its column when the snapshot is saved."""
+    await add_sku(db, "A", stock_at={"WH-A": 100})
+    unpaid = await place(db, "o-unpaid", [("A", 1)], now=T0)
+    early = await pay(db, await place(db, "o-early", [("A", 1)], now=T0), now=T0)
+    late = await pay(
+        db, await place(db, "o-late", [("A", 1)], now=T0), now=T0 + timedelta(hours=30)
+    )
+    closed = close(
+        unpaid, CloseReason.SELLER_CLOSED, T0 + timedelta(hours=1), Actor(kind="merchant")
+    )
+    await save(db, closed.state, closed.event)
+    flagged = late.model_copy(
+        update={
+            "version": late.version + 1,
+            "sub_statuses": [SubStatus.REFUNDING],
+            "refunds": [
+                Refund(
+                    id="RF1",
+                    txn_id="t",
+                    channel="alipay",
+                    amount_cents=1,
+                    reason="x",
+                    status="FAILED",
+                    created_at=T0,
+                )
+            ],
+            "cases": [CaseClaim(id="C1", type="REFUND_ONLY", takes=[])],
+        }
+    )
+    note = OrderEvent(
+        order_id="o-late", version=flagged.version, type="NOTE", actor=Actor(kind="system"), at=T0
+    )
+    await save(db, flagged, note)
+
+    async def ids(**where: Any) -> list[str]:
+        return (await filtered_pages(db, 10, OrderFilter(**where)))[0]
+
+    assert await ids(sub_status=SubStatus.REFUNDING) == ["o-late"]
+    assert await ids(sub_status=SubStatus.PARTIALLY_SHIPPED) == []
+    assert await ids(close_reason=CloseReason.SELLER_CLOSED) == ["o-unpaid"]
+    assert await ids(refund_failed=True) == ["o-late"]
+    assert await ids(refund_failed=False) == ["o-unpaid", "o-early"]  # newest, then id
+    assert await ids(has_open_case=True) == ["o-late"]
+    assert await ids(paid_from=T0, paid_to=T0 + timedelta(hours=1)) == ["o-early"]
+    assert await ids(paid_from=T0 + timedelta(hours=1)) == ["o-late"]
+    assert await ids(placed_from=T0, placed_to=T0) == []  # to is exclusive
+    assert await ids(unshipped_paid_before=T0 + timedelta(hours=2)) == ["o-early"]
+    assert await ids(unshipped_paid_before=T0 + timedelta(days=2)) == ["o-late", "o-early"]
+    assert early.status is OrderStatus.PENDING_SHIPMENT
