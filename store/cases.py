@@ -66,7 +66,12 @@ MAX_QUEUE_OFFSET = 10_000
 
 
 async def queue(
-    session: AsyncSession, *, status: CaseStatus | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    status: CaseStatus | None,
+    limit: int,
+    offset: int,
+    order_id: str | None = None,
 ) -> tuple[list[AfterSalesCase], bool]:
     """Open cases (or those in `status`), the nearest deadline first (none: last); and
     whether more follow."""
@@ -77,6 +82,8 @@ async def queue(
         q = q.where(CaseRow.status == status.value)
     else:
         q = q.where(CaseRow.status.not_in([s.value for s in FINAL]))
+    if order_id is not None:
+        q = q.where(CaseRow.order_id == order_id)
     q = q.order_by(CaseRow.deadline.is_(None), CaseRow.deadline, CaseRow.id)
     rows = list(await session.scalars(q.offset(offset).limit(limit + 1)))
     return [AfterSalesCase.model_validate(r.snapshot) for r in rows[:limit]], len(rows) > limit

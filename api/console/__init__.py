@@ -478,38 +478,31 @@ async def cases_page(
     settings: SettingsDep,
     db: DatabaseDep,
     status: Filter = None,
+    order_id: Filter = None,
     page: Annotated[int, Query(ge=1, le=cases.MAX_QUEUE_OFFSET // PAGE_SIZE)] = 1,
 ) -> Response:
     async def show(op: Operator) -> Response:
+        shown: dict[str, Any] = {
+            "chosen": status or "",
+            "order_id": order_id or "",
+            "statuses": list(CaseStatus),
+            "page": page,
+        }
         try:
             wanted = _choice("status", status, CaseStatus)
         except Problem as problem:
             return _page(
-                request,
-                "cases.html",
-                problem.status,
-                op,
-                items=[],
-                error=problem.detail,
-                chosen=status or "",
-                statuses=list(CaseStatus),
-                page=page,
+                request, "cases.html", problem.status, op, items=[], error=problem.detail, **shown
             )
         async with db.sessions() as session:
             items, more = await cases.queue(
-                session, status=wanted, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+                session,
+                status=wanted,
+                order_id=order_id or None,
+                limit=PAGE_SIZE,
+                offset=(page - 1) * PAGE_SIZE,
             )
-        return _page(
-            request,
-            "cases.html",
-            200,
-            op,
-            items=items,
-            more=more,
-            chosen=status or "",
-            statuses=list(CaseStatus),
-            page=page,
-        )
+        return _page(request, "cases.html", 200, op, items=items, more=more, **shown)
 
     return await _signed_in(request, settings.jwt_secret, show)
 

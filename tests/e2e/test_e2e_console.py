@@ -344,11 +344,14 @@ async def test_operators_filters_and_the_after_sales_queue(
     assert (await page.locator(".error").inner_text()).startswith("status: one of PENDING_PAYMENT")
 
     # the queue: the three open cases, the nearest deadline first, with their evidence
-    queue = await _listed(page, f"{stack.base_url}/console/after-sales", "case")
+    queue = f"{stack.base_url}/console/after-sales?order_id={world.case_order['id']}"
     deadlines = sorted(  # none (a platform review waits on an admin): last
         c.values(), key=lambda x: (x["deadline"] is None, x["deadline"] or "", x["id"])
     )
-    assert [x for x in queue if x in {v["id"] for v in c.values()}] == [x["id"] for x in deadlines]
+    assert await _listed(page, queue, "case") == [x["id"] for x in deadlines]
+    thumbs = page.locator(f"tr[data-case='{c['agree']['id']}'] td.thumbs img")
+    assert await thumbs.count() == 1  # the queue shows the evidence too
+    assert await _listed(page, f"{queue}&status=PLATFORM_REVIEW", "case") == [c["rule"]["id"]]
     await page.goto(f"{stack.base_url}/console/after-sales/{c['agree']['id']}")
     image = page.locator("p.images img")
     assert await image.count() == 1
