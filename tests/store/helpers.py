@@ -9,6 +9,7 @@ from domain.messages import AcceptPaymentInput, PlaceOrderInput
 from domain.models import (
     Actor,
     Address,
+    CaseClaim,
     FreightPolicy,
     FreightRule,
     LineRequest,
@@ -17,8 +18,10 @@ from domain.models import (
     Payment,
     PaymentChannel,
     ProductType,
+    Refund,
     SkuInfo,
     StockPolicy,
+    SubStatus,
 )
 from store import catalog, orders, payments, placement, stock
 from store.db import Database
@@ -210,3 +213,28 @@ async def snapshot(db: Database, order_id: str) -> OrderState:
         state = await orders.get(session, order_id)
     assert state is not None, f"no stored order {order_id}"
     return state
+
+
+def flagged(state: OrderState, version: int | None = None) -> OrderState:
+    """`state` as operators look for it: refunding, a refund FAILED, one case open, one
+    closed."""
+    failed = Refund(
+        id="RF1",
+        txn_id="t",
+        channel=PaymentChannel.ALIPAY,
+        amount_cents=1,
+        reason="x",
+        status="FAILED",
+        created_at=T0,
+    )
+    return state.model_copy(
+        update={
+            "version": version or state.version,
+            "sub_statuses": [SubStatus.REFUNDING],
+            "refunds": [failed],
+            "cases": [
+                CaseClaim(id="C1", type="REFUND_ONLY", takes=[]),
+                CaseClaim(id="C2", type="REFUND_ONLY", takes=[], open=False),
+            ],
+        }
+    )

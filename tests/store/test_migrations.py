@@ -5,34 +5,15 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from domain.models import CaseClaim, Refund, SubStatus
 from store.migrate import upgrade
+from tests.store.helpers import flagged
 from tests.unit.test_domain_order import T0, line, paid, placed
 
 
 def test_0007_fills_the_filter_columns_of_existing_orders(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     upgrade(f"sqlite+aiosqlite:///{path}", "0006")
-    state = paid(placed(line("BOOK-1"))).model_copy(
-        update={
-            "sub_statuses": [SubStatus.REFUNDING],
-            "refunds": [
-                Refund(
-                    id="RF1",
-                    txn_id="t",
-                    channel="alipay",
-                    amount_cents=1,
-                    reason="x",
-                    status="FAILED",
-                    created_at=T0,
-                )
-            ],
-            "cases": [
-                CaseClaim(id="C1", type="REFUND_ONLY", takes=[]),
-                CaseClaim(id="C2", type="REFUND_ONLY", takes=[], open=False),
-            ],
-        }
-    )
+    state = flagged(paid(placed(line("BOOK-1"))))
     unpaid = placed(line("BOOK-1"), order_id="O-2")
     with sqlite3.connect(path) as conn:
         for s in (state, unpaid):

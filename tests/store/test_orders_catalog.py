@@ -12,19 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from domain.errors import DomainError, ErrorCode
 from domain.models import (
     Actor,
-    CaseClaim,
     CloseReason,
     OrderEvent,
     OrderState,
     OrderStatus,
-    Refund,
     SubStatus,
 )
 from domain.order import close
 from store import catalog, orders
 from store.db import Database
 from store.orders import OrderFilter
-from tests.store.helpers import T0, add_sku, dump, pay, place, rows, stock_of
+from tests.store.helpers import T0, add_sku, dump, flagged, pay, place, rows, stock_of
 
 # ---- orders.save --------------------------------------------------------------------------
 
@@ -233,28 +231,11 @@ async def test_the_operators_filters_on_both_databases(db: Database) -> None:
         unpaid, CloseReason.SELLER_CLOSED, T0 + timedelta(hours=1), Actor(kind="merchant")
     )
     await save(db, closed.state, closed.event)
-    flagged = late.model_copy(
-        update={
-            "version": late.version + 1,
-            "sub_statuses": [SubStatus.REFUNDING],
-            "refunds": [
-                Refund(
-                    id="RF1",
-                    txn_id="t",
-                    channel="alipay",
-                    amount_cents=1,
-                    reason="x",
-                    status="FAILED",
-                    created_at=T0,
-                )
-            ],
-            "cases": [CaseClaim(id="C1", type="REFUND_ONLY", takes=[])],
-        }
-    )
+    marked = flagged(late, late.version + 1)
     note = OrderEvent(
-        order_id="o-late", version=flagged.version, type="NOTE", actor=Actor(kind="system"), at=T0
+        order_id="o-late", version=marked.version, type="NOTE", actor=Actor(kind="system"), at=T0
     )
-    await save(db, flagged, note)
+    await save(db, marked, note)
 
     async def ids(**where: Any) -> list[str]:
         return (await filtered_pages(db, 10, OrderFilter(**where)))[0]
