@@ -94,16 +94,30 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/console/orders", 303)
 
 
-def _login_page(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
+def _back_to(raw: str | None) -> str:
+    """Where to go after signing in: a console page, never elsewhere (no open redirect)."""
+    if raw and raw.startswith("/console/") and "//" not in raw and "\\" not in raw:
+        return raw
+    return "/console/orders"
+
+
+def _login_page(
+    request: Request, status: int = 200, error: str = "", back: str | None = None
+) -> HTMLResponse:
     token = auth.login_token(request)
-    response = _page(request, "login.html", status, form_token=token, error=error)
+    response = _page(
+        request, "login.html", status, form_token=token, error=error, back=_back_to(back)
+    )
     auth.keep_login_token(request, response, token)
     return response
 
 
+Back = Annotated[str | None, Query(alias="next", max_length=500)]
+
+
 @router.get("/login")
-async def login_form(request: Request) -> HTMLResponse:
-    return _login_page(request)
+async def login_form(request: Request, back: Back = None) -> HTMLResponse:
+    return _login_page(request, back=back)
 
 
 @router.post("/login")
@@ -112,6 +126,7 @@ async def login(
     settings: SettingsDep,
     token: Annotated[str, Form(max_length=auth.MAX_TOKEN_CHARS)] = "",
     zone: Annotated[str, Form(max_length=auth.MAX_ZONE_CHARS)] = "UTC",
+    back: Annotated[str | None, Form(alias="next", max_length=500)] = None,
     csrf: Csrf = None,
 ) -> Response:
     try:
@@ -123,8 +138,8 @@ async def login(
             )
         auth.zone_of(zone)
     except Problem as problem:
-        return _login_page(request, problem.status, problem.detail)
-    response = RedirectResponse("/console/orders", 303)
+        return _login_page(request, problem.status, problem.detail, back)
+    response = RedirectResponse(_back_to(back), 303)
     auth.sign_in(request, response, token.strip(), zone)
     return response
 
@@ -148,8 +163,9 @@ async def _signed_in(
         op = _staff(request, secret)
         return await show(op)
     except Problem as problem:
-        if problem.status == 401:
-            return RedirectResponse("/console/login", 303)
+        if problem.status == 401:  # sign in, then come back here
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/console/login?{urlencode({'next': here})}", 303)
         return _refused(request, problem)
 
 

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -46,10 +46,12 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     await ctx.close()
 
 
-async def sign_in(stack: Stack, ctx: BrowserContext, user: User, zone: str = ZONE) -> Page:
+async def sign_in(
+    stack: Stack, ctx: BrowserContext, user: User, zone: str = ZONE, path: str = ""
+) -> Page:
     page = await ctx.new_page()
-    await page.goto(f"{stack.base_url}/console")
-    assert page.url.endswith("/console/login")  # no session yet: the sign-in page
+    await page.goto(f"{stack.base_url}/console{path}")
+    assert urlsplit(page.url).path == "/console/login"  # no session yet: the sign-in page
     await page.fill("textarea[name=token]", user.token)
     await page.fill("input[name=zone]", zone)
     await page.click("button[type=submit]")
@@ -427,3 +429,20 @@ async def test_each_action_works_from_the_console_and_refusals_read_as_the_api(
         got = ok(await stack.http.get(f"/after-sales/{c[key]['id']}", headers=buyer.headers))
         assert got["status"] == "REFUNDED", key
     assert "by admin" in await page.locator("#timeline").inner_text()
+
+
+async def test_signing_in_returns_to_the_page_asked_for_and_only_to_the_console(
+    stack: Stack, world: World, context: BrowserContext
+) -> None:
+    wanted = f"/orders/{world.orders['ship']['id']}"
+    page = await sign_in(stack, context, stack.merchant, path=wanted)
+    assert urlsplit(page.url).path == f"/console{wanted}"
+    assert await page.locator("h1").inner_text() == f"Order {world.orders['ship']['id']}"
+    await context.clear_cookies()
+    for elsewhere in ("https://example.com/", "//example.com/console/", "/docs"):
+        page = await context.new_page()
+        await page.goto(f"{stack.base_url}/console/login?{urlencode({'next': elsewhere})}")
+        await page.fill("textarea[name=token]", stack.merchant.token)
+        await page.click("button[type=submit]")
+        assert page.url == f"{stack.base_url}/console/orders", elsewhere
+        await context.clear_cookies()

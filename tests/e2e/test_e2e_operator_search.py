@@ -2,6 +2,7 @@
 ago and not shipped") and OpenCases, queried as the Web UI queries them."""
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
@@ -10,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from scripts import search_attributes
 from tests.conftest import binary
-from tests.e2e.harness import Stack, eventually, ok
+from tests.e2e.harness import Stack, eventually, expect_problem, ok
 from tests.e2e.test_e2e_after_sales import form, open_case
 from workflows.ids import SEARCH_ATTRIBUTES
 
@@ -73,3 +74,43 @@ async def test_the_register_command_adds_what_a_cluster_lacks_once(
         assert listed.custom_attributes["OpenCases"] == IndexedValueType.INDEXED_VALUE_TYPE_INT
     finally:
         await env.shutdown()
+
+
+async def test_the_order_list_filters_as_operators_do(stack: Stack) -> None:
+    """GET /orders takes the console's filters; bad ones are refused with the reason."""
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5})
+    unpaid = await stack.placed(buyer, [(sku, 1)])
+    paid = await stack.paid(buyer, [(sku, 1)])
+    shipped = await stack.ship(await stack.paid(buyer, [(sku, 1)]))
+
+    async def listed(query: str) -> list[str]:
+        page = ok(
+            await stack.http.get(
+                f"/orders?buyer_id={buyer.id}&{query}", headers=stack.merchant.headers
+            )
+        )
+        return [o["id"] for o in page["items"]]
+
+    assert await listed("unshipped_hours=0") == [paid["id"]]
+    assert await listed("unshipped_hours=1") == []
+    paid_at = datetime.fromisoformat(paid["payment"]["paid_at"])
+    window = {
+        "paid_from": paid_at.isoformat(),
+        "paid_to": (paid_at + timedelta(microseconds=1)).isoformat(),
+    }
+    assert await listed(urlencode(window)) == [paid["id"]]
+    assert set(await listed("paid_from=2000-01-01T00:00:00Z")) == {paid["id"], shipped["id"]}
+    assert await listed("refund_failed=true") == []
+    assert set(await listed("refund_failed=false")) == {unpaid["id"], paid["id"], shipped["id"]}
+    assert await listed("has_open_case=true") == []
+    for query, detail in (
+        ("placed_from=2026-01-01T00:00:00", "placed_from: give a zone (Z or +08:00)"),
+        ("unshipped_hours=-1", "unshipped_hours: Input should be greater than or equal to 0"),
+        (
+            "sub_status=LOST",
+            "sub_status: Input should be 'PARTIALLY_SHIPPED', 'REFUNDING' or 'AWAITING_REVIEW'",
+        ),
+    ):
+        answer = await stack.http.get(f"/orders?{query}", headers=stack.merchant.headers)
+        assert expect_problem(answer, 422, "VALIDATION")["detail"].endswith(detail), query
