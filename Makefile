@@ -19,12 +19,12 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (Debian: apt-get install chromium)"; exit 1; }
 	apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
-setup: $(STAMP) $(CHROMIUM)
+setup: $(STAMP)
 
 run: setup
 	$(PY) -m scripts.run
 
-test: setup
+test: setup $(CHROMIUM)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # the fault-injection suite at size: 300 orders, a Temporal outage longer than the sandbox

@@ -31,7 +31,7 @@ QUIET = [  # no sandbox as root; nothing reaches out to the network on its own
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium package: make setup installs it"
+    assert CHROMIUM.exists(), "Debian's chromium package: make test installs it"
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=QUIET)
         yield chromium
