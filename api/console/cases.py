@@ -1,0 +1,177 @@
+"""The console's after-sales queue and case page, and the case actions."""
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+
+from api import after_sales as cases_api
+from api.auth import Role
+from api.console.pages import (
+    DONE,
+    PAGE_SIZE,
+    STAFF,
+    Csrf,
+    Filter,
+    Text,
+    act,
+    choice,
+    page,
+    refused,
+    signed_in,
+)
+from api.console.session import Operator
+from api.deps import BlobsDep, DatabaseDep, SettingsDep, TemporalDep
+from api.errors import Problem
+from domain.actions import case_actions
+from domain.after_sales import CaseAction, CaseStatus
+from domain.errors import ErrorCode
+from domain.models import MAX_AMOUNT_CENTS, money
+from store import cases
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("/after-sales")
+async def cases_page(
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    status: Filter = None,
+    order_id: Filter = None,
+    number: Annotated[int, Query(alias="page", ge=1, le=cases.MAX_QUEUE_OFFSET // PAGE_SIZE)] = 1,
+) -> Response:
+    async def show(op: Operator) -> Response:
+        shown: dict[str, Any] = {
+            "chosen": status or "",
+            "order_id": order_id or "",
+            "statuses": list(CaseStatus),
+            "page": number,
+        }
+        try:
+            wanted = choice("status", status, CaseStatus)
+        except Problem as problem:
+            return page(
+                request, "cases.html", problem.status, op, items=[], error=problem.detail, **shown
+            )
+        async with db.sessions() as session:
+            items, more = await cases.queue(
+                session,
+                status=wanted,
+                order_id=order_id or None,
+                limit=PAGE_SIZE,
+                offset=(number - 1) * PAGE_SIZE,
+            )
+        return page(request, "cases.html", 200, op, items=items, more=more, **shown)
+
+    return await signed_in(request, settings.jwt_secret, show)
+
+
+async def _case_page(
+    request: Request,
+    op: Operator,
+    db: DatabaseDep,
+    case_id: str,
+    status: int = 200,
+    error: str = "",
+    done: str = "",
+) -> Response:
+    async with db.sessions() as session:
+        case = await cases_api.visible_case(session, op.user, case_id)
+    return page(
+        request,
+        "case.html",
+        status,
+        op,
+        case=case,
+        actions=case_actions(case, op.user.role.value),
+        error=error,
+        done=DONE.get(done, ""),
+    )
+
+
+@router.get("/after-sales/{case_id}")
+async def case_page(
+    request: Request, case_id: str, settings: SettingsDep, db: DatabaseDep, done: Filter = None
+) -> Response:
+    async def show(op: Operator) -> Response:
+        return await _case_page(request, op, db, case_id, done=done or "")
+
+    return await signed_in(request, settings.jwt_secret, show)
+
+
+@router.get("/after-sales/{case_id}/images/{sha256}")
+async def case_image(
+    request: Request,
+    case_id: str,
+    sha256: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    blobs: BlobsDep,
+) -> Response:
+    async def show(op: Operator) -> Response:
+        async with db.sessions() as session:
+            return await cases_api.get_image(case_id, sha256, op.user, session, blobs)
+
+    return await signed_in(request, settings.jwt_secret, show)
+
+
+def _cents(raw: str) -> int:
+    """An amount in yuan as typed ("12.5", "12.50"): integer cents, within bounds."""
+    try:
+        amount = Decimal(raw.strip().removeprefix("¥"))
+    except InvalidOperation:
+        raise Problem(ErrorCode.VALIDATION, "amount: yuan, e.g. 12.50") from None
+    cents = amount * 100
+    if not amount.is_finite() or cents != cents.to_integral_value():
+        raise Problem(ErrorCode.VALIDATION, "amount: yuan with at most two decimals")
+    if not 1 <= cents <= MAX_AMOUNT_CENTS:
+        raise Problem(ErrorCode.VALIDATION, f"amount: from ¥0.01 to {money(MAX_AMOUNT_CENTS)}")
+    return int(cents)
+
+
+@router.post("/after-sales/{case_id}/{action}")
+async def case_action(
+    request: Request,
+    case_id: str,
+    action: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    version: Annotated[int, Form(ge=1, le=1_000_000)],
+    reason: Text = "",
+    amount: Annotated[str, Form(max_length=32)] = "",
+    decision: Annotated[str, Form(max_length=16)] = "",
+    csrf: Csrf = None,
+) -> Response:
+    plain = {a.value for a in cases_api.PlainAction}
+    if action not in plain | {CaseAction.PROPOSE.value, CaseAction.RULE.value}:
+        return refused(request, Problem(ErrorCode.NOT_FOUND, f"no case action {action}"))
+
+    async def do(op: Operator) -> object:
+        async with db.sessions() as session:
+            if action == CaseAction.PROPOSE:
+                body = cases_api.ProposeBody(
+                    version=version, reason=reason, amount_cents=_cents(amount)
+                )
+                return await cases_api.propose(case_id, body, op.user, client, db, session)
+            if action == CaseAction.RULE:
+                ruling = cases_api.RuleBody(version=version, decision=decision, note=reason)
+                return await cases_api.rule(case_id, ruling, op.user, client, db, session)
+            return await cases_api.plain_action(
+                case_id,
+                cases_api.PlainAction(action),
+                cases_api.VersionBody(version=version, reason=reason),
+                op.user,
+                client,
+                db,
+                session,
+            )
+
+    async def again(op: Operator, problem: Problem) -> Response:
+        return await _case_page(request, op, db, case_id, problem.status, problem.detail)
+
+    roles = (Role.ADMIN,) if action == CaseAction.RULE else STAFF
+    back = f"/console/after-sales/{case_id}"
+    return await act(request, settings, csrf, do, "case", back, again, roles)

@@ -1,0 +1,308 @@
+"""The console's order list and order page, and the order actions."""
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+
+from api import orders as orders_api
+from api import refunds as refunds_api
+from api.auth import Role
+from api.console.pages import (
+    DONE,
+    PAGE_SIZE,
+    STAFF,
+    Csrf,
+    Filter,
+    Text,
+    act,
+    choice,
+    page,
+    refused,
+    signed_in,
+)
+from api.console.session import Operator
+from api.deps import DatabaseDep, SettingsDep, TemporalDep
+from api.errors import Problem
+from domain.actions import order_actions
+from domain.errors import ErrorCode
+from domain.models import CloseReason, OrderStatus, SubStatus
+from store import cases, orders
+from workflows import ids
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _day(name: str, raw: str | None, op: Operator, end: bool = False) -> datetime | None:
+    """A calendar day in the operator's zone: its first instant (an end: the next day's)."""
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise Problem(ErrorCode.VALIDATION, f"{name}: a date as YYYY-MM-DD") from None
+    if end:
+        if day == date.max:
+            return None
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), op.zone)
+
+
+def _hours(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 6:
+        raise Problem(ErrorCode.VALIDATION, "unshipped_hours: a whole number of hours")
+    return int(raw)
+
+
+@router.get("/orders")
+async def orders_page(
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    status: Filter = None,
+    sub_status: Filter = None,
+    close_reason: Filter = None,
+    buyer_id: Filter = None,
+    placed_from: Filter = None,
+    placed_to: Filter = None,
+    paid_from: Filter = None,
+    paid_to: Filter = None,
+    refund_failed: Filter = None,
+    has_open_case: Filter = None,
+    unshipped_hours: Filter = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    form = {
+        "status": status or "",
+        "sub_status": sub_status or "",
+        "close_reason": close_reason or "",
+        "buyer_id": buyer_id or "",
+        "placed_from": placed_from or "",
+        "placed_to": placed_to or "",
+        "paid_from": paid_from or "",
+        "paid_to": paid_to or "",
+        "refund_failed": refund_failed or "",
+        "has_open_case": has_open_case or "",
+        "unshipped_hours": unshipped_hours or "",
+    }
+    choices = {
+        "statuses": list(OrderStatus),
+        "sub_statuses": list(SubStatus),
+        "close_reasons": list(CloseReason),
+    }
+
+    async def show(op: Operator) -> Response:
+        try:
+            where = orders_api.order_filter(
+                op.user,
+                buyer_id=buyer_id or None,
+                status=choice("status", status, OrderStatus),
+                sub_status=choice("sub_status", sub_status, SubStatus),
+                close_reason=choice("close_reason", close_reason, CloseReason),
+                placed_from=_day("placed_from", placed_from, op),
+                placed_to=_day("placed_to", placed_to, op, end=True),
+                paid_from=_day("paid_from", paid_from, op),
+                paid_to=_day("paid_to", paid_to, op, end=True),
+                refund_failed=True if refund_failed else None,
+                has_open_case=True if has_open_case else None,
+                unshipped_hours=_hours(unshipped_hours),
+            )
+            async with db.sessions() as session:
+                found = await orders_api.order_page(session, where, PAGE_SIZE, cursor)
+        except Problem as problem:
+            return page(
+                request,
+                "orders.html",
+                problem.status,
+                op,
+                form=form,
+                error=problem.detail,
+                items=[],
+                **choices,
+            )
+        query = {k: v for k, v in form.items() if v}
+        nxt = f"?{urlencode({**query, 'cursor': found.next_cursor})}" if found.next_cursor else ""
+        first = f"?{urlencode(query)}" if cursor else ""  # "?" alone: the unfiltered first
+        return page(
+            request,
+            "orders.html",
+            200,
+            op,
+            form=form,
+            items=found.items,
+            next_url=nxt,
+            first_url=first,
+            **choices,
+        )
+
+    return await signed_in(request, settings.jwt_secret, show)
+
+
+async def _order_page(
+    request: Request,
+    op: Operator,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    order_id: str,
+    status: int = 200,
+    error: str = "",
+    done: str = "",
+) -> Response:
+    async with db.sessions() as session:
+        state = await orders_api.visible(session, op.user, order_id)
+        events = await orders.events(session, order_id)
+        order_cases, _ = await cases.page(
+            session, buyer_id=None, status=None, order_id=order_id, limit=50, cursor=None
+        )
+    ui = f"{settings.temporal_ui_url}/namespaces/{client.namespace}/workflows/"
+    return page(
+        request,
+        "order.html",
+        status,
+        op,
+        order=state,
+        events=events,
+        cases=order_cases,
+        actions=order_actions(state, op.user.role.value),
+        workflow_url=ui + ids.order_workflow_id(order_id),
+        error=error,
+        done=DONE.get(done, ""),
+    )
+
+
+@router.get("/orders/{order_id}")
+async def order_page(
+    request: Request,
+    order_id: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    done: Filter = None,
+) -> Response:
+    async def show(op: Operator) -> Response:
+        return await _order_page(request, op, settings, db, client, order_id, done=done or "")
+
+    return await signed_in(request, settings.jwt_secret, show)
+
+
+def _order_act(
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    order_id: str,
+    csrf: str | None,
+    do: Callable[[Operator], Awaitable[object]],
+    done: str,
+    roles: tuple[Role, ...] = STAFF,
+) -> Awaitable[Response]:
+    async def again(op: Operator, problem: Problem) -> Response:
+        return await _order_page(
+            request, op, settings, db, client, order_id, problem.status, problem.detail
+        )
+
+    return act(request, settings, csrf, do, done, f"/console/orders/{order_id}", again, roles)
+
+
+@router.post("/orders/{order_id}/packages/{package_id}/ship")
+async def ship(
+    request: Request,
+    order_id: str,
+    package_id: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    carrier: Annotated[str, Form(max_length=64)] = "",
+    tracking_no: Annotated[str, Form(max_length=128)] = "",
+    csrf: Csrf = None,
+) -> Response:
+    async def do(op: Operator) -> object:
+        body = orders_api.ShipBody(
+            carrier=carrier.strip() or None, tracking_no=tracking_no.strip() or None
+        )
+        return await orders_api.ship(order_id, package_id, op.user, client, db, body)
+
+    return await _order_act(request, settings, db, client, order_id, csrf, do, "shipped")
+
+
+@router.post("/orders/{order_id}/refunds/{request_id}/{decision}")
+async def decide_refund(
+    request: Request,
+    order_id: str,
+    request_id: str,
+    decision: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    reason: Text = "",
+    csrf: Csrf = None,
+) -> Response:
+    if decision not in ("agree", "refuse"):
+        return refused(request, Problem(ErrorCode.NOT_FOUND, f"no action {decision}"))
+
+    async def do(op: Operator) -> object:
+        body = orders_api.ReasonBody(reason=reason)
+        if decision == "agree":
+            return await refunds_api.agree(order_id, request_id, op.user, client, db, body)
+        return await refunds_api.refuse(order_id, request_id, body, op.user, client, db)
+
+    done = "agreed" if decision == "agree" else "refused"
+    return await _order_act(request, settings, db, client, order_id, csrf, do, done)
+
+
+@router.post("/orders/{order_id}/close")
+async def close(
+    request: Request,
+    order_id: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    reason: Text = "",
+    csrf: Csrf = None,
+) -> Response:
+    async def do(op: Operator) -> object:
+        body = orders_api.ReasonBody(reason=reason)
+        return await orders_api.close(order_id, op.user, client, db, body)
+
+    return await _order_act(request, settings, db, client, order_id, csrf, do, "closed")
+
+
+@router.post("/orders/{order_id}/packages/{package_id}/return-received")
+async def return_received(
+    request: Request,
+    order_id: str,
+    package_id: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    csrf: Csrf = None,
+) -> Response:
+    async def do(op: Operator) -> object:
+        return await orders_api.return_received(order_id, package_id, op.user, client, db)
+
+    return await _order_act(request, settings, db, client, order_id, csrf, do, "returned")
+
+
+@router.post("/orders/{order_id}/failed-refunds/{refund_id}/retry")
+async def retry_refund(
+    request: Request,
+    order_id: str,
+    refund_id: str,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    client: TemporalDep,
+    csrf: Csrf = None,
+) -> Response:
+    async def do(op: Operator) -> object:
+        async with db.sessions() as session:
+            return await refunds_api.retry_refund(refund_id, op.user, session, client, db)
+
+    return await _order_act(
+        request, settings, db, client, order_id, csrf, do, "retried", (Role.ADMIN,)
+    )

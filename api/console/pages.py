@@ -1,0 +1,121 @@
+"""What every console page shares: templates, headers, the signed-in check, and how a
+form's action is taken (who, CSRF, then the JSON API's own route function)."""
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api.auth import Role
+from api.console import session as auth
+from api.console.session import Operator
+from api.deps import SettingsDep, require_role
+from api.errors import Problem, as_problem
+from domain.errors import ErrorCode
+from domain.models import money
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["money"] = money
+STAFF = (Role.MERCHANT, Role.ADMIN)
+PAGE_SIZE = 25
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; "
+    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+DONE = {  # what a finished action says on the page it returns to
+    "shipped": "Package shipped.",
+    "agreed": "Refund request agreed.",
+    "refused": "Refund request refused.",
+    "closed": "Order closed.",
+    "returned": "Return received: the goods are back on hand.",
+    "retried": "Refund sent again through its channel.",
+    "case": "Done: the case moved on.",
+}
+Text = Annotated[str, Form(max_length=500)]
+Csrf = Annotated[str | None, Form(max_length=128)]
+Filter = Annotated[str | None, Query(max_length=64)]
+
+
+def page(
+    request: Request, name: str, status: int = 200, op: Operator | None = None, **context: Any
+) -> HTMLResponse:
+    local = op.local if op else (lambda at: at.isoformat(timespec="seconds") if at else "-")
+    response = templates.TemplateResponse(
+        request, name, {"op": op, "local": local, **context}, status_code=status
+    )
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def refused(request: Request, problem: Problem, op: Operator | None = None) -> HTMLResponse:
+    return page(request, "refused.html", problem.status, op, problem=problem)
+
+
+def staff(request: Request, secret: str) -> Operator:
+    op = auth.operator(request, secret)
+    require_role(op.user, *STAFF)
+    return op
+
+
+async def signed_in(
+    request: Request, secret: str, show: Callable[[Operator], Awaitable[Response]]
+) -> Response:
+    """A page for staff: no session goes to the sign-in page; a refusal is shown."""
+    try:
+        op = staff(request, secret)
+        return await show(op)
+    except Problem as problem:
+        if problem.status == 401:  # sign in, then come back here
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/console/login?{urlencode({'next': here})}", 303)
+        return refused(request, problem)
+
+
+def choice(name: str, raw: str | None, kind: Any) -> Any:
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(k.value for k in kind)
+        raise Problem(ErrorCode.VALIDATION, f"{name}: one of {allowed}") from None
+
+
+async def act(
+    request: Request,
+    settings: SettingsDep,
+    csrf: str | None,
+    do: Callable[[Operator], Awaitable[object]],
+    done: str,
+    back: str,
+    again: Callable[[Operator, Problem], Awaitable[Response]],
+    roles: tuple[Role, ...] = STAFF,
+) -> Response:
+    """One form's action: who (401/403), the CSRF token (403), then the API's own code path;
+    success returns to the page (303), a refusal shows the page with the API's message."""
+    try:
+        op = auth.operator(request, settings.jwt_secret)
+        require_role(op.user, *roles)
+        auth.check_csrf(op, csrf)
+    except Problem as problem:
+        return refused(request, problem)
+    try:
+        await do(op)
+    except Exception as err:
+        refusal = as_problem(err)
+        if refusal is None:
+            raise
+        try:
+            return await again(op, refusal)
+        except Problem as unseen:  # the page itself is not there (an unknown order)
+            return refused(request, unseen, op)
+    return RedirectResponse(f"{back}?done={done}", 303)

@@ -1,0 +1,81 @@
+"""Signing in and out of the console."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.auth import decode
+from api.console import session as auth
+from api.console.pages import STAFF, Csrf, page, refused
+from api.deps import SettingsDep
+from api.errors import Problem
+from domain.errors import ErrorCode
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/console/orders", 303)
+
+
+def _back_to(raw: str | None) -> str:
+    """Where to go after signing in: a console page, never elsewhere (no open redirect)."""
+    if raw and raw.startswith("/console/") and "//" not in raw and "\\" not in raw:
+        return raw
+    return "/console/orders"
+
+
+def _login_page(
+    request: Request, status: int = 200, error: str = "", back: str | None = None
+) -> HTMLResponse:
+    token = auth.login_token(request)
+    response = page(
+        request, "login.html", status, form_token=token, error=error, back=_back_to(back)
+    )
+    auth.keep_login_token(request, response, token)
+    return response
+
+
+Back = Annotated[str | None, Query(alias="next", max_length=500)]
+
+
+@router.get("/login")
+async def login_form(request: Request, back: Back = None) -> HTMLResponse:
+    return _login_page(request, back=back)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str, Form(max_length=auth.MAX_TOKEN_CHARS)] = "",
+    zone: Annotated[str, Form(max_length=auth.MAX_ZONE_CHARS)] = "UTC",
+    back: Annotated[str | None, Form(alias="next", max_length=500)] = None,
+    csrf: Csrf = None,
+) -> Response:
+    try:
+        auth.check_login_token(request, csrf)
+        user = decode(token.strip(), settings.jwt_secret)
+        if user.role not in STAFF:
+            raise Problem(
+                ErrorCode.FORBIDDEN, f"the console is for merchants and admins, not a {user.role}"
+            )
+        auth.zone_of(zone)
+    except Problem as problem:
+        return _login_page(request, problem.status, problem.detail, back)
+    response = RedirectResponse(_back_to(back), 303)
+    auth.sign_in(request, response, token.strip(), zone)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, settings: SettingsDep, csrf: Csrf = None) -> Response:
+    try:
+        auth.check_csrf(auth.operator(request, settings.jwt_secret), csrf)
+    except Problem as problem:
+        return refused(request, problem)
+    response = RedirectResponse("/console/login", 303)
+    auth.sign_out(response)
+    return response
