@@ -31,6 +31,7 @@ from domain.models import MAX_AMOUNT_CENTS, money
 from store import cases
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+MAX_VERSION = 1_000_000
 
 
 @router.get("/after-sales")
@@ -117,6 +118,13 @@ async def case_image(
     return await signed_in(request, settings.jwt_secret, show)
 
 
+def _version(raw: str) -> int:
+    """The case version the form was made from (a hidden field): a page's own, or refused."""
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_VERSION:
+        raise Problem(ErrorCode.VALIDATION, "version: the case's version, as the page gave it")
+    return int(raw)
+
+
 def _cents(raw: str) -> int:
     """An amount in yuan as typed ("12.5", "12.50"): integer cents, within bounds."""
     try:
@@ -139,7 +147,7 @@ async def case_action(
     settings: SettingsDep,
     db: DatabaseDep,
     client: TemporalDep,
-    version: Annotated[int, Form(ge=1, le=1_000_000)],
+    version: Annotated[str, Form(max_length=12)] = "",
     reason: Text = "",
     amount: Annotated[str, Form(max_length=32)] = "",
     decision: Annotated[str, Form(max_length=16)] = "",
@@ -153,16 +161,18 @@ async def case_action(
         async with db.sessions() as session:
             if action == CaseAction.PROPOSE:
                 body = cases_api.ProposeBody(
-                    version=version, reason=reason, amount_cents=_cents(amount)
+                    version=_version(version), reason=reason, amount_cents=_cents(amount)
                 )
                 return await cases_api.propose(case_id, body, op.user, client, db, session)
             if action == CaseAction.RULE:
-                ruling = cases_api.RuleBody(version=version, decision=decision, note=reason)
+                ruling = cases_api.RuleBody(
+                    version=_version(version), decision=decision, note=reason
+                )
                 return await cases_api.rule(case_id, ruling, op.user, client, db, session)
             return await cases_api.plain_action(
                 case_id,
                 cases_api.PlainAction(action),
-                cases_api.VersionBody(version=version, reason=reason),
+                cases_api.VersionBody(version=_version(version), reason=reason),
                 op.user,
                 client,
                 db,
