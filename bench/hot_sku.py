@@ -40,7 +40,9 @@ async def run(args: argparse.Namespace) -> None:
             httpx.AsyncClient(
                 base_url=cluster.api_url,
                 timeout=60,
-                limits=httpx.Limits(max_connections=args.buyers + 10),
+                # idle connections dropped before uvicorn's 5 s keep-alive ends: a POST on a
+                # connection the server is closing fails (ReadError) and is not retried
+                limits=httpx.Limits(max_connections=args.buyers + 10, keepalive_expiry=2.0),
             )
         )
         await http.get("/skus")  # warm up the API
