@@ -3,7 +3,7 @@
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
@@ -145,7 +145,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(at)
         if when.tzinfo is None:
             raise ValueError("naive time")
-        return when, str(order_id)
+        return when.astimezone(UTC), str(order_id)  # out of range in UTC: invalid too
     except Exception as exc:
         raise ValueError("invalid cursor") from exc
 

@@ -44,11 +44,10 @@ def _day(name: str, raw: str | None, op: Operator, end: bool = False) -> datetim
         day = date.fromisoformat(raw)
     except ValueError:
         raise Problem(ErrorCode.VALIDATION, f"{name}: a date as YYYY-MM-DD") from None
-    if end:
-        if day == date.max:
-            return None
-        day += timedelta(days=1)
-    return datetime.combine(day, time(), op.zone)
+    if day.year not in orders_api.FILTER_YEARS:
+        years = orders_api.FILTER_YEARS
+        raise Problem(ErrorCode.VALIDATION, f"{name}: a date from {years[0]} to {years[-1]}")
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(), op.zone)
 
 
 def _hours(raw: str | None) -> int | None:

@@ -341,6 +341,10 @@ async def test_operators_filters_and_the_after_sales_queue(
     answer = await page.goto(f"{mine}&paid_from=yesterday")
     assert answer is not None and answer.status == 422
     assert await page.locator(".error").inner_text() == "paid_from: a date as YYYY-MM-DD"
+    for far in ("0001-01-01", "9999-12-31"):  # would not convert to UTC: refused, not a 500
+        answer = await page.goto(f"{mine}&placed_to={far}")
+        assert answer is not None and answer.status == 422
+        assert await page.locator(".error").inner_text() == "placed_to: a date from 1970 to 9998"
     answer = await page.goto(f"{mine}&status=LOST")
     assert answer is not None and answer.status == 422
     assert (await page.locator(".error").inner_text()).startswith("status: one of PENDING_PAYMENT")

@@ -106,6 +106,8 @@ async def test_the_order_list_filters_as_operators_do(stack: Stack) -> None:
     assert await listed("has_open_case=true") == []
     for query, detail in (
         ("placed_from=2026-01-01T00:00:00", "placed_from: give a zone (Z or +08:00)"),
+        ("paid_to=0001-01-01T00:00:00%2B08:00", "paid_to: a time from 1970 to 9998"),
+        ("placed_to=9999-12-31T23:59:59-08:00", "placed_to: a time from 1970 to 9998"),
         ("unshipped_hours=-1", "unshipped_hours: Input should be greater than or equal to 0"),
         (
             "sub_status=LOST",

@@ -146,6 +146,8 @@ async def test_page_is_newest_first_keyset_paginated_and_filtered(db: Database) 
         base64.urlsafe_b64encode(b"[1, 2, 3]").decode(),
         base64.urlsafe_b64encode(json.dumps(["yesterday", "o-1"]).encode()).decode(),
         base64.urlsafe_b64encode(b"{}").decode(),
+        # a time that cannot be expressed in UTC
+        base64.urlsafe_b64encode(json.dumps(["0001-01-01T00:00:00+08:00", "o"]).encode()).decode(),
     ],
 )
 async def test_invalid_cursor_is_a_value_error(sqlite_db: Database, cursor: str) -> None:
