@@ -40,6 +40,7 @@ from domain.models import (
     PaymentChannel,
     SubStatus,
     Unavailable,
+    sane_time,
 )
 from store import orders
 from store.orders import OrderFilter
@@ -129,19 +130,11 @@ async def order_events(order_id: str, user: CurrentUser, session: SessionDep) ->
 MAX_UNSHIPPED_HOURS = 24 * 366
 
 
-FILTER_YEARS = range(1970, 9999)  # a bound any order time falls in, safe to convert to UTC
-
-
 def _aware(name: str, when: datetime | None) -> datetime | None:
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        raise Problem(ErrorCode.VALIDATION, f"{name}: give a zone (Z or +08:00)")
-    if when.year not in FILTER_YEARS:
-        raise Problem(
-            ErrorCode.VALIDATION, f"{name}: a time from {FILTER_YEARS[0]} to {FILTER_YEARS[-1]}"
-        )
-    return when
+    try:
+        return None if when is None else sane_time(when)
+    except ValueError as err:
+        raise Problem(ErrorCode.VALIDATION, f"{name}: {err}") from None
 
 
 def order_filter(

@@ -2,7 +2,6 @@
 the relay turns them into signals (at once if it can, else as soon as Temporal is back)."""
 
 import logging
-from datetime import datetime
 from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -13,7 +12,7 @@ from api.errors import Problem
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import check_supplier_notice
 from domain.messages import CarrierNotice, InboxEvent, InboxSource, PaymentNotice, SupplierNotice
-from domain.models import MAX_AMOUNT_CENTS, PaymentChannel
+from domain.models import MAX_AMOUNT_CENTS, Instant, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from store import inbox, orders, payments
 from store.db import Database
@@ -30,7 +29,7 @@ class PaymentCallback(BaseModel):
     txn_id: str = Field(min_length=1, max_length=128)
     channel: Literal[PaymentChannel.ALIPAY, PaymentChannel.WECHAT]
     amount_cents: int = Field(gt=0, le=MAX_AMOUNT_CENTS)
-    paid_at: datetime
+    paid_at: Instant
 
 
 class CarrierCallback(BaseModel):
@@ -38,7 +37,7 @@ class CarrierCallback(BaseModel):
     carrier: str = Field(min_length=1, max_length=32)
     tracking_no: str = Field(min_length=1, max_length=64)
     event: Literal["IN_TRANSIT", "DELIVERED", "REJECTED"]
-    at: datetime
+    at: Instant
 
 
 class SupplierCallback(BaseModel):
@@ -46,7 +45,7 @@ class SupplierCallback(BaseModel):
     supplier_order_id: str = Field(min_length=1, max_length=128)
     package_id: str = Field(min_length=1, max_length=80)
     state: Literal["AWAITING_RECEIPT", "RECEIVED", "REJECTED"]
-    at: datetime
+    at: Instant
 
 
 class Accepted(BaseModel):

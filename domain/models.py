@@ -3,11 +3,19 @@
 Money is integer cents; times are timezone-aware UTC datetimes.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
 
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Location = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -26,6 +34,21 @@ class ProductType(StrEnum):
 class StockPolicy(StrEnum):
     LOCK_ON_ORDER = "LOCK_ON_ORDER"  # JD 下单锁库存
     DEDUCT_ON_PAYMENT = "DEDUCT_ON_PAYMENT"  # Tmall 付款减库存
+
+
+SANE_YEARS = range(1970, 9999)  # any real time falls in these; each converts to UTC safely
+
+
+def sane_time(at: datetime) -> datetime:
+    """A time from outside (a partner, a filter) in UTC, or ValueError."""
+    if at.tzinfo is None:
+        raise ValueError("give a zone (Z or +08:00)")
+    if at.year not in SANE_YEARS:
+        raise ValueError(f"a time from {SANE_YEARS[0]} to {SANE_YEARS[-1]}")
+    return at.astimezone(UTC)
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(sane_time)]  # a time a partner sends
 
 
 def money(cents: int) -> str:

@@ -29,7 +29,7 @@ from api.deps import DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
 from domain.actions import order_actions
 from domain.errors import ErrorCode
-from domain.models import CloseReason, OrderStatus, SubStatus
+from domain.models import SANE_YEARS, CloseReason, OrderStatus, SubStatus
 from store import cases, orders
 from workflows import ids
 
@@ -44,9 +44,10 @@ def _day(name: str, raw: str | None, op: Operator, end: bool = False) -> datetim
         day = date.fromisoformat(raw)
     except ValueError:
         raise Problem(ErrorCode.VALIDATION, f"{name}: a date as YYYY-MM-DD") from None
-    if day.year not in orders_api.FILTER_YEARS:
-        years = orders_api.FILTER_YEARS
-        raise Problem(ErrorCode.VALIDATION, f"{name}: a date from {years[0]} to {years[-1]}")
+    if day.year not in SANE_YEARS:
+        raise Problem(
+            ErrorCode.VALIDATION, f"{name}: a date from {SANE_YEARS[0]} to {SANE_YEARS[-1]}"
+        )
     return datetime.combine(day + timedelta(days=1 if end else 0), time(), op.zone)
 
 

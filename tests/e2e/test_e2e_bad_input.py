@@ -458,6 +458,12 @@ async def test_payment_callbacks_must_be_signed_fresh_and_new(stack: Stack) -> N
     expect_problem(
         await _post_raw(stack, "/webhooks/payments", junk, sign(junk, secret)), 422, "VALIDATION"
     )
+    # signed, but a time with no zone, or one that cannot be expressed in UTC
+    for when in ("2026-01-01T00:00:00", "0001-01-01T00:00:00+08:00", "9999-12-31T23:00:00-08:00"):
+        odd = encode_json({**payload, "event_id": uid("evt"), "paid_at": when})
+        answer = await _post_raw(stack, "/webhooks/payments", odd, sign(odd, secret))
+        assert "paid_at" in expect_problem(answer, 422, "VALIDATION")["detail"], when
+    assert await stack.order(buyer, order["id"]) == shipped
 
 
 async def test_carrier_callbacks_must_be_signed_and_new(stack: Stack) -> None:
