@@ -20,6 +20,7 @@ from domain.messages import (
     SupplierCancelResult,
 )
 from domain.models import GATEWAY_CHANNELS, OrderState, Refund
+from domain.order import refund_failed
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
 from metrics import BusinessMetrics
@@ -108,7 +109,7 @@ class OrderActivities:
                         text=inp.review.text,
                         at=inp.event.at,
                     )
-                if any(r.status == "FAILED" for r in inp.state.refunds):
+                if refund_failed(inp.state):
                     await payments.note_failed_refunds(session, inp.state)
                 if inp.state.close_reason is not None:
                     await stock.end_purchases(session, inp.state.id)

@@ -21,7 +21,7 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
 )
-from api.errors import Problem
+from api.errors import Problem, first_error
 from api.orders import visible
 from domain import after_sales
 from domain.after_sales import (
@@ -74,11 +74,9 @@ def _lines(raw: str) -> list[LineRequest]:
     try:
         lines = LINES.validate_json(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
         raise Problem(
             ErrorCode.VALIDATION,
-            f'lines: a JSON list of {{"sku", "quantity"}} ({where}: {first["msg"]})',
+            f'lines: a JSON list of {{"sku", "quantity"}} ({first_error(list(err.errors()))})',
         ) from None
     if not 1 <= len(lines) <= MAX_LINES:
         raise Problem(ErrorCode.VALIDATION, f"lines: 1 to {MAX_LINES} lines")

@@ -81,12 +81,24 @@ def problem_response(code: str, detail: str, status: int, **extra: Any) -> JSONR
     )
 
 
-def temporal_unavailable() -> JSONResponse:
-    response = problem_response(
+def unavailable() -> Problem:
+    """Temporal cannot be reached (or answered too late): retry shortly."""
+    return Problem(
         "TEMPORAL_UNAVAILABLE", "the order service is briefly unavailable; retry shortly", 503
     )
+
+
+def temporal_unavailable() -> JSONResponse:
+    p = unavailable()
+    response = problem_response(p.code, p.detail, p.status)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def first_error(errors: list[Any]) -> str:
+    """A validation failure in one line, `where: what`, as every 422 says it."""
+    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+    return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg', '')}"
 
 
 def from_failure(err: BaseException) -> Problem:
@@ -111,13 +123,9 @@ def as_problem(exc: Exception) -> Problem | None:
     if isinstance(exc, WorkflowUpdateFailedError):
         return from_failure(exc)
     if isinstance(exc, RPCError) and exc.status in UNREACHABLE:
-        return Problem(
-            "TEMPORAL_UNAVAILABLE", "the order service is briefly unavailable; retry shortly", 503
-        )
+        return unavailable()
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return Problem(ErrorCode.VALIDATION, f"{where}: {first['msg']}")
+        return Problem(ErrorCode.VALIDATION, first_error(list(exc.errors())))
     return None
 
 
@@ -155,9 +163,7 @@ def install(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
             for e in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid"}
-        detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        return problem_response(ErrorCode.VALIDATION.value, detail, 422, errors=errors)
+        return problem_response(ErrorCode.VALIDATION.value, first_error(errors), 422, errors=errors)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -151,7 +151,6 @@ def order_filter(
     refund_failed: bool | None = None,
     has_open_case: bool | None = None,
     unshipped_hours: int | None = None,
-    now: datetime | None = None,
 ) -> OrderFilter:
     """One list's filter, for the JSON API and the console: a buyer sees only their own."""
     if user.role == "buyer":
@@ -162,7 +161,7 @@ def order_filter(
         raise Problem(ErrorCode.VALIDATION, f"unshipped_hours: 0 to {MAX_UNSHIPPED_HOURS}")
     since = None
     if unshipped_hours is not None:
-        since = (now or datetime.now(UTC)) - timedelta(hours=unshipped_hours)
+        since = datetime.now(UTC) - timedelta(hours=unshipped_hours)
     return OrderFilter(
         buyer_id=buyer_id,
         status=status,

@@ -2,13 +2,14 @@
 these as forms. Each is asked of the rule that guards the action itself, so a form is shown
 exactly when the action would be taken (the action still checks again when it is sent)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.after_sales import ALLOWED, ROLE, AfterSalesCase, CaseAction
 from domain.errors import DomainError
 from domain.fulfilment import check_can_confirm_return
 from domain.models import CloseReason, OrderState, RefundRequestStatus
-from domain.order import check_can_close, check_package_ships
+from domain.order import check_can_close, check_package_ships, failed_refunds
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,9 @@ class OrderActions:
         )
 
 
-def _allows(check: object, *args: object) -> bool:
+def _allows(check: Callable[..., object], *args: object) -> bool:
     try:
-        check(*args)  # type: ignore[operator]
+        check(*args)
     except DomainError:
         return False
     return True
@@ -45,9 +46,7 @@ def order_actions(state: OrderState, role: str) -> OrderActions:
         confirm_return=[
             p.id for p in state.packages if _allows(check_can_confirm_return, state, p.id)
         ],
-        retry_refund=[r.id for r in state.refunds if r.status == "FAILED"]
-        if role == "admin"
-        else [],
+        retry_refund=[r.id for r in failed_refunds(state)] if role == "admin" else [],
     )
 
 

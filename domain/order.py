@@ -511,9 +511,13 @@ def held_open(state: OrderState) -> bool:
     return bool(awaiting_return(state)) or has_open_refunds(state) or refund_failed(state)
 
 
+def failed_refunds(state: OrderState) -> list[Refund]:
+    """Refunds the channel refused for good: an admin retries them."""
+    return [r for r in state.refunds if r.status == "FAILED"]
+
+
 def refund_failed(state: OrderState) -> bool:
-    """A refund the channel refused for good: an admin retries it."""
-    return any(r.status == "FAILED" for r in state.refunds)
+    return bool(failed_refunds(state))
 
 
 def open_case_count(state: OrderState) -> int:

@@ -15,7 +15,7 @@ from domain.models import (
     PackageStatus,
     money,
 )
-from domain.order import next_deadline, open_case_count, refund_failed
+from domain.order import failed_refunds, next_deadline, open_case_count, refund_failed
 from workflows.ids import (
     BUYER_ID,
     CLOSE_REASON,
@@ -69,7 +69,7 @@ def render(state: OrderState) -> str:
             f" | {_next(p)} |"
             for p in state.packages
         ]
-    failed = [r for r in state.refunds if r.status == "FAILED"]
+    failed = failed_refunds(state)
     if failed:
         out += ["", "**Failed refunds** (an admin retries them):"]
         out += [f"- {r.id}: {money(r.amount_cents)} via {r.channel} — {r.reason}" for r in failed]

@@ -60,9 +60,9 @@ def refused(request: Request, problem: Problem, op: Operator | None = None) -> H
     return page(request, "refused.html", problem.status, op, problem=problem)
 
 
-def staff(request: Request, secret: str) -> Operator:
+def staff(request: Request, secret: str, roles: tuple[Role, ...] = STAFF) -> Operator:
     op = auth.operator(request, secret)
-    require_role(op.user, *STAFF)
+    require_role(op.user, *roles)
     return op
 
 
@@ -103,8 +103,7 @@ async def act(
     """One form's action: who (401/403), the CSRF token (403), then the API's own code path;
     success returns to the page (303), a refusal shows the page with the API's message."""
     try:
-        op = auth.operator(request, settings.jwt_secret)
-        require_role(op.user, *roles)
+        op = staff(request, settings.jwt_secret, roles)
         auth.check_csrf(op, csrf)
     except Problem as problem:
         return refused(request, problem)

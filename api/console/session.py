@@ -28,7 +28,6 @@ MAX_ZONE_CHARS = 64
 @dataclass(frozen=True)
 class Operator:
     user: User
-    token: str
     zone: ZoneInfo
     csrf: str
 
@@ -63,7 +62,7 @@ def operator(request: Request, secret: str) -> Operator:
         zone = zone_of(request.cookies.get(ZONE_COOKIE, "UTC"))
     except Problem:
         zone = ZoneInfo("UTC")
-    return Operator(user=user, token=token, zone=zone, csrf=csrf_for(secret, token))
+    return Operator(user=user, zone=zone, csrf=csrf_for(secret, token))
 
 
 def check_csrf(op: Operator, sent: str | None) -> None:
