@@ -224,6 +224,12 @@ class Payment(BaseModel):
     paid_at: datetime
 
 
+class RefundStatus(StrEnum):
+    PENDING = "PENDING"  # decided and recorded; the channel has not answered yet
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"  # the channel refused for good (`failure` says why): an admin retries
+
+
 class Refund(BaseModel):
     id: str
     txn_id: str
@@ -235,7 +241,8 @@ class Refund(BaseModel):
     freight_borne_by: str = "merchant"  # who bears the freight part
     package_id: str | None = None
     reason: str
-    status: str = "SUCCEEDED"
+    status: str = RefundStatus.SUCCEEDED.value  # a RefundStatus
+    failure: str | None = None  # the channel's reason, when it refused for good
     created_at: datetime
 
 

@@ -146,6 +146,7 @@ class RefundRow(Base):
     package_id: Mapped[str | None] = mapped_column(String(80))
     reason: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
+    failure: Mapped[str | None] = mapped_column(String(500))  # the channel's reason for FAILED
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (CheckConstraint("amount_cents > 0", name="refund_amount_pos"),)
 
@@ -168,6 +169,10 @@ class OrderRow(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refund_failed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     open_cases: Mapped[int] = mapped_column(Integer, server_default="0")
+    order_error: Mapped[bool] = mapped_column(Boolean, server_default=false())  # ORDER_ERROR seen
+    # the workflow's history length when this snapshot was written: a later workflow task's
+    # write of the same version replaces an earlier (failed) task's
+    history_len: Mapped[int] = mapped_column(BigInteger, server_default="0")
     __table_args__ = (
         Index("ix_orders_buyer_created", "buyer_id", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at", "id"),
@@ -184,9 +189,10 @@ class OrderEventRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(48))
     actor_kind: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[str] = mapped_column(String(128))  # a supplier order id is up to 128
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    history_len: Mapped[int] = mapped_column(BigInteger, server_default="0")  # as on orders
     __table_args__ = (UniqueConstraint("order_id", "event_key", name="uq_event_key"),)
 
 
