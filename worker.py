@@ -74,6 +74,7 @@ def build_worker(
             acts.place_order,
             acts.accept_payment,
             acts.save_order,
+            acts.note_order_error,
             acts.load_order,
             acts.refund_payment,
             acts.purchase_from_supplier,

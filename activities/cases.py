@@ -4,6 +4,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import MetricMeter, WorkflowIDConflictPolicy
 
+from activities.txn import txn
 from domain.after_sales import AfterSalesCase
 from metrics import BusinessMetrics
 from store import cases
@@ -40,6 +41,6 @@ class CaseActivities:
 
     @activity.defn(name=ids.SAVE_CASE)
     async def save_case(self, case: AfterSalesCase) -> None:
-        async with self.db.transaction() as session:
+        async with txn(self.db) as session:
             await cases.save(session, case)
         self.metrics.case(case.status.value)

@@ -1,17 +1,17 @@
 """The order saga's activities. Database writes are short: the workflow runs them locally."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
-from domain.errors import DomainError, ErrorCode
+from activities.txn import txn
+from domain.errors import ErrorCode
 from domain.messages import (
     AcceptPaymentInput,
+    OrderErrorInput,
     PlaceOrderInput,
     PurchaseInput,
     RefundPaymentInput,
@@ -19,7 +19,7 @@ from domain.messages import (
     SupplierCancelInput,
     SupplierCancelResult,
 )
-from domain.models import GATEWAY_CHANNELS, OrderState, Refund
+from domain.models import GATEWAY_CHANNELS, SYSTEM, OrderEvent, OrderState, Refund, RefundStatus
 from domain.order import refund_failed
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
@@ -27,7 +27,6 @@ from metrics import BusinessMetrics
 from store import cases, orders, payments, placement, reviews, stock
 from store.db import Database
 from workflows import ids
-from workflows.errors import to_application_error
 
 
 class OrderActivities:
@@ -45,21 +44,8 @@ class OrderActivities:
         self.supplier_notify_url = supplier_notify_url
         self.metrics = metrics or BusinessMetrics(MetricMeter.noop)
 
-    @asynccontextmanager
-    async def _txn(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
-        """One transaction (a read one with `write=False`); a business refusal becomes a
-        non-retryable ApplicationError."""
-        try:
-            async with self.db.transaction() if write else self.db.sessions() as session:
-                yield session
-        except DomainError as err:
-            raise to_application_error(err) from None
-        except DataError as err:  # a value the database cannot hold: no retry will help
-            raise ApplicationError(
-                f"the database refused a value: {err.orig}",
-                type=ErrorCode.VALIDATION.value,
-                non_retryable=True,
-            ) from None
+    def _txn(self, *, write: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
+        return txn(self.db, write=write)
 
     @activity.defn(name=ids.PLACE_ORDER)
     async def place_order(self, inp: PlaceOrderInput) -> OrderState:
@@ -82,8 +68,11 @@ class OrderActivities:
 
     @activity.defn(name=ids.ACCEPT_PAYMENT)
     async def accept_payment(self, inp: AcceptPaymentInput) -> OrderState:
-        async with self._txn() as session:
-            state = await payments.accept_payment(session, inp)
+        try:
+            async with self._txn() as session:
+                state = await payments.accept_payment(session, inp)
+        except orders.StaleWrite:  # a later workflow task has moved on: what it stored
+            return await self.load_order(inp.state.id)
         self.metrics.paid()
         return state
 
@@ -113,23 +102,36 @@ class OrderActivities:
                     await payments.note_failed_refunds(session, inp.state)
                 if inp.state.close_reason is not None:
                     await stock.end_purchases(session, inp.state.id)
-                await orders.save(session, inp.state, inp.event)
-        except IntegrityError as err:
-            if "tracking" not in str(err).lower():
-                raise
-            raise ApplicationError(
-                "this carrier's tracking number is already used by another package",
-                type=ErrorCode.INVALID_TRANSITION.value,
-                non_retryable=True,
-            ) from None
+                await orders.save(session, inp.state, inp.event, write_seq=inp.write_seq)
+        except orders.StaleWrite:  # a later workflow task wrote this order: nothing of ours
+            activity.logger.warning("stale write of order %s skipped", inp.state.id)
+            return
         self.metrics.saved(inp.event)
         if inp.case is not None:
             self.metrics.case(inp.case.status.value)
 
+    @activity.defn(name=ids.NOTE_ORDER_ERROR)
+    async def note_order_error(self, inp: OrderErrorInput) -> None:
+        """ORDER_ERROR in the order's event log, and its flag; idempotent per step attempt."""
+        event = OrderEvent(
+            order_id=inp.order_id,
+            version=0,
+            type="ORDER_ERROR",
+            actor=SYSTEM,
+            at=inp.at,
+            data={"step": inp.step, "reason": inp.reason},
+        )
+        async with self._txn() as session:
+            await orders.note_error(session, event, f"error:{inp.write_seq}:{inp.step}"[:160])
+
     @activity.defn(name=ids.REFUND_PAYMENT)
     async def refund_payment(self, inp: RefundPaymentInput) -> Refund:
-        """Money back through the paying channel, then the ledger; idempotent on refund id."""
-        refund = inp.refund
+        """Money back through the paying channel, then the ledger; idempotent on refund id.
+        Answers the refund SUCCEEDED; a refusal for good is a non-retryable error carrying
+        the channel's reason."""
+        refund = inp.refund.model_copy(
+            update={"status": RefundStatus.SUCCEEDED.value, "failure": None}
+        )
         if refund.channel in GATEWAY_CHANNELS:
             async with self._txn(write=False) as session:  # never move another order's money
                 await payments.check_txn_is(session, refund.txn_id, inp.order_id)

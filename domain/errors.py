@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     TXN_REUSED = "TXN_REUSED"  # a gateway transaction that already settled another order
     VERSION_CONFLICT = "VERSION_CONFLICT"  # an action made against an old version
     UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"  # an upload that is not what it must be
+    ORDER_ERROR = "ORDER_ERROR"  # a step the order could not take, for good: operators look
+    REFUND_FAILED = "REFUND_FAILED"  # the channel refused the refund (again)
 
 
 class DomainError(Exception):

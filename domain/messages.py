@@ -39,6 +39,7 @@ class OrderWorkflowInput(BaseModel):
 
 class PlaceOrderInput(OrderWorkflowInput):
     now: datetime
+    write_seq: int = 0  # when the workflow wrote it (see SaveOrderInput)
 
 
 class PayRequest(BaseModel):
@@ -99,6 +100,7 @@ class AcceptPaymentInput(BaseModel):
     charge_wallet: bool
     now: datetime
     actor: Actor
+    write_seq: int = 0
 
 
 class ReviewRequest(BaseModel):
@@ -116,6 +118,19 @@ class SaveOrderInput(BaseModel):
     return_ref: str = ""
     case: AfterSalesCase | None = None  # a case opened with this change: its first snapshot
     review: ReviewRequest | None = None  # the buyer's review: a row per SKU of the order
+    # when the workflow wrote it: its run's start and history length as one growing number; a
+    # later workflow task's write replaces an earlier task's (one that timed out after saving)
+    write_seq: int = 0
+
+
+class OrderErrorInput(BaseModel):
+    """A step the order could not take (ORDER_ERROR): written to its event log and flagged."""
+
+    order_id: str
+    step: str
+    reason: str = Field(max_length=2000)
+    at: datetime
+    write_seq: int
 
 
 class RefundLinesRequest(BaseModel):

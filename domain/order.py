@@ -533,7 +533,7 @@ def is_finished(state: OrderState, now: datetime, *, hold: bool = True) -> bool:
         return False
     if state.status is OrderStatus.CLOSED:
         return True
-    deadline = next_deadline(state)
+    deadline = next_deadline(state, hold_finish=hold)  # the old rule timed FINISH regardless
     return deadline is not None and deadline.kind is DeadlineKind.FINISH and now >= deadline.at
 
 

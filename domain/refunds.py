@@ -26,6 +26,7 @@ from domain.models import (
     Refund,
     RefundRequest,
     RefundRequestStatus,
+    RefundStatus,
     Take,
 )
 from domain.order import (
@@ -415,6 +416,65 @@ def check_can_retry(state: OrderState, refund_id: str) -> Refund:
                 raise invalid_transition(f"refund {refund_id} is {r.status}, not FAILED")
             return r
     raise DomainError(ErrorCode.NOT_FOUND, f"order {state.id} has no refund {refund_id}")
+
+
+def retry_started(state: OrderState, refund_id: str, now: datetime, actor: Actor) -> Change:
+    """An admin tries a FAILED refund again: it is PENDING (and counts) until the channel
+    answers; its request is REFUNDED again unless that answer is another refusal."""
+    check_can_retry(state, refund_id)
+    s = copied(state)
+    for r in s.refunds:
+        if r.id == refund_id:
+            r.status, r.failure = RefundStatus.PENDING.value, None
+            s.refunded_cents += r.amount_cents
+    for request in s.refund_requests:
+        if request.refund_id == refund_id:
+            request.status = RefundRequestStatus.REFUNDED
+    data = {"refund_id": refund_id, "status": RefundStatus.PENDING.value}
+    return applied(s, now, actor, "REFUND_RETRIED", data)
+
+
+def pending_refund(state: OrderState, refund_id: str) -> Refund:
+    for r in state.refunds:
+        if r.id == refund_id:
+            if r.status != RefundStatus.PENDING:
+                raise invalid_transition(f"refund {refund_id} is {r.status}, not PENDING")
+            return r
+    raise DomainError(ErrorCode.NOT_FOUND, f"order {state.id} has no refund {refund_id}")
+
+
+def refund_settled(
+    state: OrderState, refund_id: str, failure: str | None, now: datetime, actor: Actor
+) -> Change:
+    """The channel answered a PENDING refund: the money moved, or (with `failure`, the
+    channel's reason) it did not, and the refund is FAILED for an admin to retry."""
+    refund = pending_refund(state, refund_id)
+    s = copied(state)
+    r = next(r for r in s.refunds if r.id == refund_id)
+    if failure is None:
+        r.status = RefundStatus.SUCCEEDED.value
+        data = {"refund_id": refund_id, "amount_cents": refund.amount_cents}
+        return applied(s, now, actor, "REFUND_SUCCEEDED", data)
+    r.status, r.failure = RefundStatus.FAILED.value, failure
+    s.refunded_cents -= refund.amount_cents  # counted while it was under way
+    for request in s.refund_requests:
+        if request.refund_id == refund_id:
+            request.status = RefundRequestStatus.FAILED
+    data = {"refund_id": refund_id, "amount_cents": refund.amount_cents, "failure": failure}
+    return applied(s, now, actor, "REFUND_FAILED", data)
+
+
+def refund_withdrawn(
+    state: OrderState, refund_id: str, why: str, now: datetime, actor: Actor
+) -> Change:
+    """A PENDING refund of a transaction that turned out to settle another order: it is not
+    this order's to make, and leaves its refunds (the event log keeps it)."""
+    refund = pending_refund(state, refund_id)
+    s = copied(state)
+    s.refunds = [r for r in s.refunds if r.id != refund_id]
+    s.refunded_cents -= refund.amount_cents
+    data = {"refund_id": refund_id, "txn_id": refund.txn_id, "why": why}
+    return applied(s, now, actor, "REFUND_WITHDRAWN", data)
 
 
 def retried(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> Change:

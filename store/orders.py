@@ -6,20 +6,39 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.errors import invalid_transition
 from domain.models import CloseReason, OrderEvent, OrderState, OrderStatus, SubStatus
 from domain.order import open_case_count, refund_failed
 from store.sql import insert_ignore, upsert_newer
 from store.tables import OrderEventRow, OrderRow, PackageIndexRow
 
 
-async def save(session: AsyncSession, state: OrderState, event: OrderEvent, key: str = "") -> None:
-    """Write the snapshot (if newer) and its event row, in the caller's transaction.
+class StaleWrite(Exception):
+    """A snapshot written by a workflow task that a later task has superseded: the caller's
+    transaction must be rolled back (with every effect it wrote)."""
 
-    Idempotent: a retried activity writes the same version again and changes nothing.
+
+async def save(
+    session: AsyncSession,
+    state: OrderState,
+    event: OrderEvent,
+    key: str = "",
+    write_seq: int | None = None,
+) -> None:
+    """Write the snapshot and its event row, in the caller's transaction.
+
+    Idempotent: a retried activity writes the same version again and changes nothing. Writes
+    of the workflow (`write_seq`: its run's start and history length) are ordered by it: a
+    later task's write replaces what an earlier one wrote of this version and after (its
+    event rows too); an earlier task's write arriving late raises StaleWrite. Writes from
+    outside the workflow (`write_seq` None) follow the version alone.
     """
+    seq = write_seq
+    if seq is not None and await _claim(session, state, seq) is None:
+        raise StaleWrite(f"order {state.id} v{state.version} at {seq} is superseded")
     snapshot = state.model_dump(mode="json")
     values: dict[str, Any] = {
         "buyer_id": state.buyer_id,
@@ -31,17 +50,47 @@ async def save(session: AsyncSession, state: OrderState, event: OrderEvent, key:
         "updated_at": state.updated_at,
         **facets(state),
     }
+    if seq is not None:
+        values["write_seq"] = seq
+    newer = OrderRow.version < state.version if seq is None else OrderRow.write_seq <= seq
     await upsert_newer(
         session,
         OrderRow,
         conflict_on="id",
         insert={"id": state.id, "created_at": state.created_at, **values},
         update=values,
-        where=OrderRow.version < state.version,
+        where=newer,
     )
-    await append_event(session, event, key or f"{event.version}:{event.type}")
+    await append_event(session, event, key or f"{event.version}:{event.type}", seq or 0)
     if state.packages:
         await _index_packages(session, state)
+
+
+async def _claim(session: AsyncSession, state: OrderState, seq: int) -> int | None:
+    """Lock the order's row for this write; None when a later workflow task wrote it. A write
+    that goes back to a version already stored (a later task redoing an earlier one's work)
+    first removes the superseded event rows."""
+    row = (
+        await session.execute(
+            select(OrderRow.version, OrderRow.write_seq)
+            .where(OrderRow.id == state.id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        return seq
+    version, stored_seq = row
+    if stored_seq > seq:
+        return None
+    if stored_seq < seq and version >= state.version:
+        await session.execute(
+            delete(OrderEventRow).where(
+                OrderEventRow.order_id == state.id,
+                OrderEventRow.version >= state.version,
+                OrderEventRow.write_seq < seq,
+            )
+        )
+    return seq
 
 
 def facets(state: OrderState) -> dict[str, Any]:
@@ -54,7 +103,9 @@ def facets(state: OrderState) -> dict[str, Any]:
     }
 
 
-async def append_event(session: AsyncSession, event: OrderEvent, key: str) -> None:
+async def append_event(
+    session: AsyncSession, event: OrderEvent, key: str, write_seq: int = 0
+) -> None:
     await insert_ignore(
         session,
         OrderEventRow,
@@ -66,6 +117,7 @@ async def append_event(session: AsyncSession, event: OrderEvent, key: str) -> No
         actor_id=event.actor.id,
         at=event.at,
         data=json.loads(json.dumps(event.data, default=str)),
+        write_seq=write_seq,
     )
 
 
@@ -79,6 +131,8 @@ async def _index_packages(session: AsyncSession, state: OrderState) -> None:
     }
     for p in state.packages:
         row = rows.get(p.id)
+        if p.tracking_no and (row is None or row.tracking_no != p.tracking_no):
+            await _check_tracking_free(session, p.id, p.carrier, p.tracking_no)
         if row is None:
             session.add(
                 PackageIndexRow(
@@ -92,6 +146,22 @@ async def _index_packages(session: AsyncSession, state: OrderState) -> None:
         elif (row.carrier, row.tracking_no, row.status) != (p.carrier, p.tracking_no, p.status):
             row.carrier, row.tracking_no, row.status = p.carrier, p.tracking_no, p.status.value
     await session.flush()
+
+
+async def _check_tracking_free(
+    session: AsyncSession, package_id: str, carrier: str | None, tracking_no: str
+) -> None:
+    other = await session.scalar(
+        select(PackageIndexRow.package_id).where(
+            PackageIndexRow.carrier == carrier,
+            PackageIndexRow.tracking_no == tracking_no,
+            PackageIndexRow.package_id != package_id,
+        )
+    )
+    if other is not None:
+        raise invalid_transition(
+            "this carrier's tracking number is already used by another package"
+        )
 
 
 async def get(session: AsyncSession, order_id: str) -> OrderState | None:
@@ -180,6 +250,7 @@ class OrderFilter:
     paid_from: datetime | None = None
     paid_to: datetime | None = None
     refund_failed: bool | None = None
+    order_error: bool | None = None  # an ORDER_ERROR was recorded
     has_open_case: bool | None = None
     unshipped_paid_before: datetime | None = None  # paid before this and not (all) shipped
 
@@ -203,6 +274,8 @@ class OrderFilter:
                 out.append(column < high)
         if self.refund_failed is not None:
             out.append(t.refund_failed.is_(self.refund_failed))
+        if self.order_error is not None:
+            out.append(t.order_error.is_(self.order_error))
         if self.has_open_case is not None:
             out.append(t.open_cases > 0 if self.has_open_case else t.open_cases == 0)
         if self.unshipped_paid_before is not None:
@@ -230,3 +303,11 @@ async def in_flight(session: AsyncSession, updated_before: datetime) -> list[str
         )
     )
     return list(rows)
+
+
+async def note_error(session: AsyncSession, event: OrderEvent, key: str) -> None:
+    """ORDER_ERROR: a step the order could not take goes in its event log, and the order is
+    flagged for operators (`order_error`); its snapshot is left as the workflow last saved it."""
+    await append_event(session, event, key)
+    flag = update(OrderRow).where(OrderRow.id == event.order_id).values(order_error=True)
+    await session.execute(flag)

@@ -91,7 +91,7 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
         await _move_wallet(session, inp.state.buyer_id, p.channel, p.amount_cents)
     allocations = await deduct_for_payment(session, inp.state)
     change = mark_paid(inp.state, p, allocations, inp.now, inp.actor)
-    await orders.save(session, change.state, change.event)
+    await orders.save(session, change.state, change.event, write_seq=inp.write_seq)
     return change.state
 
 

@@ -101,5 +101,5 @@ async def place_order(session: AsyncSession, inp: PlaceOrderInput) -> OrderState
         unavailable=verdict.unavailable if inp.reorder_of else [],
     )
     await record_purchases(session, inp.order_id, inp.buyer_id, wanted, inp.now)
-    await orders.save(session, change.state, change.event)
+    await orders.save(session, change.state, change.event, write_seq=inp.write_seq)
     return change.state

@@ -170,9 +170,9 @@ class OrderRow(Base):
     refund_failed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     open_cases: Mapped[int] = mapped_column(Integer, server_default="0")
     order_error: Mapped[bool] = mapped_column(Boolean, server_default=false())  # ORDER_ERROR seen
-    # the workflow's history length when this snapshot was written: a later workflow task's
-    # write of the same version replaces an earlier (failed) task's
-    history_len: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # when the workflow wrote this snapshot: (its run's start, its history length) as one
+    # number; a later workflow task's write replaces an earlier, failed task's, never the reverse
+    write_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     __table_args__ = (
         Index("ix_orders_buyer_created", "buyer_id", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at", "id"),
@@ -192,7 +192,7 @@ class OrderEventRow(Base):
     actor_id: Mapped[str] = mapped_column(String(128))  # a supplier order id is up to 128
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    history_len: Mapped[int] = mapped_column(BigInteger, server_default="0")  # as on orders
+    write_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")  # as on orders
     __table_args__ = (UniqueConstraint("order_id", "event_key", name="uq_event_key"),)
 
 

@@ -7,23 +7,17 @@ or free the units): the order stays the owner of its lines, money and stock.
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import after_sales as rules
     from domain.after_sales import AfterSalesCase, CaseCommand
     from domain.messages import CaseSettlement, SettleCaseRequest
     from domain.models import Actor
-    from workflows import case_details, ids
-    from workflows.errors import rule
-
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
-)
+    from workflows import calls, case_details, ids
+    from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
 
 
 @workflow.defn
@@ -60,7 +54,12 @@ class AfterSalesWorkflow:
                 if self.case.version == version:
                     nxt = rules.on_deadline(self.case, workflow.now())
                     if nxt is not None:
-                        await self._save(nxt)
+                        try:
+                            await self._save(nxt)
+                        except ApplicationError as err:  # never fatal: wait for news
+                            workflow.logger.error("case %s: %s", self.case.id, err.message)
+            if self.case.version == version:  # nothing changed: never spin on a passed deadline
+                await workflow.wait_condition(self._moved_on(version))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.case
 
@@ -90,7 +89,11 @@ class AfterSalesWorkflow:
         if self.answer.error:
             workflow.logger.error("case %s: %s", self.case.id, self.answer.error)
         async with self.lock:
-            await self._save(rules.settled(self.case, self.answer.refund, workflow.now()))
+            try:
+                await self._save(rules.settled(self.case, self.answer.refund, workflow.now()))
+            except ApplicationError as err:  # never fatal: the order is asked again later
+                workflow.logger.error("case %s not saved: %s", self.case.id, err.message)
+                await asyncio.sleep(3600)  # then ask the order again (it answers once)
 
     @workflow.signal(name=ids.CASE_SETTLED_SIGNAL)
     def order_settled(self, answer: CaseSettlement) -> None:
@@ -113,12 +116,9 @@ class AfterSalesWorkflow:
         return self.case
 
     async def _save(self, case: AfterSalesCase) -> None:
-        await workflow.execute_local_activity(
-            ids.SAVE_CASE,
-            case,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-            summary=case.timeline[-1].action,
-        )
+        try:
+            await calls.db(ids.SAVE_CASE, case, case.timeline[-1].action)
+        except ACTIVITY_FAILURES as err:
+            raise unwrap(err) from None
         self.case = case
         case_details.publish(case)

@@ -15,6 +15,7 @@ CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")  # after-sales case w
 ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
 PAID_AT = SearchAttributeKey.for_datetime("PaidAt")  # "paid > 2 days ago, not shipped"
 OPEN_CASES = SearchAttributeKey.for_int("OpenCases")  # an order's open after-sales cases
+ORDER_ERROR = SearchAttributeKey.for_bool("OrderError")  # a step failed for good: look
 SEARCH_ATTRIBUTES = (
     ORDER_STATUS,
     BUYER_ID,
@@ -25,12 +26,14 @@ SEARCH_ATTRIBUTES = (
     ORDER_ID,
     PAID_AT,
     OPEN_CASES,
+    ORDER_ERROR,
 )
 
 # activity names, shared by workflows (which must not import activities/) and the worker
 PLACE_ORDER = "place_order"
 ACCEPT_PAYMENT = "accept_payment"
 SAVE_ORDER = "save_order"
+NOTE_ORDER_ERROR = "note_order_error"
 LOAD_ORDER = "load_order"
 RECONCILE_ORDERS = "reconcile_orders"
 RECONCILE_SCHEDULE_ID = "orders-reconcile"
@@ -40,6 +43,7 @@ PURCHASE_FROM_SUPPLIER = "purchase_from_supplier"
 CANCEL_SUPPLIER_ORDER = "cancel_supplier_order"
 SAVE_CASE = "save_case"
 START_CASE = "start_case"
+RETRY_SIGNAL = "retry"  # an operator's word (Web UI: Send Signal) to try a failed step again
 CASE_SETTLED_SIGNAL = "order_settled"  # the order's answer to a case's settle_case signal
 
 

@@ -6,11 +6,12 @@ the state does not allow are refused by update validators, so they write no hist
 """
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         DecideRefundRequest,
         ExtendRequest,
         OpenCaseRequest,
+        OrderErrorInput,
         OrderWorkflowInput,
         PackageRequest,
         PaymentNotice,
@@ -62,19 +64,14 @@ with workflow.unsafe.imports_passed_through():
         Payment,
         Refund,
         RefundRequest,
+        RefundStatus,
     )
-    from workflows import details, ids
-    from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
+    from workflows import calls, compat, details, ids
+    from workflows.errors import ACTIVITY_FAILURES, is_refusal, rule, unwrap
 
-DB_TIMEOUT = timedelta(seconds=30)
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)
-)
-PARTNER_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
-SUPPLIER_PATIENCE = timedelta(hours=24)  # a supplier down this long: intercept and refund
-REFUND_PATIENCE = timedelta(days=1)  # a channel down this long: the refund is FAILED, visibly
-FINISH_WAITS_PATCH = "finish-waits-while-held-open"
 NOT_OURS = "NOT_OURS"  # a refund of a transaction that settled another order: never made
+PENDING = RefundStatus.PENDING.value
+REFUND_ANSWER_WAIT = timedelta(seconds=3)  # an update waits this long for its refunds' answer
 
 
 @workflow.defn
@@ -87,7 +84,12 @@ class OrderWorkflow:
         self.lock = asyncio.Lock()
         self.seen_txns: set[str] = set()
         self.purchasing: set[str] = set()  # KEPLER packages whose purchase is in flight
+        self.cancelling: set[str] = set()  # packages the supplier is being asked to cancel
+        self.refunding: dict[str, asyncio.Task[None]] = {}  # PENDING refunds under way
         self.stop: Stop | None = None  # an operator's (or reconciliation's) close, pending
+        self.stuck: str | None = None  # a timer's step that failed for good: an operator retries
+        self.unsettled: dict[str, SettleCaseRequest] = {}  # cases whose settlement failed so
+        self.tasks: list[asyncio.Task[None]] = []  # settlements tried again
 
     # ---- main line --------------------------------------------------------------------
 
@@ -109,53 +111,81 @@ class OrderWorkflow:
 
     async def _saga(self, inp: OrderWorkflowInput) -> OrderState | None:
         if inp.resume:  # started again by reconciliation: from the stored snapshot
-            self.state = await workflow.execute_local_activity(
-                ids.LOAD_ORDER,
-                inp.order_id,
-                result_type=OrderState,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-                summary="load the stored order",
+            self.state = await calls.db(
+                ids.LOAD_ORDER, inp.order_id, "load the stored order", OrderState
             )
             self.stop = Stop(
                 reason=CloseReason.WORKFLOW_LOST,
                 note="its workflow was terminated or lost; found by reconciliation",
                 actor=RECONCILER,
             )
+            self._start_refunds()
         await workflow.wait_condition(lambda: self.state is not None or self.rejection is not None)
         while self.state is not None and not self._finished(self.state):
-            if self.stop is not None:
-                stop, self.stop = self.stop, None
-                await self._stop(stop)
-                continue
-            deadline = self._next_deadline(self.state)
             version = self.state.version
-            if deadline is None:
-                await workflow.wait_condition(self._moved_on(version))
-                continue
-            left = (deadline.at - workflow.now()).total_seconds()
-            if left > 0:
-                try:
-                    await workflow.wait_condition(
-                        self._moved_on(version),
-                        timeout=left,
-                        timeout_summary=f"{deadline.kind}: {deadline.describe()}",
-                    )
-                    continue
-                except TimeoutError:
-                    pass
-            if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
-                await self._purchase_due()  # locks only to commit: a slow supplier blocks no one
-                continue
-            if deadline.kind is rules.DeadlineKind.REFUND_RESPONSE:
-                async with self.lock:
-                    await self._refunds_due()
-                continue
-            async with self.lock:
-                if self.state.version == version:  # else something moved it first: look again
-                    await self._on_deadline(deadline)
+            try:
+                await self._turn(self.state)
+            except ApplicationError as err:  # recorded where operators look: wait for them
+                await self._wait_for_operator(version, err)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
+
+    async def _wait_for_operator(self, version: int, err: ApplicationError) -> None:
+        """A timer's step failed for good (recorded): wait for news or an operator's retry."""
+        self.stuck = err.message
+        moved_on = self._moved_on(version)
+        await workflow.wait_condition(lambda: self.stuck is None or moved_on())
+        self.stuck = None
+
+    async def _turn(self, state: OrderState) -> None:
+        """One turn of the order's clock: an operator's stop, or wait for the next deadline
+        (or news) and do what is due."""
+        if self.stop is not None:
+            stop, self.stop = self.stop, None
+            await self._stop(stop)
+            return
+        deadline = self._next_deadline(state)
+        version = state.version
+        if deadline is None:
+            await workflow.wait_condition(self._moved_on(version))
+            return
+        left = (deadline.at - workflow.now()).total_seconds()
+        if left > 0:
+            try:
+                await workflow.wait_condition(
+                    self._moved_on(version),
+                    timeout=left,
+                    timeout_summary=f"{deadline.kind}: {deadline.describe()}",
+                )
+                return
+            except TimeoutError:
+                pass
+        if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
+            await self._purchase_due()  # locks only to commit: a slow supplier blocks no one
+        elif deadline.kind is rules.DeadlineKind.REFUND_RESPONSE:
+            async with self.lock:
+                await self._refunds_due()
+        else:
+            async with self.lock:
+                if self._placed().version == version:  # else something moved it first
+                    await self._on_deadline(deadline)
+        state = self._placed()
+        if state.version == version and self.stop is None and not self._finished(state):
+            # the deadline changed nothing and did not finish the order (an old rule's FINISH
+            # while held open): wait for news instead of spinning
+            await workflow.wait_condition(self._moved_on(version))
+
+    @workflow.signal(name=ids.RETRY_SIGNAL)
+    def retry(self) -> None:
+        """An operator's word after an ORDER_ERROR: try the failed step again (the Web UI's
+        Send Signal, no input); refunds whose outcome could not be saved are tried again."""
+        self.stuck = None
+        for refund_id, task in list(self.refunding.items()):
+            if task.done():
+                del self.refunding[refund_id]
+        self._start_refunds()
+        unsettled, self.unsettled = self.unsettled, {}
+        self.tasks += [asyncio.create_task(self.settle_case(req)) for req in unsettled.values()]
 
     def _moved_on(self, version: int) -> Callable[[], bool]:
         return lambda: (
@@ -166,7 +196,7 @@ class OrderWorkflow:
     def _finished(state: OrderState) -> bool:
         finished = rules.is_finished(state, workflow.now())
         old = rules.is_finished(state, workflow.now(), hold=False)
-        if finished != old and not workflow.patched(FINISH_WAITS_PATCH):
+        if finished != old and not workflow.patched(compat.FINISH_WAITS):
             return old  # an order that ended with a refund FAILED, before that held it open
         return finished
 
@@ -174,7 +204,7 @@ class OrderWorkflow:
     def _next_deadline(state: OrderState) -> rules.Deadline | None:
         deadline = rules.next_deadline(state)
         old = rules.next_deadline(state, hold_finish=False)
-        if deadline != old and not workflow.patched(FINISH_WAITS_PATCH):
+        if deadline != old and not workflow.patched(compat.FINISH_WAITS):
             return old  # an order that timed its after-sales window while held open
         return deadline
 
@@ -196,13 +226,13 @@ class OrderWorkflow:
             if self.rejection is not None:
                 raise self.rejection
             try:
-                self.state = await workflow.execute_local_activity(
+                self.state = await calls.db(
                     ids.PLACE_ORDER,
-                    PlaceOrderInput(**self.inp.model_dump(), now=workflow.now()),
-                    result_type=OrderState,
-                    start_to_close_timeout=DB_TIMEOUT,
-                    retry_policy=DB_RETRY,
-                    summary="price, limits, stock",
+                    PlaceOrderInput(
+                        **self.inp.model_dump(), now=workflow.now(), write_seq=_write_seq()
+                    ),
+                    "price, limits, stock",
+                    OrderState,
                 )
             except ACTIVITY_FAILURES as err:
                 self.rejection = unwrap(err)
@@ -250,32 +280,42 @@ class OrderWorkflow:
             if notice.txn_id in self.seen_txns:
                 return  # the gateway said it twice
             self.seen_txns.add(notice.txn_id)
-            payment = Payment(
-                channel=notice.channel,
-                txn_id=notice.txn_id,
-                amount_cents=notice.amount_cents,
-                paid_at=notice.paid_at,
-            )
-            if self.state is None:
-                await self._refund(payment, "PLACEMENT_REJECTED")
-                return
-            problem = rules.payment_problem(self.state, payment)
-            if problem is not None:
-                await self._refund(payment, problem)
-                return
             try:
-                await self._accept(
-                    payment, charge_wallet=False, actor=Actor(kind="gateway", id=notice.channel)
-                )
-            except ApplicationError as err:
-                workflow.logger.error("payment %s not accepted: %s", payment.txn_id, err)
-                if err.type != ErrorCode.TXN_REUSED.value:  # another order's money: hands off
-                    await self._refund(payment, err.type or "NOT_ACCEPTED")
+                await self._take_payment(notice)
+            except ApplicationError as err:  # recorded; a redelivery is taken afresh
+                self.seen_txns.discard(notice.txn_id)
+                await self._failed("payment_received", err)
+
+    async def _take_payment(self, notice: PaymentNotice) -> None:
+        payment = Payment(
+            channel=notice.channel,
+            txn_id=notice.txn_id,
+            amount_cents=notice.amount_cents,
+            paid_at=notice.paid_at,
+        )
+        if self.state is None:
+            await self._refund(payment, "PLACEMENT_REJECTED")
+            return
+        problem = rules.payment_problem(self.state, payment)
+        if problem is not None:
+            await self._refund(payment, problem)
+            return
+        try:
+            await self._accept(
+                payment, charge_wallet=False, actor=Actor(kind="gateway", id=notice.channel)
+            )
+        except ApplicationError as err:
+            workflow.logger.error("payment %s not accepted: %s", payment.txn_id, err)
+            if err.type == ErrorCode.TXN_REUSED.value:  # another order's money: hands off
+                return
+            if not is_refusal(err):  # the store failed (recorded): not the payment's fault
+                raise
+            await self._refund(payment, err.type or "NOT_ACCEPTED")
 
     async def _accept(self, payment: Payment, *, charge_wallet: bool, actor: Actor) -> None:
         state = self._placed()
         try:
-            self.state = await workflow.execute_local_activity(
+            self.state = await calls.db(
                 ids.ACCEPT_PAYMENT,
                 AcceptPaymentInput(
                     state=state,
@@ -283,16 +323,15 @@ class OrderWorkflow:
                     charge_wallet=charge_wallet,
                     now=workflow.now(),
                     actor=actor,
+                    write_seq=_write_seq(),
                 ),
-                result_type=OrderState,
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-                summary="charge, deduct stock, split packages",
+                "charge, deduct stock, split packages",
+                OrderState,
             )
         except ACTIVITY_FAILURES as err:
             error = unwrap(err)
             if error.type != ErrorCode.OUT_OF_STOCK.value:
-                raise error from None
+                raise await self._store_failed("accept_payment", error) from None
             # a deduct-on-payment SKU sold out while the buyer paid: refund and close
             if payment.channel in GATEWAY_CHANNELS:
                 await self._refund(payment, CloseReason.OUT_OF_STOCK_AT_PAYMENT.value)
@@ -310,27 +349,77 @@ class OrderWorkflow:
     # ---- money back -------------------------------------------------------------------
 
     async def _pay_back(self, refund: Refund, payment: Payment) -> Refund:
-        """Move the money through the paying channel; a refund that cannot be made is
-        recorded FAILED (visible to operators), never dropped."""
+        """The refund as the order records it now: PENDING, its money moved by the channel
+        after the lock is released (`_start_refunds`). Orders started before that moved it
+        here, under the lock."""
         if refund.amount_cents <= 0:
             return refund  # a free package: nothing to move, nothing to ledger
+        if workflow.patched(compat.REFUNDS_OUTSIDE_LOCK):
+            return refund.model_copy(update={"status": PENDING})
+        return await self._move_money(refund, payment)
+
+    async def _move_money(self, refund: Refund, payment: Payment) -> Refund:
+        """Move the money through the paying channel; a refund that cannot be made comes back
+        FAILED with the channel's reason (visible to operators), never dropped."""
         try:
-            done: Refund = await workflow.execute_activity(
+            done: Refund = await calls.partner(
                 ids.REFUND_PAYMENT,
                 RefundPaymentInput(order_id=self.inp.order_id, refund=refund, payment=payment),
-                result_type=Refund,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=REFUND_PATIENCE,
-                retry_policy=PARTNER_RETRY,
-                summary=f"refund {refund.amount_cents} cents: {refund.reason}",
+                f"refund {refund.amount_cents} cents: {refund.reason}",
+                calls.REFUND_PATIENCE,
+                Refund,
             )
             return done
         except ACTIVITY_FAILURES as err:
-            if unwrap(err).type == ErrorCode.TXN_REUSED.value:
+            error = unwrap(err)
+            if error.type == ErrorCode.TXN_REUSED.value:
                 workflow.logger.error("refund %s not made: %s", refund.id, err)
-                return refund.model_copy(update={"status": NOT_OURS})
+                return refund.model_copy(update={"status": NOT_OURS, "failure": error.message})
             workflow.logger.error("refund %s failed for good: %s", refund.id, err)
-            return refund.model_copy(update={"status": "FAILED"})
+            failure = error.message or "the channel did not answer in time"
+            return refund.model_copy(update={"status": "FAILED", "failure": failure})
+
+    def _start_refunds(self) -> None:
+        """Move the money of every PENDING refund not already under way, each outside the
+        lock; its outcome is applied under the lock when the channel answers."""
+        state = self.state
+        if state is None:
+            return
+        for refund in state.refunds:
+            if refund.status == PENDING and refund.id not in self.refunding:
+                self.refunding[refund.id] = asyncio.create_task(self._finish_refund(refund))
+
+    async def _finish_refund(self, refund: Refund) -> None:
+        done = await self._move_money(refund, refunds.paid_by(self._placed(), refund))
+        async with self.lock:
+            state, now = self._placed(), workflow.now()
+            if done.status == NOT_OURS:
+                change = refunds.refund_withdrawn(state, refund.id, done.failure or "", now, SYSTEM)
+            else:
+                change = refunds.refund_settled(state, refund.id, done.failure, now, SYSTEM)
+            try:
+                await self._commit(change)
+            except ApplicationError:  # recorded: the refund stays PENDING until a retry
+                return
+        del self.refunding[refund.id]
+
+    async def _refunds_answered(self) -> None:
+        """An update that made refunds answers with the channel's word when it comes within
+        REFUND_ANSWER_WAIT (the lock is free meanwhile); past that, they are PENDING and
+        land when the channel answers."""
+        if not self.refunding:
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: not self.refunding,
+                timeout=REFUND_ANSWER_WAIT,
+                timeout_summary="the refunds' answer, or answer PENDING",
+            )
+
+    async def _refund_outcome(self, refund_id: str) -> Refund | None:
+        """Wait (without the lock) until the channel has answered this refund."""
+        await workflow.wait_condition(lambda: refund_id not in self.refunding)
+        return next((r for r in self._placed().refunds if r.id == refund_id), None)
 
     async def _refund(self, payment: Payment, reason: str) -> None:
         """Give back a whole payment the order cannot keep, and record it on the order."""
@@ -342,8 +431,12 @@ class OrderWorkflow:
             reason=reason,
             created_at=workflow.now(),
         )
+        if self.state is None:  # no order to record it on: move it now, without the lock
+            async with self._unlocked():
+                await self._move_money(refund, payment)
+            return
         refund = await self._pay_back(refund, payment)
-        if self.state is not None and refund.status != NOT_OURS:
+        if refund.status != NOT_OURS:
             await self._commit(rules.add_refund(self.state, refund, workflow.now(), SYSTEM))
 
     async def _intercept(self, package_ids: list[str], reason: str, actor: Actor) -> None:
@@ -366,14 +459,12 @@ class OrderWorkflow:
         for package in rules.due_purchases(self._placed(), workflow.now()):
             self.purchasing.add(package.id)
             try:
-                supplier_order_id: str = await workflow.execute_activity(
+                supplier_order_id: str = await calls.partner(
                     ids.PURCHASE_FROM_SUPPLIER,
                     PurchaseInput(order_id=self.inp.order_id, package=package),
-                    result_type=str,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=SUPPLIER_PATIENCE,
-                    retry_policy=PARTNER_RETRY,
-                    summary=f"buy package {package.id} from the supplier",
+                    f"buy package {package.id} from the supplier",
+                    calls.SUPPLIER_PATIENCE,
+                    str,
                 )
             except ACTIVITY_FAILURES as err:
                 workflow.logger.warning("supplier did not take %s: %s", package.id, err)
@@ -391,33 +482,37 @@ class OrderWorkflow:
     @workflow.signal
     async def supplier_event(self, notice: SupplierNotice) -> None:
         """The supplier's callback: shipped (待收货), received (已收货) or rejected (已拒收)."""
-        if notice.package_id in self.purchasing:  # news may outrun our own purchase's reply
-            await workflow.wait_condition(lambda: notice.package_id not in self.purchasing)
+        busy = self.purchasing | self.cancelling
+        if notice.package_id in busy:  # news may outrun our own call's answer
+            await workflow.wait_condition(
+                lambda: notice.package_id not in self.purchasing | self.cancelling
+            )
         async with self.lock:
             if self.state is None:
                 return
-            actor = Actor(kind="supplier", id=notice.supplier_order_id)
             try:
-                fulfil.check_supplier_notice(
-                    self.state, notice.package_id, notice.supplier_order_id
-                )
-                if notice.state == "REJECTED":
-                    await self._reject(notice.package_id, actor, restocked=True)
-                    return
-                if notice.state == "AWAITING_RECEIPT":
-                    change = fulfil.supplier_shipped(
-                        self.state, notice.package_id, workflow.now(), actor
-                    )
-                else:
-                    rules.check_can_confirm(self.state, [notice.package_id])
-                    change = rules.confirm_receipt(
-                        self.state, [notice.package_id], workflow.now(), actor, "supplier"
-                    )
-            except DomainError as err:
-                workflow.logger.warning("supplier event ignored: %s", err.message)
+                await self._supplier_news(notice)
+            except ApplicationError as err:
+                await self._failed("supplier_event", err)
+
+    async def _supplier_news(self, notice: SupplierNotice) -> None:
+        state, now = self._placed(), workflow.now()
+        actor = Actor(kind="supplier", id=notice.supplier_order_id)
+        try:
+            fulfil.check_supplier_notice(state, notice.package_id, notice.supplier_order_id)
+            if notice.state == "REJECTED":
+                await self._reject(notice.package_id, actor, restocked=True)
                 return
-            if change is not None:
-                await self._commit(change)
+            if notice.state == "AWAITING_RECEIPT":
+                change = fulfil.supplier_shipped(state, notice.package_id, now, actor)
+            else:
+                rules.check_can_confirm(state, [notice.package_id])
+                change = rules.confirm_receipt(state, [notice.package_id], now, actor, "supplier")
+        except DomainError as err:
+            workflow.logger.warning("supplier event ignored: %s", err.message)
+            return
+        if change is not None:
+            await self._commit(change)
 
     # ---- shipping, receipt, rejection -------------------------------------------------
 
@@ -479,19 +574,25 @@ class OrderWorkflow:
         async with self.lock:
             if self.state is None or notice.event == "IN_TRANSIT":
                 return
-            actor = Actor(kind="carrier", id=notice.carrier)
             try:
-                if notice.event == "REJECTED":
-                    await self._reject(notice.package_id, actor, restocked=False)
-                    return
-                change = rules.carrier_delivered(
-                    self.state, notice.package_id, workflow.now(), actor
-                )
-            except DomainError as err:
-                workflow.logger.warning("carrier event ignored: %s", err.message)
+                await self._carrier_news(notice)
+            except ApplicationError as err:
+                await self._failed("carrier_event", err)
+
+    async def _carrier_news(self, notice: CarrierNotice) -> None:
+        actor = Actor(kind="carrier", id=notice.carrier)
+        try:
+            if notice.event == "REJECTED":
+                await self._reject(notice.package_id, actor, restocked=False)
                 return
-            if change is not None:
-                await self._commit(change)
+            change = rules.carrier_delivered(
+                self._placed(), notice.package_id, workflow.now(), actor
+            )
+        except DomainError as err:
+            workflow.logger.warning("carrier event ignored: %s", err.message)
+            return
+        if change is not None:
+            await self._commit(change)
 
     async def _reject(self, package_id: str, actor: Actor, *, restocked: bool) -> None:
         """拒收: refund the package's goods and freight share. Supplier goods are restocked
@@ -546,8 +647,10 @@ class OrderWorkflow:
         intercepted; a purchased KEPLER package only if the supplier agrees)."""
         async with self.lock:
             rule(fulfil.check_can_cancel, self._placed())
-            self._refuse_while_purchasing()
-            return await self._cancel(req, CloseReason.BUYER_CANCELLED)
+            self._refuse_while_busy()
+            await self._cancel(req, CloseReason.BUYER_CANCELLED)
+        await self._refunds_answered()
+        return self._placed()
 
     async def _cancel(self, req: CloseRequest, reason: CloseReason) -> OrderState:
         """Close an unpaid order; or intercept every package of a paid one, refund what its
@@ -555,7 +658,7 @@ class OrderWorkflow:
         if self._placed().payment is None:
             return await self._close_unpaid(reason, req)
         await self._cancel_at_suppliers(req, reason)
-        state = self._placed()
+        state = self._placed()  # the lock was let go while suppliers answered: as it is now
         assert state.payment is not None
         now = workflow.now()
         refund = await self._pay_back(fulfil.whole_refund(state, reason.value, now), state.payment)
@@ -587,52 +690,82 @@ class OrderWorkflow:
         state = self._placed()
         self._require_buyer(state, req.actor)
         rule(fulfil.check_can_cancel, state)
-        self._refuse_while_purchasing()
+        self._refuse_while_busy()
 
-    def _refuse_while_purchasing(self) -> None:
-        if self.purchasing:
-            raise ApplicationError(
-                "the supplier purchase is in progress; try again in a moment",
-                {"package_ids": sorted(self.purchasing)},
-                type=ErrorCode.INVALID_TRANSITION.value,
-                non_retryable=True,
-            )
+    def _refuse_while_busy(self) -> None:
+        """A cancel or an agreed refund waits for no supplier call: 409, try again."""
+        for busy, what in ((self.purchasing, "purchase"), (self.cancelling, "cancel")):
+            if busy:
+                raise ApplicationError(
+                    f"the supplier {what} is in progress; try again in a moment",
+                    {"package_ids": sorted(busy)},
+                    type=ErrorCode.INVALID_TRANSITION.value,
+                    non_retryable=True,
+                )
 
     async def _cancel_at_suppliers(self, req: CloseRequest, reason: CloseReason) -> None:
-        """Ask each supplier holding a purchase to cancel it. On a refusal, the packages
+        """Ask each supplier holding a purchase to cancel it (the lock let go meanwhile). On a
+        refusal, or when the order no longer allows a cancel once they answered, the packages
         already cancelled are intercepted alone and the buyer is told (409)."""
         cancelled: list[str] = []
-        for package in self._placed().packages:
-            if package.status is not PackageStatus.PURCHASED or not package.supplier_order_id:
-                continue
-            answer = await self._ask_supplier_to_cancel(package, req.reason or "buyer cancelled")
-            if answer.cancelled:
+        bought = [
+            p
+            for p in self._placed().packages
+            if p.status is PackageStatus.PURCHASED and p.supplier_order_id
+        ]
+        try:
+            for package in bought:
+                answer = await self._ask_supplier_to_cancel(
+                    package, req.reason or "buyer cancelled"
+                )
+                if not answer.cancelled:
+                    raise ApplicationError(
+                        f"the supplier refused to cancel package {package.id}: {answer.reason}; "
+                        "the order goes on (ask for a refund once it arrives)",
+                        {"package_id": package.id},
+                        type=ErrorCode.SUPPLIER_REFUSED_CANCEL.value,
+                        non_retryable=True,
+                    )
                 cancelled.append(package.id)
-                continue
+            rule(fulfil.check_can_cancel, self._placed())  # again: others came in meanwhile
+        except ApplicationError:
             if cancelled:
                 await self._intercept(cancelled, reason.value, req.actor)
-            raise ApplicationError(
-                f"the supplier refused to cancel package {package.id}: {answer.reason}; "
-                "the order goes on (ask for a refund once it arrives)",
-                {"package_id": package.id},
-                type=ErrorCode.SUPPLIER_REFUSED_CANCEL.value,
-                non_retryable=True,
-            )
+            raise
 
     async def _ask_supplier_to_cancel(self, package: Package, reason: str) -> SupplierCancelResult:
+        """Called with the lock held; orders started since it was let go while the supplier
+        answers (other messages go on; a second cancel is refused with 409 meanwhile)."""
         assert package.supplier_order_id is not None
-        answer: SupplierCancelResult = await workflow.execute_activity(
+        call = calls.partner(
             ids.CANCEL_SUPPLIER_ORDER,
             SupplierCancelInput(
                 package_id=package.id, supplier_order_id=package.supplier_order_id, reason=reason
             ),
-            result_type=SupplierCancelResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(minutes=2),
-            retry_policy=PARTNER_RETRY,
-            summary=f"ask the supplier to cancel {package.id}",
+            f"ask the supplier to cancel {package.id}",
+            calls.SUPPLIER_CANCEL_PATIENCE,
+            SupplierCancelResult,
         )
+        if not workflow.patched(compat.SUPPLIER_CANCEL_OUTSIDE_LOCK):
+            answer: SupplierCancelResult = await call
+            return answer
+        self.cancelling.add(package.id)
+        try:
+            async with self._unlocked():
+                answer = await call
+        finally:
+            self.cancelling.discard(package.id)
         return answer
+
+    @asynccontextmanager
+    async def _unlocked(self) -> AsyncIterator[None]:
+        """Inside `async with self.lock`: let other messages in while a partner answers; the
+        caller looks at the state afresh afterwards."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            await self.lock.acquire()
 
     # ---- refunds before shipment (SPEC §6.1) ------------------------------------------
 
@@ -668,7 +801,7 @@ class OrderWorkflow:
             state = self._placed()
             rule(refunds.check_can_decide, state, req.request_id)
             if req.agree:
-                self._refuse_while_purchasing()
+                self._refuse_while_busy()
                 await self._agree_refund(req.request_id, req.actor)
             else:
                 change = rule(
@@ -680,13 +813,14 @@ class OrderWorkflow:
                     req.actor,
                 )
                 await self._commit(change)
-            return refunds.request_of(self._placed(), req.request_id)
+        await self._refunds_answered()
+        return refunds.request_of(self._placed(), req.request_id)
 
     @decide_refund.validator
     def _validate_decide_refund(self, req: DecideRefundRequest) -> None:
         rule(refunds.check_can_decide, self._placed(), req.request_id)
         if req.agree:
-            self._refuse_while_purchasing()
+            self._refuse_while_busy()
 
     async def _agree_refund(self, request_id: str, actor: Actor) -> None:
         """Bought supplier packages are cancelled at the supplier first (a refusal is a 409
@@ -700,10 +834,10 @@ class OrderWorkflow:
                     type=ErrorCode.SUPPLIER_REFUSED_CANCEL.value,
                     non_retryable=True,
                 )
-        state = self._placed()
+        state = self._placed()  # as it is now: the lock was let go while suppliers answered
         assert state.payment is not None
         now = workflow.now()
-        refund, money = refunds.refund_of_request(state, request_id, now)
+        refund, money = rule(refunds.refund_of_request, state, request_id, now)
         refund = await self._pay_back(refund, state.payment)
         change = refunds.complete_request(state, request_id, refund, money, now, actor)
         takes = refunds.request_of(state, request_id).takes
@@ -713,10 +847,16 @@ class OrderWorkflow:
     async def _refunds_due(self) -> None:
         """The merchant did not answer in time: each due request is agreed (a supplier that
         will not cancel its purchase refuses it instead)."""
+        if self.cancelling:  # a merchant's agree is asking the supplier: its answer first
+            return
         for request in refunds.due_requests(self._placed(), workflow.now()):
             try:
                 await self._agree_refund(request.id, SYSTEM)
             except ApplicationError as err:
+                if not is_refusal(err):
+                    raise
+                if refunds.request_of(self._placed(), request.id).status.value != "REQUESTED":
+                    continue  # decided while the supplier answered
                 change = refunds.refuse_request(
                     self._placed(), request.id, err.message, workflow.now(), SYSTEM
                 )
@@ -724,14 +864,22 @@ class OrderWorkflow:
 
     @workflow.update
     async def retry_refund(self, req: RetryRefundRequest) -> Refund:
-        """An admin tries a FAILED refund again, with the same refund id."""
+        """An admin tries a FAILED refund again, with the same refund id; answers with the
+        channel's answer (SUCCEEDED, or FAILED again with its reason)."""
         async with self.lock:
             state = self._placed()
             failed = rule(refunds.check_can_retry, state, req.refund_id)
-            payment = refunds.paid_by(state, failed)
-            done = await self._pay_back(failed.model_copy(update={"status": "SUCCEEDED"}), payment)
-            await self._commit(rule(refunds.retried, state, done, workflow.now(), req.actor))
-            return done
+            if workflow.patched(compat.REFUNDS_OUTSIDE_LOCK):
+                started = rule(refunds.retry_started, state, failed.id, workflow.now(), req.actor)
+                await self._commit(started)
+            else:
+                payment = refunds.paid_by(state, failed)
+                again = failed.model_copy(update={"status": "SUCCEEDED"})
+                done = await self._move_money(again, payment)
+                await self._commit(rule(refunds.retried, state, done, workflow.now(), req.actor))
+                return done
+        await self._refunds_answered()
+        return next(r for r in self._placed().refunds if r.id == failed.id)
 
     @retry_refund.validator
     def _validate_retry_refund(self, req: RetryRefundRequest) -> None:
@@ -759,13 +907,8 @@ class OrderWorkflow:
                 actor=req.actor,
             )
             await self._commit(change, case=case)
-        await workflow.execute_activity(  # outside the lock: a call to Temporal itself
-            ids.START_CASE,
-            case,
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(days=1),
-            retry_policy=DB_RETRY,
-            summary=f"start after-sales-{case.id}",
+        await calls.partner(  # outside the lock: a call to Temporal itself
+            ids.START_CASE, case, f"start after-sales-{case.id}", calls.START_CASE_PATIENCE
         )
         return case
 
@@ -785,6 +928,13 @@ class OrderWorkflow:
             except DomainError as err:  # a case this order never held: nothing to settle
                 workflow.logger.error("case %s not settled: %s", req.case_id, err.message)
                 result = CaseSettlement(error=err.message)
+            except ApplicationError as err:  # recorded: the case waits for an operator's retry
+                self.unsettled[req.case_id] = req
+                await self._failed("settle_case", err)
+                return
+        if result.refund is not None and result.refund.status == PENDING:
+            # the case learns the channel's answer, not "under way" (the lock is free meanwhile)
+            result = CaseSettlement(refund=await self._refund_outcome(result.refund.id))
         case = workflow.get_external_workflow_handle(ids.case_workflow_id(req.case_id))
         await case.signal(ids.CASE_SETTLED_SIGNAL, result)
 
@@ -852,9 +1002,10 @@ class OrderWorkflow:
         review: ReviewRequest | None = None,
     ) -> None:
         """Save the snapshot, its event and its stock effects in one transaction, then adopt
-        and publish."""
+        and publish. A save that fails for good is recorded (ORDER_ERROR) and raised: the
+        change is not adopted."""
         try:
-            await workflow.execute_local_activity(
+            await calls.db(
                 ids.SAVE_ORDER,
                 SaveOrderInput(
                     state=change.state,
@@ -865,12 +1016,58 @@ class OrderWorkflow:
                     return_ref=return_ref,
                     case=case,
                     review=review,
+                    write_seq=_write_seq(),
                 ),
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-                summary=change.event.type,
+                change.event.type,
             )
         except ACTIVITY_FAILURES as err:
-            raise unwrap(err) from None
+            raise await self._store_failed(change.event.type, unwrap(err)) from None
         self.state = change.state
         details.publish(self.state)
+        self._start_refunds()
+
+    async def _store_failed(self, step: str, error: ApplicationError) -> ApplicationError:
+        """What a failed store step raises: a business refusal as it is; anything else is
+        recorded first and becomes ORDER_ERROR."""
+        if is_refusal(error):
+            return error
+        await self._record_error(step, error)
+        return ApplicationError(
+            f"the order could not record {step}: {error.message}",
+            type=ErrorCode.ORDER_ERROR.value,
+            non_retryable=True,
+        )
+
+    async def _failed(self, step: str, err: ApplicationError) -> None:
+        """A message that could not be handled: never fatal to the order. A refusal is
+        logged; anything else is recorded for operators (ORDER_ERROR already was)."""
+        if is_refusal(err):
+            workflow.logger.warning("%s refused: %s", step, err.message)
+        elif err.type != ErrorCode.ORDER_ERROR.value:
+            await self._record_error(step, err)
+
+    async def _record_error(self, step: str, err: ApplicationError) -> None:
+        """ORDER_ERROR: in the event log and flagged (the API's `order_error` filter, the
+        Web UI's OrderError), best effort; the order goes on or waits for an operator."""
+        reason = f"{err.type}: {err.message}"[:2000]
+        workflow.logger.error("order %s: %s failed: %s", self.inp.order_id, step, reason)
+        workflow.upsert_search_attributes([ids.ORDER_ERROR.value_set(True)])
+        note = OrderErrorInput(
+            order_id=self.inp.order_id,
+            step=step,
+            reason=reason,
+            at=workflow.now(),
+            write_seq=_write_seq(),
+        )
+        try:
+            await calls.db(ids.NOTE_ORDER_ERROR, note, f"ORDER_ERROR: {step}")
+        except ACTIVITY_FAILURES as failure:  # the store is down too: the Web UI shows it
+            workflow.logger.error("ORDER_ERROR not stored: %s", failure)
+
+
+def _write_seq() -> int:
+    """When the workflow writes: its run's start (ms), then its history length, as one number
+    that only grows (a later workflow task, or a later run, writes with a larger one)."""
+    info = workflow.info()
+    start_ms = int(info.workflow_start_time.timestamp() * 1000)
+    return start_ms << 20 | info.get_current_history_length()

@@ -887,3 +887,62 @@ def test_a_pending_refund_shows_refunding_and_counts_refunded_money() -> None:
     assert change.state.sub_statuses == [SubStatus.REFUNDING]
     assert change.event.type == "REFUNDED"
     assert change.event.data["id"] == "R-1"
+
+
+# ---- a passed FINISH deadline finishes the order, under the old rule and the new ----------
+# (orders started before `finish-waits-while-held-open` replay under the old rule: a FINISH
+# deadline that passed without finishing them would spin their workflow forever)
+
+
+def _completed(timings: OrderTimings) -> OrderState:
+    s = shipped(paid(placed(timings=timings)))
+    return rules.confirm_receipt(s, None, T0 + timedelta(days=3), BUYER, "b").state
+
+
+def _with_refund(state: OrderState, status: str) -> OrderState:
+    refund = Refund(
+        id=f"R-{status}",
+        txn_id="TXN-1",
+        channel=PaymentChannel.ALIPAY,
+        amount_cents=100,
+        reason="AFTER_SALES",
+        status=status,
+        failure="refused" if status == "FAILED" else None,
+        created_at=T0 + timedelta(days=3),
+    )
+    return rules.add_refund(state, refund, T0 + timedelta(days=3), SYSTEM).state
+
+
+FINISH_CASES: dict[str, Callable[[OrderState], OrderState]] = {
+    "completed": lambda s: s,
+    "completed with a FAILED refund": lambda s: _with_refund(s, "FAILED"),
+    "completed with a PENDING refund": lambda s: _with_refund(s, "PENDING"),
+    "completed with a SUCCEEDED refund": lambda s: _with_refund(s, "SUCCEEDED"),
+}
+
+
+@pytest.mark.parametrize("hold", [True, False], ids=["new rule", "old rule"])
+@pytest.mark.parametrize("case", FINISH_CASES, ids=list(FINISH_CASES))
+@pytest.mark.parametrize("after", [0, 1, 86_400 * 400])
+def test_a_passed_finish_deadline_finishes_the_order_under_its_own_rule(
+    hold: bool, case: str, after: int
+) -> None:
+    s = FINISH_CASES[case](_completed(OrderTimings(after_sales_window_seconds=7_200)))
+    deadline = rules.next_deadline(s, hold_finish=hold)
+    if deadline is None:  # held open (new rule): nothing is timed, nothing can spin
+        assert hold and rules.held_open(s)
+        assert rules.is_finished(s, LATER + timedelta(days=400), hold=hold) is False
+        return
+    assert deadline.kind is DeadlineKind.FINISH
+    now = deadline.at + timedelta(seconds=after)
+    assert rules.on_deadline(s, deadline, now) is None  # the timer itself changes nothing...
+    assert rules.is_finished(s, now, hold=hold) is True  # ...so the order must be finished
+
+
+def test_the_old_rule_finishes_a_completed_order_holding_a_failed_refund() -> None:
+    """The livelock found by reading: under the old rule this order never finished."""
+    s = _with_refund(_completed(OrderTimings(after_sales_window_seconds=60)), "FAILED")
+    finish = T0 + timedelta(days=3, seconds=60)
+    assert rules.is_finished(s, finish, hold=False) is True
+    assert rules.is_finished(s, finish, hold=True) is False
+    assert rules.next_deadline(s, hold_finish=True) is None

@@ -110,6 +110,7 @@ class Shop:
             await self._purchases_done(handle)
             # twice: a timer that fired with the first may only then be queued on the lock
             await handle.execute_update(OrderWorkflow.place)
+            await self._refunds_done(handle)
             return await handle.execute_update(OrderWorkflow.place)
         except RPCError:  # the workflow has ended
             final = await handle.result()
@@ -126,6 +127,16 @@ class Shop:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("a supplier purchase never finished")
+
+    async def _refunds_done(self, handle: WorkflowHandle[OrderWorkflow, Any]) -> None:
+        """Refunds are made outside the order's lock: wait (bounded) until the channel has
+        answered every PENDING one."""
+        for _ in range(500):
+            state = await handle.query(OrderWorkflow.current)
+            if state is None or all(r.status != "PENDING" for r in state.refunds):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("a refund never got the channel's answer")
 
     async def carrier_callback(self, carrier: str, tracking_no: str, event: str) -> httpx.Response:
         payload = {
@@ -290,7 +301,14 @@ async def shop(
 
 
 async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
-    """With RECORD_HISTORIES=1, keep this run's history for the replay test."""
+    """With RECORD_HISTORIES=1, keep this run's history for the replay test. A recorded
+    history is never overwritten: a changed path gets a new name (and a patch id)."""
     if os.environ.get("RECORD_HISTORIES") == "1":
+        path = HISTORIES / f"{name}.json"
+        if path.exists():
+            raise FileExistsError(
+                f"{path.name} is recorded already and is never overwritten: record the new "
+                "path under a new name (and version the change with workflow.patched)"
+            )
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        path.write_text(history.to_json())

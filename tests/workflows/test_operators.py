@@ -102,9 +102,12 @@ async def test_an_order_started_again_after_termination_is_closed_and_refunded(
 
     assert closed is not None
     assert (closed.status, closed.close_reason) == ("CLOSED", "WORKFLOW_LOST")
-    assert closed.version == stored.version + 1  # carried on from the stored snapshot
+    # carried on from the stored snapshot: closed, then the refund's answer from the channel
+    assert closed.version == stored.version + 2
+    assert [r.status for r in closed.refunds] == ["SUCCEEDED"]
     assert (await shop.wallet())["balance_cents"] == before["balance_cents"]
     assert await shop.stock("TEA") == {"WH-A": (3, 0), "WH-B": (5, 0)}
-    last = (await _events(shop, order["id"]))[-1]
-    assert (last["type"], last["actor"]["id"]) == ("CLOSED", "reconciler")
+    closing, answered = (await _events(shop, order["id"]))[-2:]
+    assert (closing["type"], closing["actor"]["id"]) == ("CLOSED", "reconciler")
+    assert answered["type"] == "REFUND_SUCCEEDED"
     await record(again, "reconciled_paid")

@@ -1,14 +1,22 @@
 """Recorded histories of the main scenarios replay against today's workflow code, so a
-non-deterministic change fails CI. Re-record with `RECORD_HISTORIES=1 pytest tests/workflows`
-only when a change is meant to be incompatible (and then version it with workflow.patched)."""
+non-deterministic change fails CI. A changed path is versioned with workflow.patched (one id per
+change, in workflows/compat.py) and recorded under a new name with
+`RECORD_HISTORIES=1 pytest tests/workflows -k <its test>`; recorded histories are never
+overwritten."""
+
+import base64
+import json
+import re
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.workflows.conftest import HISTORIES
+from tests.workflows.conftest import HISTORIES, record
 from worker import WORKFLOWS
+from workflows import compat
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
@@ -55,3 +63,48 @@ async def test_history_replays_without_nondeterminism(path: object) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+def test_a_recorded_history_is_never_overwritten(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = RECORDED[0]
+    before = path.read_bytes()
+    monkeypatch.setenv("RECORD_HISTORIES", "1")
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        import asyncio
+
+        asyncio.run(record(None, path.stem))  # type: ignore[arg-type]  # refused before use
+    assert path.read_bytes() == before
+
+
+def _patch_ids_used() -> set[str]:
+    root = Path(compat.__file__).resolve().parent
+    used: set[str] = set()
+    for module in root.rglob("*.py"):
+        used |= set(re.findall(r"workflow\.patched\(compat\.([A-Z_]+)\)", module.read_text()))
+    return {getattr(compat, name) for name in used}
+
+
+def test_every_patch_id_is_in_the_compat_table_with_histories_of_both_paths() -> None:
+    names = {p.stem for p in RECORDED}
+    assert _patch_ids_used() == set(compat.COVERAGE)
+    for patch_id, (old, new) in compat.COVERAGE.items():
+        assert f"\n{patch_id}\n    changed: " in (compat.__doc__ or ""), patch_id
+        assert old and new, patch_id
+        assert set(old) | set(new) <= names, patch_id
+        for name in new:  # the new path is the one that wrote the marker
+            assert patch_id in _markers(HISTORIES / f"{name}.json"), (patch_id, name)
+        for name in old:
+            assert patch_id not in _markers(HISTORIES / f"{name}.json"), (patch_id, name)
+
+
+def _markers(path: Path) -> set[str]:
+    """The patch ids a recorded history carries."""
+    found: set[str] = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes") or {}
+        if marker.get("markerName") != "core_patch":
+            continue
+        for payloads in marker.get("details", {}).values():
+            for payload in payloads.get("payloads", []):
+                found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found

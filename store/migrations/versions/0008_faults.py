@@ -1,5 +1,6 @@
 """what the core needs under faults: a failed refund's reason, an order's ORDER_ERROR flag,
-the workflow history length a snapshot (and its events) was written at, and event actor ids
+the order a snapshot and its events were written in (workflow run start, then history
+length), and event actor ids
 as long as a supplier's order id
 
 Revision ID: 0008
@@ -26,11 +27,11 @@ def upgrade() -> None:
             sa.Column("order_error", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
         batch.add_column(
-            sa.Column("history_len", sa.BigInteger(), server_default="0", nullable=False)
+            sa.Column("write_seq", sa.BigInteger(), server_default="0", nullable=False)
         )
     with op.batch_alter_table("order_events") as batch:
         batch.add_column(
-            sa.Column("history_len", sa.BigInteger(), server_default="0", nullable=False)
+            sa.Column("write_seq", sa.BigInteger(), server_default="0", nullable=False)
         )
         batch.alter_column(
             "actor_id", existing_type=sa.String(length=64), type_=sa.String(length=128)
@@ -42,9 +43,9 @@ def downgrade() -> None:
         batch.alter_column(
             "actor_id", existing_type=sa.String(length=128), type_=sa.String(length=64)
         )
-        batch.drop_column("history_len")
+        batch.drop_column("write_seq")
     with op.batch_alter_table("orders") as batch:
-        batch.drop_column("history_len")
+        batch.drop_column("write_seq")
         batch.drop_column("order_error")
     with op.batch_alter_table("refunds") as batch:
         batch.drop_column("failure")

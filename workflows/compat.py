@@ -1,0 +1,50 @@
+"""Workflow patches: one id per behaviour change that would alter a running order's history.
+
+Each id is used with `workflow.patched(...)`. For each: what changed, and which recorded
+histories in tests/histories/ replay the old path and the new (tests/workflows/test_replay.py
+checks that every id used is listed here, that each history named exists, and that the new
+path's histories carry the id's marker and the old path's do not).
+
+finish-waits-while-held-open
+    changed: a refund FAILED for good holds a finished order open (`is_finished` hold), and a
+        held-open order times no FINISH deadline (`next_deadline` hold_finish). Two changes
+        under one id, from before ids were one per change; the old branch finishes an order
+        whose old FINISH deadline passed under the old rule (it used to spin).
+    old path: histories without the marker that reach FINISH (auto_confirmed, reviewed); the
+        old rule's FAILED-refund case is covered by the pure-rule tests in
+        tests/unit/test_domain_order.py (its recorded history was overwritten long ago).
+    new path: refund_failed_and_retried.
+
+refunds-outside-the-lock
+    changed: a refund is recorded PENDING under the order's lock and its money is moved by
+        the channel after the lock is released; the outcome (SUCCEEDED, or FAILED with the
+        channel's reason) is applied under the lock when it comes. An admin's retry is PENDING
+        again until the channel answers.
+    old path: every history recorded before it that refunds (operator_cancelled_paid,
+        refund_failed_and_retried, kepler_rejected, case_return_and_refund_order, ...).
+    new path: refund_pending_then_settled, refund_failed_pending_retried.
+
+supplier-cancel-outside-the-lock
+    changed: asking a supplier to cancel a purchase lets the order's lock go while the
+        supplier answers (a second cancel meanwhile is a 409); the order is looked at afresh
+        after.
+    old path: kepler_cancelled_at_supplier.
+    new path: kepler_cancelled_at_supplier_unlocked.
+"""
+
+FINISH_WAITS = "finish-waits-while-held-open"
+REFUNDS_OUTSIDE_LOCK = "refunds-outside-the-lock"
+SUPPLIER_CANCEL_OUTSIDE_LOCK = "supplier-cancel-outside-the-lock"
+
+# id -> (old-path histories, new-path histories): the list above, as data for the replay test
+COVERAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    FINISH_WAITS: (("auto_confirmed", "reviewed"), ("refund_failed_and_retried",)),
+    REFUNDS_OUTSIDE_LOCK: (
+        ("operator_cancelled_paid", "refund_failed_and_retried", "kepler_rejected"),
+        ("refund_pending_then_settled", "refund_failed_pending_retried"),
+    ),
+    SUPPLIER_CANCEL_OUTSIDE_LOCK: (
+        ("kepler_cancelled_at_supplier",),
+        ("kepler_cancelled_at_supplier_unlocked",),
+    ),
+}
