@@ -19,9 +19,10 @@ Endpoints (``/v1/*`` need ``Authorization: Bearer <api key>``):
   (``POST /orders/{id}/advance/{state}``, no API key: a local convenience for people).
 * ``auto_ship_seconds``: an accepted order ships (AWAITING_RECEIPT) after that delay unless
   cancelled first.
-* ``POST /v1/_faults {fail_next_orders, refuse_next_orders, refuse_cancels}`` (omitted fields
-  unchanged): the next N order calls answer 503 / the next N new orders 409 "refused: out of
-  stock at supplier"; cancels answer 409 while ``refuse_cancels``.
+* ``POST /v1/_faults {fail_next_orders, refuse_next_orders, refuse_cancels,
+  fail_next_cancels}`` (omitted fields unchanged): the next N order calls answer 503 / the next
+  N new orders 409 "refused: out of stock at supplier"; cancels answer 409 while
+  ``refuse_cancels``; the next N cancel calls answer 503.
 * ``GET /v1/_calls``: every order and cancel call received, rejected ones (401, 422) too.
 * ``GET /v1/deliveries?wait_seconds=S``: callback log, after waiting (at most S) for pending
   auto-ships and deliveries; ``idle`` is False if some were still pending.
@@ -98,12 +99,14 @@ class Faults(BaseModel):
     fail_next_orders: int = Field(default=0, ge=0)
     refuse_next_orders: int = Field(default=0, ge=0)
     refuse_cancels: bool = False
+    fail_next_cancels: int = Field(default=0, ge=0)
 
 
 class FaultsIn(BaseModel):
     fail_next_orders: int | None = Field(default=None, ge=0)
     refuse_next_orders: int | None = Field(default=None, ge=0)
     refuse_cancels: bool | None = None
+    fail_next_cancels: int | None = Field(default=None, ge=0)
 
 
 class SupplierCall(BaseModel):
@@ -165,6 +168,9 @@ class SupplierState:
         return self.orders[order_id]
 
     def cancel(self, order_id: str, reason: str) -> SupplierCancel:
+        if self.faults.fail_next_cancels > 0:
+            self.faults.fail_next_cancels -= 1
+            raise SandboxRejection(503, "injected fault: supplier unavailable")
         record = self.get(order_id)
         status = record.order.status
         if status != "CANCELLED":

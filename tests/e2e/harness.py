@@ -349,3 +349,9 @@ class Stack:
     async def supplier_faults(self, **faults: object) -> Json:
         data: Json = ok(await self.supplier("POST", "/v1/_faults", json=faults))
         return data
+
+
+def refunds_answered(order: dict[str, Any]) -> bool:
+    """The order has refunds and the channel has answered each (none PENDING): refunds are
+    made outside the order's lock and land a moment after the step that decided them."""
+    return bool(order["refunds"]) and all(r["status"] != "PENDING" for r in order["refunds"])

@@ -280,7 +280,7 @@ async def test_a_return_and_refund_case_with_two_photos(stack: Stack) -> None:
     assert (await stack.wallet(buyer))["balance_cents"] == 5000
     assert await stack.stock(sku) == {"WH-A": (3, 0)}  # 4 - 2 + 1 back
     events = [e["type"] for e in await stack.events(buyer, order["id"])]
-    assert events[-2:] == ["CASE_OPENED", "CASE_REFUNDED"]
+    assert events[-3:] == ["CASE_OPENED", "CASE_REFUNDED", "REFUND_SUCCEEDED"]
 
 
 async def test_a_proposal_accepted_and_a_rejection_ruled_for_the_buyer(stack: Stack) -> None:
