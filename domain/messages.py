@@ -224,6 +224,19 @@ class InboxEvent(BaseModel):
     last_error: str | None = None
 
 
+class ReusedEvent(BaseModel):
+    """A callback refused because its `event_id` was already received with another payload
+    (409 EVENT_ID_REUSED): what it said, and what the first one with that id said."""
+
+    source: InboxSource
+    event_id: str
+    order_id: str
+    payload: str
+    received_at: datetime
+    first_order_id: str
+    first_payload: str
+
+
 class ReconcileInput(BaseModel):
     grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
     lookback_hours: int = Field(72, ge=1)  # how far back to look for terminated workflows
