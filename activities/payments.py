@@ -75,7 +75,12 @@ async def refusals() -> AsyncIterator[None]:
 def capture_notice(order_id: str, capture: Capture | GatewayIntent) -> PaymentNotice:
     """A capture as the payment the gateway's callback would have announced."""
     if isinstance(capture, GatewayIntent):
-        assert capture.txn_id and capture.captured_cents is not None and capture.paid_at
+        if not capture.txn_id or capture.captured_cents is None or capture.paid_at is None:
+            raise ApplicationError(
+                f"the gateway says intent {capture.intent_id} is captured but not how",
+                type=ErrorCode.PAYMENT_GATEWAY_ERROR.value,
+                non_retryable=True,
+            )
         txn_id, amount, paid_at = capture.txn_id, capture.captured_cents, capture.paid_at
     else:
         txn_id, amount, paid_at = capture.txn_id, capture.amount_cents, capture.paid_at
