@@ -53,12 +53,14 @@ class Relay:
         self.sender_patience = sender_patience
 
     async def accept(self, event: InboxEvent) -> str:
-        """Record the event, then try to deliver it: `duplicate` for an event id already
-        recorded, else the delivery's outcome, or `queued` when Temporal did not take it."""
+        """Record the event, then try to deliver it: `duplicate` for an event already
+        recorded, `reused` for its id recorded with another payload (kept for operators, not
+        delivered), else the delivery's outcome, or `queued` when Temporal did not take it."""
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            if not await inbox.record(session, event, now, now + FIRST_RETRY):
-                return "duplicate"
+            receipt = await inbox.record(session, event, now, now + FIRST_RETRY)
+        if receipt != "new":
+            return receipt
         return await self._attempt(event, self.sender_patience)
 
     async def run_once(self, now: datetime | None = None) -> int:

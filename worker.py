@@ -23,6 +23,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 import logs
 from activities.cases import CaseActivities
 from activities.orders import OrderActivities
+from activities.payments import PaymentActivities
 from activities.reconcile import ReconcileActivities
 from domain.messages import ReconcileInput
 from gateways.payments import PaymentGatewayClient
@@ -60,6 +61,7 @@ def build_worker(
     )
     case_acts = CaseActivities(db, client, settings.task_queue, metrics)
     reconcile = ReconcileActivities(db, client, settings.task_queue)
+    pays = PaymentActivities(db, gateway, Relay(db, client, settings.task_queue), metrics)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -82,6 +84,10 @@ def build_worker(
             case_acts.save_case,
             case_acts.start_case,
             reconcile.reconcile_orders,
+            pays.settle_open_intents,
+            pays.sweep_captures,
+            pays.refund_late_payment,
+            pays.record_late_refund,
         ],
     )
 

@@ -28,6 +28,8 @@ STATUS: dict[str, int] = {
     ErrorCode.VERSION_CONFLICT: 409,
     ErrorCode.NOTHING_AVAILABLE: 409,
     ErrorCode.TXN_REUSED: 409,
+    ErrorCode.EVENT_ID_REUSED: 409,
+    ErrorCode.REFUND_FAILED: 502,
     ErrorCode.UNSUPPORTED_MEDIA: 415,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.FORBIDDEN: 403,

@@ -133,6 +133,16 @@ async def _execute(
     return None
 
 
+async def try_update(
+    client: Client,
+    order_id: str,
+    handler: UpdateMethodMultiParam[[OrderWorkflow, Req], Res],
+    arg: Req,
+) -> Res | None:
+    """Send an update to a live order; None when its workflow is not running."""
+    return await _execute(client.get_workflow_handle(ids.order_workflow_id(order_id)), handler, arg)
+
+
 async def update(
     client: Client,
     db: Database,

@@ -42,7 +42,7 @@ from domain.models import (
     Unavailable,
     sane_time,
 )
-from store import orders
+from store import intents, orders
 from store.orders import OrderFilter
 from workflows.order import OrderWorkflow
 
@@ -238,18 +238,29 @@ async def payment_intent(
     body: IntentBody,
     user: Buyer,
     session: SessionDep,
+    db: DatabaseDep,
     gateway: GatewayDep,
     settings: SettingsDep,
 ) -> IntentOut:
     state = await visible(session, user, order_id)
     if state.status is not OrderStatus.PENDING_PAYMENT:
         raise Problem(ErrorCode.INVALID_TRANSITION, f"order is {state.status}, not payable")
+    await session.close()  # no read transaction held across the gateway's answer
     intent = await gateway.create_intent(
         order_id,
         body.channel.value,
         state.total_cents,
         f"{settings.api_public_url}/webhooks/payments",
     )
+    async with db.transaction() as write:  # kept before the buyer sees where to pay
+        await intents.record(
+            write,
+            intent_id=intent.intent_id,
+            order_id=order_id,
+            channel=intent.channel,
+            amount_cents=intent.amount_cents,
+            now=datetime.now(UTC),
+        )
     return IntentOut(
         intent_id=intent.intent_id, amount_cents=intent.amount_cents, pay_url=intent.pay_url
     )

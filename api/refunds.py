@@ -4,8 +4,17 @@ admin retries a refund the channel refused."""
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api import messaging
-from api.deps import Admin, Buyer, CurrentUser, DatabaseDep, Merchant, SessionDep, TemporalDep
+from api import late_refunds, messaging
+from api.deps import (
+    Admin,
+    Buyer,
+    CurrentUser,
+    DatabaseDep,
+    Merchant,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import Problem
 from api.orders import IdempotencyKey, ReasonBody, visible
 from domain.errors import ErrorCode
@@ -88,9 +97,16 @@ async def refuse(
 
 @router.post("/admin/refunds/{refund_id}/retry", response_model=Refund, tags=["admin"])
 async def retry_refund(
-    refund_id: str, user: Admin, session: SessionDep, client: TemporalDep, db: DatabaseDep
+    refund_id: str,
+    user: Admin,
+    session: SessionDep,
+    client: TemporalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
 ) -> Refund:
-    """A FAILED refund tried again through its channel, with the same refund id."""
+    """A FAILED refund tried again through its channel, with the same refund id: by its
+    order's workflow, or, that workflow ended (a payment that came after it), by the
+    late-payment workflow, answering 502 REFUND_FAILED when the channel refuses again."""
     found = await payments.refund_status(session, refund_id)
     if found is None:
         raise Problem(ErrorCode.NOT_FOUND, f"no refund {refund_id}")
@@ -99,4 +115,9 @@ async def retry_refund(
         raise Problem(ErrorCode.INVALID_TRANSITION, f"refund {refund_id} is {status}")
     await session.close()  # no read transaction held across the workflow's answer
     req = RetryRefundRequest(refund_id=refund_id, actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.retry_refund, req)
+    done = await messaging.try_update(client, order_id, OrderWorkflow.retry_refund, req)
+    if done is None:
+        done = await late_refunds.retry(client, db, settings.task_queue, refund_id)
+    if done is None:  # the order's own refund, and its workflow has ended: as any action
+        return await messaging.update(client, db, user, order_id, OrderWorkflow.retry_refund, req)
+    return done

@@ -11,7 +11,14 @@ from api.deps import Admin, DatabaseDep, RelayDep, SessionDep, SettingsDep
 from api.errors import Problem
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import check_supplier_notice
-from domain.messages import CarrierNotice, InboxEvent, InboxSource, PaymentNotice, SupplierNotice
+from domain.messages import (
+    CarrierNotice,
+    InboxEvent,
+    InboxSource,
+    PaymentNotice,
+    ReusedEvent,
+    SupplierNotice,
+)
 from domain.models import MAX_AMOUNT_CENTS, Instant, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from store import inbox, orders, payments
@@ -78,6 +85,12 @@ async def _verified(request: Request, secret: str, model: type[M]) -> M:
 
 
 def _answer(outcome: str) -> Accepted:
+    if outcome == "reused":  # not a replay: a different event under a known id
+        raise Problem(
+            ErrorCode.EVENT_ID_REUSED,
+            "this event_id was already received with a different payload; recorded for "
+            "operators, not applied",
+        )
     return Accepted(status=outcome, detail=OUTCOMES[outcome])
 
 
@@ -160,6 +173,7 @@ async def carrier_callback(
 
 class PendingCallbacks(BaseModel):
     items: list[InboxEvent]
+    reused: list[ReusedEvent]  # refused: an event id received before with another payload
 
 
 @admin.get("/callbacks/pending", response_model=PendingCallbacks)
@@ -167,5 +181,8 @@ async def pending_callbacks(
     user: Admin, session: SessionDep, limit: int = Query(100, ge=1, le=500)
 ) -> PendingCallbacks:
     """Callbacks recorded and answered but not yet delivered to their order, oldest first,
-    with their attempts and last error: what an operator looks at during an outage."""
-    return PendingCallbacks(items=await inbox.pending(session, limit))
+    with their attempts and last error: what an operator looks at during an outage; and the
+    callbacks refused for reusing an event id (EVENT_ID_REUSED), newest first."""
+    return PendingCallbacks(
+        items=await inbox.pending(session, limit), reused=await inbox.reused(session, limit)
+    )

@@ -28,7 +28,8 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "VERSION_CONFLICT"  # an action made against an old version
     UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"  # an upload that is not what it must be
     ORDER_ERROR = "ORDER_ERROR"  # a step the order could not take, for good: operators look
-    REFUND_FAILED = "REFUND_FAILED"  # the channel refused the refund (again)
+    EVENT_ID_REUSED = "EVENT_ID_REUSED"  # a partner's event id again, with another payload
+    REFUND_FAILED = "REFUND_FAILED"  # the channel refused a refund (again): its reason says why
 
 
 class DomainError(Exception):

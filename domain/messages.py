@@ -239,11 +239,38 @@ class InboxEvent(BaseModel):
     last_error: str | None = None
 
 
+class ReusedEvent(BaseModel):
+    """A callback refused because its `event_id` was already received with another payload
+    (409 EVENT_ID_REUSED): what it said, and what the first one with that id said."""
+
+    source: InboxSource
+    event_id: str
+    order_id: str
+    payload: str
+    received_at: datetime
+    first_order_id: str
+    first_payload: str
+
+
 class ReconcileInput(BaseModel):
     grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
     lookback_hours: int = Field(72, ge=1)  # how far back to look for terminated workflows
 
 
+class SweepInput(BaseModel):
+    """The gateway's captures of the last `lookback_seconds` are compared with the ledger,
+    but for the last `grace_seconds` (their callbacks may be on their way)."""
+
+    lookback_seconds: int = Field(72 * 3600, ge=1)
+    grace_seconds: int = Field(120, ge=0)
+
+
+class SweepResult(BaseModel):
+    checked: int  # captures the gateway listed
+    delivered: list[str]  # txn ids missing from the ledger, delivered as payments now
+
+
 class ReconcileResult(BaseModel):
     checked: int  # stored orders in flight
     repaired: list[str]  # orders whose workflow was started again to close or resume them
+    captures_delivered: list[str] = []  # gateway txns missing from the ledger, delivered now

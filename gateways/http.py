@@ -94,6 +94,7 @@ class PartnerClient:
 
     name = "partner"
     error: type[PartnerError] = PartnerError
+    refused: type[PartnerError] | None = None  # raised for a 4xx answer, when a client names it
 
     def __init__(
         self,
@@ -130,9 +131,12 @@ class PartnerClient:
         path: str,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        params: Mapping[str, str | int] | None = None,
     ) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, json=body, headers=headers)
+            response = await self._http.request(
+                method, path, json=body, headers=headers, params=params
+            )
         except httpx.TransportError as exc:
             logger.warning("%s unreachable: %s %s: %r", self.name, method, path, exc)
             raise self.error(f"{self.name} unreachable: {exc!r}", retryable=True) from exc
@@ -149,7 +153,8 @@ class PartnerClient:
         """The body of a 2xx answer; other answers raise a final error."""
         status = response.status_code
         if status >= 400:
-            raise self.error(error_message(response), retryable=False, status_code=status)
+            refused = self.refused or self.error
+            raise refused(error_message(response), retryable=False, status_code=status)
         try:
             return response.json()
         except ValueError as exc:

@@ -2,13 +2,21 @@
 
 Errors are reported as :class:`PaymentGatewayError`; ``retryable`` tells the caller whether
 trying again (with the same idempotency key) can help: connection errors, timeouts, 429 and
-5xx are retryable, other 4xx are not and carry the gateway's message.
+5xx are retryable; other 4xx raise its subclass :class:`PaymentRefused` (never retryable),
+carrying the gateway's message.
+
+Besides intents and refunds, what a real gateway offers to find every capture: a trade
+query (:meth:`PaymentGatewayClient.query_intent`), a trade close
+(:meth:`PaymentGatewayClient.close_intent`: an unpaid intent can never be paid after it, a
+paid one answers with its capture) and a listing of captures (:meth:`captures`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -34,8 +42,42 @@ class GatewayRefund(BaseModel):
     status: str
 
 
+class GatewayIntent(BaseModel):
+    """An intent as the gateway's trade query answers it; a captured one names its capture
+    (``captured_cents`` is what was actually paid, which may differ from ``amount_cents``)."""
+
+    intent_id: str
+    order_id: str
+    channel: str
+    amount_cents: int
+    status: Literal["open", "closed", "captured"]
+    txn_id: str | None = None
+    captured_cents: int | None = None
+    paid_at: datetime | None = None
+
+
+class Capture(BaseModel):
+    """Money the gateway took: one transaction of one intent."""
+
+    txn_id: str
+    intent_id: str
+    order_id: str
+    channel: str
+    amount_cents: int
+    paid_at: datetime
+
+
+class CapturePage(BaseModel):
+    items: list[Capture]
+    next_cursor: str | None = None
+
+
 class PaymentGatewayError(PartnerError):
     """A gateway call failed. ``status_code`` is None for connection-level failures."""
+
+
+class PaymentRefused(PaymentGatewayError):
+    """The gateway answered and refused for good (a 4xx other than 429): never retryable."""
 
 
 class PaymentGatewayClient(PartnerClient):
@@ -43,6 +85,7 @@ class PaymentGatewayClient(PartnerClient):
 
     name = "payment gateway"
     error = PaymentGatewayError
+    refused = PaymentRefused
 
     async def create_intent(
         self,
@@ -86,6 +129,66 @@ class PaymentGatewayClient(PartnerClient):
                 retryable=False,
             )
         return refund
+
+    async def query_intent(self, intent_id: str) -> GatewayIntent:
+        """The intent as the gateway knows it now: open, closed or captured."""
+        response = await self._send("GET", f"/v1/intents/{intent_id}")
+        return self._intent(intent_id, self._json(response))
+
+    async def close_intent(self, intent_id: str) -> GatewayIntent:
+        """Close an unpaid intent so it can never be paid (closing it again is harmless).
+        An intent already paid cannot be closed: the gateway refuses with the capture, which
+        is returned (status ``captured``) rather than raised."""
+        key = f"close:{intent_id}"
+        response = await self._send(
+            "POST", f"/v1/intents/{intent_id}/close", None, {"Idempotency-Key": key}
+        )
+        if response.status_code == 409:
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("intent"), dict):
+                found = self._intent(intent_id, body["intent"])
+                if found.status == "captured":
+                    return found
+        found = self._intent(intent_id, self._json(response))
+        if found.status != "closed":
+            raise PaymentGatewayError(
+                f"gateway answered close of {intent_id} with status {found.status}",
+                retryable=False,
+            )
+        return found
+
+    async def list_captures(
+        self, since: datetime, *, cursor: str | None = None, limit: int = 100
+    ) -> CapturePage:
+        """One page of the captures paid at or after ``since``, oldest first."""
+        params: dict[str, str | int] = {"since": since.isoformat(), "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await self._send("GET", "/v1/captures", params=params)
+        return self._parse(CapturePage, self._json(response))
+
+    async def captures(self, since: datetime, *, page_size: int = 100) -> AsyncIterator[Capture]:
+        """Every capture paid at or after ``since``, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_captures(since, cursor=cursor, limit=page_size)
+            for capture in page.items:
+                yield capture
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def _intent(self, intent_id: str, data: Any) -> GatewayIntent:
+        found = self._parse(GatewayIntent, data)
+        if found.intent_id != intent_id:
+            raise PaymentGatewayError(
+                f"gateway answered intent {found.intent_id}, expected {intent_id}",
+                retryable=False,
+            )
+        return found
 
     async def _post(self, path: str, body: dict[str, Any], key: str) -> Any:
         return self._json(await self._send("POST", path, body, {"Idempotency-Key": key}))

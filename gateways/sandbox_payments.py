@@ -16,8 +16,18 @@ Endpoints (``/v1/*`` need ``Authorization: Bearer <api key>``):
   attempt; retries (5xx/429/unreachable, backoff doubling) continue in the background.
 * ``POST /v1/refunds``: idempotent on refund_id (and on ``Idempotency-Key``); 404 for an
   unknown txn, 409 above the txn amount minus earlier refunds. ``GET /v1/refunds/{id}``.
-* ``POST /v1/_faults {fail_next_refunds: N, refuse_next_refunds: M}``: the next N refund
-  calls answer 503 (retried), the next M after them 422 (refused for good).
+* ``GET /v1/intents/{id}`` (trade query): ``{status: open|closed|captured, txn_id,
+  captured_cents, paid_at, ...}``. ``POST /v1/intents/{id}/close`` (trade close): an unpaid
+  intent is closed and can never be paid (its pay page answers 409); closing it again gives
+  the same answer; a captured intent is refused with 409 ``{detail, intent}``, the intent
+  naming its capture.
+* ``GET /v1/captures?since=<RFC 3339>&limit=N&cursor=C``: the captures paid at or after
+  ``since``, oldest first, ``{items: [{txn_id, intent_id, order_id, channel, amount_cents,
+  paid_at}], next_cursor}`` (``next_cursor`` null on the last page).
+* ``POST /v1/_faults {fail_next_refunds: N, refuse_next_refunds: M, drop_next_callbacks: K}``:
+  the next N refund calls answer 503 (retried), the next M after them 422 (refused for
+  good); the next K callbacks are never sent (the payment is captured all the same, and the
+  pay answer lists them as ``dropped``).
 * ``GET /v1/deliveries?wait_seconds=S``: delivery log (optionally waits for pending ones).
 
 Sandbox leniency: a refund for a txn id the sandbox never issued is accepted when it looks
@@ -42,9 +52,10 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from gateways.delivery import Deliverer, utc_now_rfc3339
-from gateways.payments import GatewayRefund, PaymentIntent
+from gateways.delivery import Deliverer
+from gateways.payments import CapturePage, GatewayIntent, GatewayRefund, PaymentIntent
 from gateways.sandbox_state import (
+    IntentCaptured,
     IntentIn,
     RefundIn,
     SandboxRejection,
@@ -66,6 +77,7 @@ class PayOptions(BaseModel):
 class FaultsIn(BaseModel):
     fail_next_refunds: int = Field(0, ge=0, le=1000)  # answered 503: retried
     refuse_next_refunds: int = Field(0, ge=0, le=1000)  # answered 422: refused for good
+    drop_next_callbacks: int = Field(0, ge=0, le=1000)  # captured, never notified
 
 
 _INDEX_PAGE = """<!doctype html><html><head><meta charset="utf-8">
@@ -128,7 +140,10 @@ def create_app(
 
     @app.exception_handler(SandboxRejection)
     async def rejected(_: Request, exc: SandboxRejection) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        body: dict[str, Any] = {"detail": exc.detail}
+        if isinstance(exc, IntentCaptured):
+            body["intent"] = exc.intent.model_dump(mode="json")
+        return JSONResponse(body, status_code=exc.status_code)
 
     @app.post("/v1/intents", status_code=201, dependencies=[auth])
     async def create_intent(
@@ -137,6 +152,22 @@ def create_app(
         intent, created = state.create_intent(body, key)
         response.status_code = 201 if created else 200
         return intent
+
+    @app.get("/v1/intents/{intent_id}", dependencies=[auth])
+    async def query_intent(intent_id: str) -> GatewayIntent:
+        return state.intent_status(intent_id)
+
+    @app.post("/v1/intents/{intent_id}/close", dependencies=[auth])
+    async def close_intent(intent_id: str) -> GatewayIntent:
+        return state.close_intent(intent_id)
+
+    @app.get("/v1/captures", dependencies=[auth])
+    async def captures(
+        since: Annotated[str, Query(min_length=1, max_length=64)],
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: Annotated[str | None, Query(max_length=400)] = None,
+    ) -> CapturePage:
+        return state.captures(since, cursor, limit)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -163,7 +194,6 @@ def create_app(
     @app.post("/pay/{intent_id}")
     async def pay(intent_id: str, options: Annotated[PayOptions, Depends(_pay_options)]) -> Any:
         txn = state.capture(intent_id, options.amount_cents)
-        paid_at = utc_now_rfc3339()
         payloads = [
             {
                 "event_id": f"evt_{uuid.uuid4().hex}",
@@ -171,17 +201,22 @@ def create_app(
                 "txn_id": txn.txn_id,
                 "channel": txn.channel,
                 "amount_cents": txn.amount_cents,
-                "paid_at": paid_at,
+                "paid_at": txn.paid_at,
             }
             for _ in range(1 + options.duplicates)
         ]
-        first = await deliverer.send(
-            state.notify_urls[intent_id], payloads, delay=options.delay_seconds
-        )
-        code = first.attempts[0].status_code if first.attempts else None
+        dropped = state.drop_callbacks(len(payloads))
+        sent = payloads[dropped:]
+        code = None
+        if sent:
+            first = await deliverer.send(
+                state.notify_urls[intent_id], sent, delay=options.delay_seconds
+            )
+            code = first.attempts[0].status_code if first.attempts else None
         return {
             "txn_id": txn.txn_id,
-            "event_ids": [p["event_id"] for p in payloads],
+            "event_ids": [p["event_id"] for p in sent],
+            "dropped": [p["event_id"] for p in payloads[:dropped]],
             "delivered": code is not None and 200 <= code < 300,
             "status_code": code,
         }
@@ -202,6 +237,7 @@ def create_app(
     async def faults(body: FaultsIn) -> FaultsIn:
         state.fail_next_refunds = body.fail_next_refunds
         state.refuse_next_refunds = body.refuse_next_refunds
+        state.drop_next_callbacks = body.drop_next_callbacks
         return body
 
     @app.get("/v1/deliveries", dependencies=[auth])

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
-from gateways.payments import GatewayRefund, PaymentIntent
+from gateways.delivery import utc_now_rfc3339
+from gateways.payments import Capture, CapturePage, GatewayIntent, GatewayRefund, PaymentIntent
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,19 @@ class Txn:
     order_id: str | None
     amount_cents: int | None  # None: lenient txn of unknown amount (no refund cap)
     refunded_cents: int = 0
+    paid_at: str = ""  # RFC 3339; empty for a lenient txn (never captured here)
+    intent_id: str | None = None
+
+    def capture(self) -> Capture:
+        assert self.order_id is not None and self.amount_cents is not None
+        return Capture(
+            txn_id=self.txn_id,
+            intent_id=self.intent_id or "",
+            order_id=self.order_id,
+            channel=self.channel,
+            amount_cents=self.amount_cents,
+            paid_at=self.paid_at,
+        )
 
 
 @dataclass
@@ -62,8 +78,10 @@ class SandboxState:
     txns: dict[str, Txn] = field(default_factory=dict)
     refunds: dict[str, tuple[RefundIn, GatewayRefund]] = field(default_factory=dict)
     refund_keys: dict[str, str] = field(default_factory=dict)
+    closed_intents: set[str] = field(default_factory=set)
     fail_next_refunds: int = 0
     refuse_next_refunds: int = 0
+    drop_next_callbacks: int = 0  # captured, but these callbacks are never sent
 
     def create_intent(self, req: IntentIn, key: str | None) -> tuple[PaymentIntent, bool]:
         """Return ``(intent, created)``; a repeated Idempotency-Key returns the first intent."""
@@ -101,11 +119,75 @@ class SandboxState:
         intent = self.get_intent(intent_id)
         if intent_id in self.paid_intents:
             raise SandboxRejection(409, f"intent already paid as {self.paid_intents[intent_id]}")
+        if intent_id in self.closed_intents:
+            raise SandboxRejection(409, f"intent {intent_id} is closed: it can no longer be paid")
         amount = intent.amount_cents if reported_amount is None else reported_amount
-        txn = Txn(f"{intent.channel}-{uuid.uuid4().hex}", intent.channel, intent.order_id, amount)
+        txn = Txn(
+            f"{intent.channel}-{uuid.uuid4().hex}",
+            intent.channel,
+            intent.order_id,
+            amount,
+            paid_at=utc_now_rfc3339(),
+            intent_id=intent_id,
+        )
         self.txns[txn.txn_id] = txn
         self.paid_intents[intent_id] = txn.txn_id
         return txn
+
+    def drop_callbacks(self, count: int) -> int:
+        """How many of a payment's `count` callbacks the drop fault swallows."""
+        dropped = min(count, self.drop_next_callbacks)
+        self.drop_next_callbacks -= dropped
+        return dropped
+
+    def intent_status(self, intent_id: str) -> GatewayIntent:
+        """What a trade query answers: open, closed, or captured (with the capture)."""
+        intent = self.get_intent(intent_id)
+        txn_id = self.paid_intents.get(intent_id)
+        if txn_id is not None:
+            txn = self.txns[txn_id]
+            return GatewayIntent(
+                intent_id=intent_id,
+                order_id=intent.order_id,
+                channel=intent.channel,
+                amount_cents=intent.amount_cents,
+                status="captured",
+                txn_id=txn_id,
+                captured_cents=txn.amount_cents,
+                paid_at=txn.paid_at,
+            )
+        status = "closed" if intent_id in self.closed_intents else "open"
+        return GatewayIntent(
+            intent_id=intent_id,
+            order_id=intent.order_id,
+            channel=intent.channel,
+            amount_cents=intent.amount_cents,
+            status=status,
+        )
+
+    def close_intent(self, intent_id: str) -> GatewayIntent:
+        """Trade close: an unpaid intent can never be paid after this (closing it again is
+        the same answer); a captured one cannot be closed: 409 with the capture."""
+        found = self.intent_status(intent_id)
+        if found.status == "captured":
+            raise IntentCaptured(found)
+        self.closed_intents.add(intent_id)
+        return found.model_copy(update={"status": "closed"})
+
+    def captures(self, since: str, cursor: str | None, limit: int) -> CapturePage:
+        """Captures paid at or after `since`, oldest first, `limit` a page; `cursor` is the
+        last page's `next_cursor` (the (paid_at, txn_id) it ended at)."""
+        after = _decode_cursor(cursor) if cursor else None
+        found = sorted(
+            (t for t in self.txns.values() if t.paid_at and _instant(t.paid_at) >= _instant(since)),
+            key=lambda t: (_instant(t.paid_at), t.txn_id),
+        )
+        if after is not None:
+            found = [t for t in found if (_instant(t.paid_at), t.txn_id) > after]
+        page = found[:limit]
+        more = len(found) > limit
+        nxt = _encode_cursor(page[-1].paid_at, page[-1].txn_id) if more else None
+        return CapturePage(items=[t.capture() for t in page], next_cursor=nxt)
 
     def refund(self, req: RefundIn, key: str | None) -> tuple[GatewayRefund, bool]:
         """Return ``(refund, created)``; idempotent on refund_id and on Idempotency-Key."""
@@ -161,6 +243,36 @@ class SandboxState:
         txn = Txn(txn_id, txn_id.split("-", 1)[0], None, None)
         self.txns[txn_id] = txn
         return txn
+
+
+class IntentCaptured(SandboxRejection):
+    """A close refused because the buyer already paid: the answer carries the capture."""
+
+    def __init__(self, intent: GatewayIntent) -> None:
+        super().__init__(409, f"intent {intent.intent_id} is already paid as {intent.txn_id}")
+        self.intent = intent
+
+
+def _instant(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise SandboxRejection(422, f"not an RFC 3339 time: {text!r}") from None
+    if at.tzinfo is None:
+        raise SandboxRejection(422, f"a time needs a zone: {text!r}")
+    return at.astimezone(UTC)
+
+
+def _encode_cursor(paid_at: str, txn_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{paid_at}|{txn_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        paid_at, txn_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+    except (ValueError, UnicodeDecodeError):
+        raise SandboxRejection(422, "bad cursor") from None
+    return _instant(paid_at), txn_id
 
 
 def bearer_auth(api_key: str) -> Any:

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, ErrorCode
@@ -17,10 +17,11 @@ from domain.models import (
     Refund,
 )
 from domain.order import add_refund, mark_paid
+from domain.refunds import retried
 from store import orders
 from store.sql import insert_ignore
 from store.stock import deduct_for_payment
-from store.tables import PaymentRow, RefundRow, TopUpRow, WalletRow
+from store.tables import OrderEventRow, PaymentRow, RefundRow, TopUpRow, WalletRow
 
 CAPTURED, REFUNDED = "CAPTURED", "REFUNDED"
 
@@ -190,6 +191,12 @@ async def refund_status(session: AsyncSession, refund_id: str) -> tuple[str, str
     return (row.order_id, row.status) if row is not None else None
 
 
+async def refund_txn(session: AsyncSession, refund_id: str) -> str | None:
+    """The gateway transaction a refund in the ledger gives money back from."""
+    row = await session.get(RefundRow, refund_id)
+    return row.txn_id if row is not None else None
+
+
 async def note_failed_refunds(session: AsyncSession, state: OrderState) -> None:
     """Refunds the channel refused for good go in the ledger as FAILED: operators find them
     there, and an admin's retry finds their order."""
@@ -214,6 +221,7 @@ async def _insert_refund(session: AsyncSession, order_id: str, refund: Refund) -
         package_id=refund.package_id,
         reason=refund.reason,
         status=refund.status,
+        failure=refund.failure,
         created_at=refund.created_at,
     )
 
@@ -229,6 +237,70 @@ async def _note_on_order(
         return
     change = add_refund(saved, refund, note.at, note.actor)
     await orders.save(session, change.state, change.event.model_copy(update={"type": note.type}))
+
+
+async def in_ledger(session: AsyncSession, txn_ids: list[str]) -> set[str]:
+    """Which of these gateway transactions the payments ledger holds (kept or refunded)."""
+    if not txn_ids:
+        return set()
+    rows = await session.scalars(select(PaymentRow.txn_id).where(PaymentRow.txn_id.in_(txn_ids)))
+    return set(rows)
+
+
+async def payment_of(session: AsyncSession, txn_id: str) -> tuple[str, Payment] | None:
+    """(order id, payment) of a transaction in the ledger."""
+    row = await session.get(PaymentRow, txn_id)
+    if row is None:
+        return None
+    payment = Payment(
+        channel=PaymentChannel(row.channel),
+        txn_id=row.txn_id,
+        amount_cents=row.amount_cents,
+        paid_at=row.paid_at,
+    )
+    return row.order_id, payment
+
+
+async def record_late_refund(
+    session: AsyncSession,
+    order_id: str,
+    payment: Payment,
+    refund: Refund,
+    note: OrderEvent,
+    key: str,
+) -> None:
+    """The outcome of refunding a payment that came after its order's workflow ended: the
+    payment (never kept) and the refund, SUCCEEDED or FAILED with the channel's reason, in
+    the ledgers and on the stored order (its record now). A FAILED refund tried again is
+    replaced by the new outcome. `key` names this attempt: writing it twice is a no-op."""
+    known = await session.scalar(
+        select(OrderEventRow.id).where(
+            OrderEventRow.order_id == order_id, OrderEventRow.event_key == key
+        )
+    )
+    if known is not None:
+        return
+    await _record_payment(session, order_id, payment, REFUNDED)
+    _reused(await txn_owner(session, payment.txn_id), order_id, payment.txn_id)
+    row = await session.get(RefundRow, refund.id, with_for_update=True, populate_existing=True)
+    if row is None:
+        await _insert_refund(session, order_id, refund)
+    elif row.status == "FAILED":
+        row.status, row.failure = refund.status, refund.failure
+        await session.flush()
+    else:  # it went through already: nothing to record
+        return
+    saved = await orders.get(session, order_id)
+    if saved is None:
+        await orders.append_event(session, note, key)
+        return
+    if any(r.id == refund.id and r.status == "FAILED" for r in saved.refunds):
+        change = retried(saved, refund, note.at, note.actor)
+        event = change.event
+    else:
+        change = add_refund(saved, refund, note.at, note.actor)
+        event = change.event.model_copy(update={"type": note.type})
+    await orders.save(session, change.state, event, key)
 
 
 async def _owner(session: AsyncSession, order_id: str) -> str:

@@ -230,6 +230,35 @@ class WebhookEventRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
+class WebhookConflictRow(Base):
+    """A callback whose `event_id` was already received with another payload: refused (409
+    EVENT_ID_REUSED) and kept here for operators, once per distinct payload."""
+
+    __tablename__ = "webhook_event_conflicts"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", "payload_sha256", name="uq_webhook_conflict"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    order_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class PaymentIntentRow(Base):
+    """A payment intent opened at the gateway for an order: what is closed (or found paid)
+    before an unpaid order ends."""
+
+    __tablename__ = "payment_intents"
+    intent_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class FreightRuleRow(Base):
     __tablename__ = "freight_rule"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

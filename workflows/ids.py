@@ -39,6 +39,10 @@ RECONCILE_ORDERS = "reconcile_orders"
 RECONCILE_SCHEDULE_ID = "orders-reconcile"
 RECONCILE_WORKFLOW_ID = "orders-reconcile"
 REFUND_PAYMENT = "refund_payment"
+REFUND_LATE_PAYMENT = "refund_late_payment"  # a late payment's refund, FAILED recorded
+RECORD_LATE_REFUND = "record_late_refund"  # a late refund's outcome when its budget ran out
+SETTLE_OPEN_INTENTS = "settle_open_intents"  # close an order's intents; paid ones come back
+SWEEP_CAPTURES = "sweep_captures"  # the gateway's captures against the payments ledger
 PURCHASE_FROM_SUPPLIER = "purchase_from_supplier"
 CANCEL_SUPPLIER_ORDER = "cancel_supplier_order"
 SAVE_CASE = "save_case"
@@ -57,6 +61,16 @@ def case_workflow_id(case_id: str) -> str:
 
 def orphan_payment_workflow_id(txn_id: str) -> str:
     return f"orphan-payment-{txn_id}"
+
+
+def orphan_refund_retry_id(txn_id: str) -> str:
+    """An admin's retry of a late payment's FAILED refund: one at a time per payment."""
+    return f"orphan-payment-{txn_id}-retry"
+
+
+def late_refund_id(txn_id: str) -> str:
+    """The refund of a payment that came after its order's workflow ended."""
+    return f"{txn_id}-R"
 
 
 KINDS = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool", "DATETIME": "Datetime"}  # CLI names

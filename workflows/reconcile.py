@@ -6,8 +6,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from domain.messages import ReconcileInput, ReconcileResult
+    from domain.messages import ReconcileInput, ReconcileResult, SweepInput, SweepResult
     from workflows import ids
+
+SWEEP_PATCH = "reconcile-sweeps-captures"  # each round also delivers captures the ledger lacks
 
 
 @workflow.defn
@@ -24,4 +26,18 @@ class ReconcileWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=3),
             summary="compare stored orders with running workflows",
         )
+        if workflow.patched(SWEEP_PATCH):
+            swept: SweepResult = await workflow.execute_activity(
+                ids.SWEEP_CAPTURES,
+                SweepInput(
+                    lookback_seconds=inp.lookback_hours * 3600, grace_seconds=inp.grace_seconds
+                ),
+                result_type=SweepResult,
+                start_to_close_timeout=timedelta(minutes=10),
+                schedule_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="compare the gateway's captures with the payments ledger",
+            )
+            result.captures_delivered = swept.delivered
         return result

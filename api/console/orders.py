@@ -301,7 +301,7 @@ async def retry_refund(
 ) -> Response:
     async def do(op: Operator) -> object:
         async with db.sessions() as session:
-            return await refunds_api.retry_refund(refund_id, op.user, session, client, db)
+            return await refunds_api.retry_refund(refund_id, op.user, session, client, db, settings)
 
     return await _order_act(
         request, settings, db, client, order_id, csrf, do, "retried", (Role.ADMIN,)

@@ -302,14 +302,16 @@ class Stack:
         supplier_order_id: str = "ko_e2e",
         event_id: str | None = None,
         secret: str | None = None,
+        at: datetime | None = None,
     ) -> httpx.Response:
-        """A signed supplier callback as the supplier would send it (default: our secret)."""
+        """A signed supplier callback as the supplier would send it (default: our secret,
+        now)."""
         payload = {
             "event_id": event_id or uid("evt"),
             "supplier_order_id": supplier_order_id,
             "package_id": package_id,
             "state": state,
-            "at": datetime.now(UTC).isoformat(),
+            "at": (at or datetime.now(UTC)).isoformat(),
         }
         return await post_signed(
             f"{self.base_url}/webhooks/suppliers/kepler",

@@ -497,9 +497,12 @@ async def test_carrier_callbacks_must_be_signed_and_new(stack: Stack) -> None:
     assert await stack.history_length(order["id"]) == history
     assert await stack.order(buyer, order["id"]) == shipped
 
-    in_transit = {**event, "event": "IN_TRANSIT", "event_id": uid("evt")}
+    in_transit = {**event, "event": "IN_TRANSIT", "event_id": uid("evt"), "at": datetime.now(UTC)}
     assert ok(await send_carrier_event(url, secret, **in_transit))["status"] == "forwarded"
     assert ok(await send_carrier_event(url, secret, **in_transit))["status"] == "duplicate"
+    # the same event id saying something else is not a replay: refused, kept for operators
+    reused = await send_carrier_event(url, secret, **{**in_transit, "event": "DELIVERED"})
+    expect_problem(reused, 409, "EVENT_ID_REUSED")
     assert await stack.signals(order["id"]) == ["carrier_event"]  # not signalled twice
     assert (await stack.order(buyer, order["id"]))["packages"][0]["status"] == "SHIPPED"
 

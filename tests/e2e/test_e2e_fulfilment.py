@@ -3,7 +3,8 @@ supplier sandbox once the (short, e2e) cancel window has passed and moved on by 
 callbacks, a rejection (拒收) under the ONE_PACKAGE freight rule, cancels after payment, and
 the supplier webhook's defences."""
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -351,7 +352,7 @@ async def test_supplier_callbacks_must_be_signed_new_and_about_its_own_package(
     history = await stack.history_length(paid["id"])
     event_id = uid("evt")
 
-    async def refused(status: int, code: str, package_id: str, state: str, **kw: str) -> None:
+    async def refused(status: int, code: str, package_id: str, state: str, **kw: Any) -> None:
         expect_problem(await stack.supplier_callback(package_id, state, **kw), status, code)
 
     for secret in ("not-the-secret", stack.settings.carrier_webhook_secret):
@@ -376,12 +377,13 @@ async def test_supplier_callbacks_must_be_signed_new_and_about_its_own_package(
 
     # refused attempts recorded nothing: the same event id, properly signed, is accepted once
     # (RECEIVED of a package the supplier has not shipped: the order ignores it)
+    at = datetime.now(UTC)
     first = await stack.supplier_callback(
-        kepler["id"], "RECEIVED", supplier_order_id=sid, event_id=event_id
+        kepler["id"], "RECEIVED", supplier_order_id=sid, event_id=event_id, at=at
     )
     assert ok(first)["status"] == "forwarded"
-    again = await stack.supplier_callback(
-        kepler["id"], "RECEIVED", supplier_order_id=sid, event_id=event_id
+    again = await stack.supplier_callback(  # the supplier's retry: the same callback
+        kepler["id"], "RECEIVED", supplier_order_id=sid, event_id=event_id, at=at
     )
     assert ok(again)["status"] == "duplicate"
     await eventually(

@@ -1,11 +1,14 @@
 """Gateway payments (alipay/wechat) through the sandbox, whose signed callbacks reach the API
 on its real URL: duplicates settle once, wrong amounts and late payments are refunded."""
 
+import uuid
 from typing import Any
 
 import pytest
 
+from domain.messages import ReconcileInput, ReconcileResult
 from tests.e2e.harness import Json, Stack, User, ok, refunds_answered
+from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +187,47 @@ async def test_a_merchant_closes_an_unpaid_order(stack: Stack) -> None:
         "CLOSED",
         {"kind": "merchant", "id": stack.merchant.id},
     )
+
+
+async def test_a_payment_whose_callback_never_came_is_found_by_the_sweep(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5}, price_cents=3000)
+    order = await stack.placed(buyer, [(sku, 1)])
+    intent = await _intent(stack, buyer, order, channel="wechat")
+    faults = {"drop_next_callbacks": 1}
+    assert ok(await stack.gateway("POST", "/v1/_faults", json=faults)) == {
+        "fail_next_refunds": 0,
+        "refuse_next_refunds": 0,
+        "drop_next_callbacks": 1,
+    }
+
+    paid = ok(await stack.http.post(intent["pay_url"]))  # the gateway took the money...
+    assert (paid["event_ids"], paid["delivered"], len(paid["dropped"])) == ([], False, 1)
+    captured = ok(await stack.gateway("GET", f"/v1/intents/{intent['intent_id']}"))
+    assert (captured["status"], captured["txn_id"]) == ("captured", paid["txn_id"])
+    assert (await stack.order(buyer, order["id"]))["status"] == "PENDING_PAYMENT"  # ...silently
+
+    result: ReconcileResult = await stack.temporal.execute_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(grace_seconds=0),
+        id=f"reconcile-sweep-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.settings.task_queue,
+    )
+    assert paid["txn_id"] in result.captures_delivered
+    settled = await stack.wait_order(
+        buyer, order["id"], lambda o: o["status"] != "PENDING_PAYMENT", "the swept payment"
+    )
+    assert settled["status"] == "PENDING_SHIPMENT"
+    assert (settled["payment"]["txn_id"], settled["payment"]["channel"]) == (
+        paid["txn_id"],
+        "wechat",
+    )
+    assert settled["paid_cents"] == order["total_cents"]
+    assert [e["type"] for e in await stack.events(buyer, order["id"])] == ["PLACED", "PAID"]
+    again: ReconcileResult = await stack.temporal.execute_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(grace_seconds=0),
+        id=f"reconcile-sweep-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.settings.task_queue,
+    )
+    assert paid["txn_id"] not in again.captures_delivered  # in the ledger now

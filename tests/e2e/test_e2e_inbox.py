@@ -1,12 +1,15 @@
 """The callback inbox: a payment made while the API cannot reach Temporal is answered 2xx
 once recorded, waits in the inbox, and reaches its order when the relay runs again."""
 
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from api.app import create_app
+from gateways.http import post_signed
 from gateways.payments import PaymentGatewayClient
 from relay import Relay
 from scripts.serve import listening_socket, serving, url_of
@@ -120,3 +123,57 @@ async def test_readiness_names_a_database_that_does_not_answer(stack: Stack) -> 
             assert answer.json()["database"].startswith("unavailable")
     finally:
         await db.dispose()
+
+
+async def test_an_event_id_reused_for_another_payment_is_refused_and_listed(
+    stack: Stack,
+) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5}, price_cents=2500)
+    order, other = await stack.placed(buyer, [(sku, 1)]), await stack.placed(buyer, [(sku, 2)])
+    intent = ok(
+        await stack.act(buyer, f"/orders/{order['id']}/payment-intents", {"channel": "alipay"}),
+        201,
+    )
+    paid = ok(await stack.http.post(intent["pay_url"]))
+    assert (paid["delivered"], paid["status_code"]) == (True, 200), paid
+    log = ok(await stack.gateway("GET", "/v1/deliveries", params={"wait_seconds": 10}))
+    [sent] = [r["payload"] for r in log["deliveries"] if r["event_id"] in paid["event_ids"]]
+    settled = await stack.wait_order(
+        buyer, order["id"], lambda o: o["status"] != "PENDING_PAYMENT", "the payment"
+    )
+    url, secret = f"{stack.base_url}/webhooks/payments", stack.settings.payment_webhook_secret
+
+    # the gateway's retry of what it sent: the same event, answered as a duplicate
+    again = await post_signed(url, sent, secret, client=stack.http)
+    assert ok(again)["status"] == "duplicate"
+
+    # the same event id for another order, transaction and channel: not the same event
+    reused = {
+        **sent,
+        "order_id": other["id"],
+        "txn_id": f"wechat-{uuid.uuid4().hex}",
+        "channel": "wechat",
+        "amount_cents": other["total_cents"],
+    }
+    answer = await post_signed(url, reused, secret, client=stack.http)
+    body = expect_problem(answer, 409, "EVENT_ID_REUSED")
+    assert "different payload" in body["detail"]
+    expect_problem(
+        await post_signed(url, reused, secret, client=stack.http), 409, "EVENT_ID_REUSED"
+    )
+
+    listed = ok(await stack.http.get("/admin/callbacks/pending", headers=stack.admin.headers))
+    mine = [e for e in listed["reused"] if e["event_id"] == sent["event_id"]]
+    assert len(mine) == 1  # kept once, however often it is sent
+    assert (mine[0]["source"], mine[0]["order_id"], mine[0]["first_order_id"]) == (
+        "payment",
+        other["id"],
+        order["id"],
+    )
+    assert json.loads(mine[0]["payload"])["txn_id"] == reused["txn_id"]
+    assert json.loads(mine[0]["first_payload"])["txn_id"] == paid["txn_id"]
+    # nothing moved: the other order is unpaid, the first paid once
+    assert await stack.order(buyer, other["id"]) == other
+    assert await stack.order(buyer, order["id"]) == settled
+    assert await stack.signals(other["id"]) == []

@@ -9,20 +9,24 @@ from store.db import Database
 from tests.store.helpers import T0, rows
 
 
-def event(event_id: str, source: str = "payment") -> InboxEvent:
+def event(
+    event_id: str, source: str = "payment", payload: str = '{"a": 1}', order_id: str = "o-1"
+) -> InboxEvent:
     return InboxEvent.model_validate(
-        {"source": source, "event_id": event_id, "order_id": "o-1", "payload": '{"a": 1}'}
+        {"source": source, "event_id": event_id, "order_id": order_id, "payload": payload}
     )
 
 
 async def test_an_event_is_recorded_once_per_sender(db: Database) -> None:
     async with db.transaction() as session:
-        assert await inbox.record(session, event("evt-1"), T0, T0) is True
+        assert await inbox.record(session, event("evt-1"), T0, T0) == "new"
     async with db.transaction() as session:
-        assert await inbox.record(session, event("evt-1"), T0, T0) is False
-        assert await inbox.record(session, event("evt-1", "carrier"), T0, T0) is True
-        assert await inbox.record(session, event("evt-2"), T0, T0) is True
-        assert await inbox.record(session, event("evt-1", "carrier"), T0, T0) is False
+        assert await inbox.record(session, event("evt-1"), T0, T0) == "duplicate"
+        assert await inbox.record(session, event("evt-1", "carrier"), T0, T0) == "new"
+        assert await inbox.record(session, event("evt-2"), T0, T0) == "new"
+        assert await inbox.record(session, event("evt-1", "carrier"), T0, T0) == "duplicate"
+        same = event("evt-1", payload='{ "a" : 1 }')  # the same JSON, spaced otherwise
+        assert await inbox.record(session, same, T0, T0) == "duplicate"
     assert await rows(db, "SELECT source, event_id FROM webhook_events ORDER BY 1, 2") == [
         ("carrier", "evt-1"),
         ("payment", "evt-1"),
@@ -62,3 +66,31 @@ async def test_due_events_are_leased_backed_off_and_cleared(db: Database) -> Non
     async with db.transaction() as session:  # the back-off stops doubling at five minutes
         retry_at = await inbox.failed(session, "payment", "evt-1", "down", 30, later)
     assert retry_at == later + inbox.MAX_BACKOFF
+
+
+async def test_an_event_id_reused_with_another_payload_is_kept_apart_for_operators(
+    db: Database,
+) -> None:
+    later = T0 + timedelta(minutes=1)
+    async with db.transaction() as session:
+        assert await inbox.record(session, event("evt-1"), T0, T0) == "new"
+    other_money = event("evt-1", payload='{"a": 2}')
+    other_order = event("evt-1", order_id="o-2")
+    async with db.transaction() as session:
+        assert await inbox.record(session, other_money, later, later) == "reused"
+        assert await inbox.record(session, other_money, later, later) == "reused"  # retried
+        assert await inbox.record(session, other_order, later, later) == "reused"
+        assert await inbox.record(session, event("evt-1", "carrier", '{"a": 2}'), T0, T0) == "new"
+
+    # the first event is untouched and still the one the relay delivers
+    assert await rows(
+        db, "SELECT source, order_id, payload FROM webhook_events ORDER BY source"
+    ) == [("carrier", "o-1", '{"a": 2}'), ("payment", "o-1", '{"a": 1}')]
+    async with db.sessions() as session:
+        listed = await inbox.reused(session, 10)
+        assert [e.event_id for e in await inbox.pending(session, 10)] == ["evt-1", "evt-1"]
+    assert [(e.source, e.order_id, e.payload) for e in listed] == [
+        ("payment", "o-2", '{"a": 1}'),  # newest first (ties: the later write first)
+        ("payment", "o-1", '{"a": 2}'),
+    ]  # once per distinct payload
+    assert {(e.first_order_id, e.first_payload) for e in listed} == {("o-1", '{"a": 1}')}

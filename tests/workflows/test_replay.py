@@ -31,6 +31,8 @@ def test_the_main_scenarios_are_recorded() -> None:
         "receipt_extended",
         "sold_out_at_payment",
         "orphan_payment_refunded",
+        "orphan_payment_refund_failed",
+        "orphan_payment_refund_retried",
         "kepler_purchased",
         "kepler_cancelled_in_window",
         "kepler_cancelled_at_supplier",
