@@ -30,6 +30,7 @@ STATUS: dict[str, int] = {
     ErrorCode.TXN_REUSED: 409,
     ErrorCode.EVENT_ID_REUSED: 409,
     ErrorCode.REFUND_FAILED: 502,
+    ErrorCode.ORDER_ERROR: 500,  # recorded for operators; trying again will not help
     ErrorCode.UNSUPPORTED_MEDIA: 415,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.FORBIDDEN: 403,

@@ -149,6 +149,7 @@ def order_filter(
     paid_from: datetime | None = None,
     paid_to: datetime | None = None,
     refund_failed: bool | None = None,
+    order_error: bool | None = None,
     has_open_case: bool | None = None,
     unshipped_hours: int | None = None,
 ) -> OrderFilter:
@@ -172,6 +173,7 @@ def order_filter(
         paid_from=_aware("paid_from", paid_from),
         paid_to=_aware("paid_to", paid_to),
         refund_failed=refund_failed,
+        order_error=order_error,
         has_open_case=has_open_case,
         unshipped_paid_before=since,
     )
@@ -200,13 +202,15 @@ async def list_orders(
     paid_from: datetime | None = None,
     paid_to: datetime | None = None,
     refund_failed: bool | None = None,
+    order_error: bool | None = None,
     has_open_case: bool | None = None,
     unshipped_hours: int | None = Query(None, ge=0, le=MAX_UNSHIPPED_HOURS),
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=200),
 ) -> OrderPage:
     """Newest first. Times are ISO 8601 with a zone; `*_from` is inclusive, `*_to` exclusive;
-    `unshipped_hours=N`: paid more than N hours ago and not (every package) shipped."""
+    `unshipped_hours=N`: paid more than N hours ago and not (every package) shipped;
+    `order_error=true`: a step failed for good (ORDER_ERROR in its events)."""
     where = order_filter(
         user,
         buyer_id=buyer_id,
@@ -218,6 +222,7 @@ async def list_orders(
         paid_from=paid_from,
         paid_to=paid_to,
         refund_failed=refund_failed,
+        order_error=order_error,
         has_open_case=has_open_case,
         unshipped_hours=unshipped_hours,
     )

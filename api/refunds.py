@@ -1,7 +1,7 @@
 """Refunds before shipment (SPEC §6.1): the buyer asks, the merchant agrees or refuses; an
 admin retries a refund the channel refused."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from api import late_refunds, messaging
@@ -19,7 +19,7 @@ from api.errors import Problem
 from api.orders import IdempotencyKey, ReasonBody, visible
 from domain.errors import ErrorCode
 from domain.messages import DecideRefundRequest, RefundLinesRequest, RetryRefundRequest
-from domain.models import MAX_LINES, LineRequest, Refund, RefundRequest
+from domain.models import MAX_LINES, LineRequest, Refund, RefundRequest, RefundStatus
 from store import payments
 from workflows.order import OrderWorkflow
 
@@ -103,6 +103,7 @@ async def retry_refund(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    response: Response,
 ) -> Refund:
     """A FAILED refund tried again through its channel, with the same refund id: by its
     order's workflow, or, that workflow ended (a payment that came after it), by the
@@ -119,5 +120,20 @@ async def retry_refund(
     if done is None:
         done = await late_refunds.retry(client, db, settings.task_queue, refund_id)
     if done is None:  # the order's own refund, and its workflow has ended: as any action
-        return await messaging.update(client, db, user, order_id, OrderWorkflow.retry_refund, req)
-    return done
+        done = await messaging.update(client, db, user, order_id, OrderWorkflow.retry_refund, req)
+    return retried(done, response)
+
+
+def retried(refund: Refund, response: Response) -> Refund:
+    """The retry's real outcome: 200 SUCCEEDED; 202 PENDING (the channel has not answered
+    yet; the order shows it when it does); 502 REFUND_FAILED with the channel's reason."""
+    if refund.status == RefundStatus.FAILED.value:
+        raise Problem(
+            ErrorCode.REFUND_FAILED,
+            f"the channel refused refund {refund.id} again: {refund.failure}",
+            refund_id=refund.id,
+            failure=refund.failure,
+        )
+    if refund.status == RefundStatus.PENDING.value:
+        response.status_code = 202
+    return refund

@@ -73,6 +73,7 @@ async def orders_page(
     paid_from: Filter = None,
     paid_to: Filter = None,
     refund_failed: Filter = None,
+    order_error: Filter = None,
     has_open_case: Filter = None,
     unshipped_hours: Filter = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -87,6 +88,7 @@ async def orders_page(
         "paid_from": paid_from or "",
         "paid_to": paid_to or "",
         "refund_failed": refund_failed or "",
+        "order_error": order_error or "",
         "has_open_case": has_open_case or "",
         "unshipped_hours": unshipped_hours or "",
     }
@@ -109,6 +111,7 @@ async def orders_page(
                 paid_from=_day("paid_from", paid_from, op),
                 paid_to=_day("paid_to", paid_to, op, end=True),
                 refund_failed=True if refund_failed else None,
+                order_error=True if order_error else None,
                 has_open_case=True if has_open_case else None,
                 unshipped_hours=_hours(unshipped_hours),
             )
@@ -301,7 +304,10 @@ async def retry_refund(
 ) -> Response:
     async def do(op: Operator) -> object:
         async with db.sessions() as session:
-            return await refunds_api.retry_refund(refund_id, op.user, session, client, db, settings)
+            answer = Response()  # 202 while the channel has not answered: the page shows it
+            return await refunds_api.retry_refund(
+                refund_id, op.user, session, client, db, settings, answer
+            )
 
     return await _order_act(
         request, settings, db, client, order_id, csrf, do, "retried", (Role.ADMIN,)
