@@ -24,10 +24,11 @@ Endpoints (``/v1/*`` need ``Authorization: Bearer <api key>``):
 * ``GET /v1/captures?since=<RFC 3339>&limit=N&cursor=C``: the captures paid at or after
   ``since``, oldest first, ``{items: [{txn_id, intent_id, order_id, channel, amount_cents,
   paid_at}], next_cursor}`` (``next_cursor`` null on the last page).
-* ``POST /v1/_faults {fail_next_refunds: N, refuse_next_refunds: M, drop_next_callbacks: K}``:
-  the next N refund calls answer 503 (retried), the next M after them 422 (refused for
-  good); the next K callbacks are never sent (the payment is captured all the same, and the
-  pay answer lists them as ``dropped``).
+* ``POST /v1/_faults {fail_next_refunds: N, refuse_next_refunds: M, drop_next_callbacks: K,
+  refuse_next_closes: C}``: the next N refund calls answer 503 (retried), the next M after
+  them 422 (refused for good); the next K callbacks are never sent (the payment is captured
+  all the same, and the pay answer lists them as ``dropped``); the next C trade closes of
+  an unpaid intent answer 422 (refused: the order closes all the same, its intent open).
 * ``GET /v1/deliveries?wait_seconds=S``: delivery log (optionally waits for pending ones).
 
 Sandbox leniency: a refund for a txn id the sandbox never issued is accepted when it looks
@@ -78,6 +79,7 @@ class FaultsIn(BaseModel):
     fail_next_refunds: int = Field(0, ge=0, le=1000)  # answered 503: retried
     refuse_next_refunds: int = Field(0, ge=0, le=1000)  # answered 422: refused for good
     drop_next_callbacks: int = Field(0, ge=0, le=1000)  # captured, never notified
+    refuse_next_closes: int = Field(0, ge=0, le=1000)  # trade closes of unpaid intents answer 422
 
 
 _INDEX_PAGE = """<!doctype html><html><head><meta charset="utf-8">
@@ -238,6 +240,7 @@ def create_app(
         state.fail_next_refunds = body.fail_next_refunds
         state.refuse_next_refunds = body.refuse_next_refunds
         state.drop_next_callbacks = body.drop_next_callbacks
+        state.refuse_next_closes = body.refuse_next_closes
         return body
 
     @app.get("/v1/deliveries", dependencies=[auth])

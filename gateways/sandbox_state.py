@@ -82,6 +82,7 @@ class SandboxState:
     fail_next_refunds: int = 0
     refuse_next_refunds: int = 0
     drop_next_callbacks: int = 0  # captured, but these callbacks are never sent
+    refuse_next_closes: int = 0  # trade closes of unpaid intents refused (422)
 
     def create_intent(self, req: IntentIn, key: str | None) -> tuple[PaymentIntent, bool]:
         """Return ``(intent, created)``; a repeated Idempotency-Key returns the first intent."""
@@ -171,6 +172,9 @@ class SandboxState:
         found = self.intent_status(intent_id)
         if found.status == "captured":
             raise IntentCaptured(found)
+        if self.refuse_next_closes > 0:
+            self.refuse_next_closes -= 1
+            raise SandboxRejection(422, "injected fault: the gateway refuses to close this trade")
         self.closed_intents.add(intent_id)
         return found.model_copy(update={"status": "closed"})
 

@@ -28,6 +28,7 @@ REFUND_PATIENCE = timedelta(days=1)  # a channel down this long: the refund is F
 SUPPLIER_PATIENCE = timedelta(hours=24)  # a supplier down this long: intercept and refund
 SUPPLIER_CANCEL_PATIENCE = timedelta(minutes=2)  # then the cancel is refused (409)
 START_CASE_PATIENCE = timedelta(days=1)  # a call to Temporal itself
+SETTLE_INTENTS_PATIENCE = timedelta(minutes=10)  # then the unpaid order closes all the same
 
 
 async def db(name: str, arg: Any, summary: str, result_type: type[T] | None = None) -> T:

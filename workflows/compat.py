@@ -30,11 +30,20 @@ supplier-cancel-outside-the-lock
         after.
     old path: kepler_cancelled_at_supplier.
     new path: kepler_cancelled_at_supplier_unlocked.
+
+intents-closed-before-an-unpaid-close
+    changed: before an unpaid order closes (its payment deadline, a buyer's cancel, a
+        merchant's close, an operator's stop), it closes its payment intents at the gateway
+        (trade close) and takes a payment made on one whose callback never came; a cancel or
+        close then finds the order paid (409).
+    old path: payment_timeout, operator_cancelled_unpaid.
+    new path: paid_found_at_the_deadline, payment_timeout_intents_closed.
 """
 
 FINISH_WAITS = "finish-waits-while-held-open"
 REFUNDS_OUTSIDE_LOCK = "refunds-outside-the-lock"
 SUPPLIER_CANCEL_OUTSIDE_LOCK = "supplier-cancel-outside-the-lock"
+INTENTS_CLOSED_FIRST = "intents-closed-before-an-unpaid-close"
 
 # id -> (old-path histories, new-path histories): the list above, as data for the replay test
 COVERAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -46,5 +55,9 @@ COVERAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     SUPPLIER_CANCEL_OUTSIDE_LOCK: (
         ("kepler_cancelled_at_supplier",),
         ("kepler_cancelled_at_supplier_unlocked",),
+    ),
+    INTENTS_CLOSED_FIRST: (
+        ("payment_timeout", "operator_cancelled_unpaid"),
+        ("paid_found_at_the_deadline", "payment_timeout_intents_closed"),
     ),
 }

@@ -160,6 +160,14 @@ class OrderWorkflow:
                 return
             except TimeoutError:
                 pass
+        if deadline.kind is rules.DeadlineKind.PAYMENT and workflow.patched(
+            compat.INTENTS_CLOSED_FIRST
+        ):
+            for notice in await self._settle_intents():  # paid after all: taken, not closed
+                async with self.lock:
+                    await self._take(notice)
+            if self._placed().version != version:
+                return
         if deadline.kind is rules.DeadlineKind.SUPPLIER_PURCHASE:
             await self._purchase_due()  # locks only to commit: a slow supplier blocks no one
         elif deadline.kind is rules.DeadlineKind.REFUND_RESPONSE:
@@ -277,14 +285,35 @@ class OrderWorkflow:
                 lambda: self.state is not None or self.rejection is not None
             )
         async with self.lock:
-            if notice.txn_id in self.seen_txns:
-                return  # the gateway said it twice
-            self.seen_txns.add(notice.txn_id)
-            try:
-                await self._take_payment(notice)
-            except ApplicationError as err:  # recorded; a redelivery is taken afresh
-                self.seen_txns.discard(notice.txn_id)
-                await self._failed("payment_received", err)
+            await self._take(notice)
+
+    async def _take(self, notice: PaymentNotice) -> None:
+        """A payment, under the lock: taken once per transaction, never fatal."""
+        if notice.txn_id in self.seen_txns:
+            return  # the gateway said it twice
+        self.seen_txns.add(notice.txn_id)
+        try:
+            await self._take_payment(notice)
+        except ApplicationError as err:  # recorded; a redelivery is taken afresh
+            self.seen_txns.discard(notice.txn_id)
+            await self._failed("payment_received", err)
+
+    async def _settle_intents(self) -> list[PaymentNotice]:
+        """Before an unpaid order closes: close its payment intents at the gateway (trade
+        close: nothing can be captured after), and get back what was paid on them whose
+        callback never came (trade query). Without the lock. A gateway down past its patience
+        does not keep the order open: the capture sweep finds a late capture, refunded then."""
+        try:
+            return await calls.partner(
+                ids.SETTLE_OPEN_INTENTS,
+                self.inp.order_id,
+                "close the payment intents at the gateway",
+                calls.SETTLE_INTENTS_PATIENCE,
+                list[PaymentNotice],
+            )
+        except ACTIVITY_FAILURES as err:
+            workflow.logger.warning("intents of %s not closed: %s", self.inp.order_id, err)
+            return []
 
     async def _take_payment(self, notice: PaymentNotice) -> None:
         payment = Payment(
@@ -970,6 +999,15 @@ class OrderWorkflow:
         rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
 
     async def _close_unpaid(self, reason: CloseReason, req: CloseRequest) -> OrderState:
+        """Called with the lock held. Orders started since first close their intents at the
+        gateway (the lock let go meanwhile): a payment found there is taken, and the order,
+        paid after all, is no longer closed this way (409)."""
+        if workflow.patched(compat.INTENTS_CLOSED_FIRST):
+            async with self._unlocked():
+                captured = await self._settle_intents()
+            for notice in captured:
+                await self._take(notice)
+            rule(rules.check_can_close, self._placed(), reason)
         change = rules.close(self._placed(), reason, workflow.now(), req.actor, note=req.reason)
         await self._commit(change, release_stock=True)
         return change.state

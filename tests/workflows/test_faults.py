@@ -14,6 +14,7 @@ from store.tables import OrderEventRow, OrderRow, RefundRow
 from tests.workflows.conftest import Shop, record
 from tests.workflows.test_after_sales import admin, ask_refund
 from tests.workflows.test_fulfilment import packages_of, paid_kepler
+from tests.workflows.test_late_payments import _intent, _pay, _sandbox
 from workflows.ids import ORDER_ERROR, RETRY_SIGNAL
 
 DAY = timedelta(hours=24)
@@ -258,3 +259,50 @@ async def test_a_signal_that_cannot_be_saved_is_recorded_and_later_news_still_la
     r = await shop.post(f"/orders/{order['id']}/confirm-receipt", {})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "COMPLETED"
+
+
+# ---- an unpaid order closes its intents first (no callback is delivered here) -------------
+
+
+async def test_a_payment_whose_callback_never_came_is_taken_at_the_deadline(shop: Shop) -> None:
+    order = await shop.place([("MUG", 1)])
+    intent = await _intent(shop, order)
+    paid = await _pay(shop, intent)  # captured at the gateway; its callback is lost
+    await shop.env.sleep(DAY + timedelta(seconds=1))
+    state = await shop.settle(order["id"])
+    assert (state.status, state.close_reason) == ("PENDING_SHIPMENT", None)  # paid, not closed
+    assert state.payment is not None and state.payment.txn_id == paid["txn_id"]
+    assert state.refunds == []
+    events = (await shop.http.get(f"/orders/{order['id']}/events", headers=shop.as_buyer())).json()
+    assert [e["type"] for e in events] == ["PLACED", "PAID"]
+    await record(shop.handle(order["id"]), "paid_found_at_the_deadline")
+
+
+async def test_an_unpaid_order_closed_at_its_deadline_can_no_longer_be_paid(shop: Shop) -> None:
+    order = await shop.place([("MUG", 1)])
+    intent = await _intent(shop, order)
+    await shop.env.sleep(DAY + timedelta(seconds=1))
+    closed = await shop.handle(order["id"]).result()
+    assert closed is not None and (closed.status, closed.close_reason) == (
+        "CLOSED",
+        "PAYMENT_TIMEOUT",
+    )
+    status = await _sandbox(shop, "GET", f"/v1/intents/{intent['intent_id']}")
+    assert status.json()["status"] == "closed"
+    late = await _sandbox(shop, "POST", f"/pay/{intent['intent_id']}")
+    assert late.status_code == 409  # the page open in a tab can no longer take the money
+    await record(shop.handle(order["id"]), "payment_timeout_intents_closed")
+
+
+async def test_a_cancel_of_an_order_paid_unseen_finds_the_payment_and_is_refused(
+    shop: Shop,
+) -> None:
+    order = await shop.place([("MUG", 1)])
+    intent = await _intent(shop, order)
+    paid = await _pay(shop, intent)
+    r = await shop.post(f"/orders/{order['id']}/cancel", {"reason": "never mind"})
+    assert (r.status_code, r.json()["code"]) == (409, "INVALID_TRANSITION"), r.text
+    assert "ask for a refund" in r.json()["detail"]
+    state = await shop.order(order["id"])
+    assert state["status"] == "PENDING_SHIPMENT"
+    assert state["payment"]["txn_id"] == paid["txn_id"]

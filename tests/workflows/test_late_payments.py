@@ -27,9 +27,8 @@ from store import intents
 from store.tables import PaymentRow, RefundRow
 from tests.conftest import GATEWAY_KEY, PAYMENT_SECRET, Supplier
 from tests.workflows.conftest import Shop, record
-from workflows import ids
+from workflows import calls, ids
 from workflows.orphan_payment import OrphanPaymentWorkflow
-from workflows.payment_calls import settle_open_intents
 
 DAY = timedelta(days=1)
 
@@ -97,9 +96,11 @@ async def _failed_listed(shop: Shop) -> list[str]:
 
 
 async def _ended_unpaid(shop: Shop) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An order with an open intent whose workflow has ended (the payment window passed)."""
+    """An order with an open intent whose workflow has ended (the payment window passed while
+    the gateway refused to close the intent: the order closed all the same)."""
     order = await shop.place([("MUG", 1)])
     intent = await _intent(shop, order)
+    await _faults(shop, refuse_next_closes=1000)
     await shop.env.sleep(DAY + timedelta(seconds=1))
     await shop.handle(order["id"]).result()
     return order, intent
@@ -222,7 +223,14 @@ class SettleProbe:
 
     @workflow.run
     async def run(self, order_id: str) -> list[PaymentNotice]:
-        return await settle_open_intents(order_id)
+        found: list[PaymentNotice] = await calls.partner(
+            ids.SETTLE_OPEN_INTENTS,
+            order_id,
+            "probe",
+            calls.SETTLE_INTENTS_PATIENCE,
+            list[PaymentNotice],
+        )
+        return found
 
 
 async def test_closing_an_unpaid_orders_intents_finds_the_one_paid(shop: Shop) -> None:
