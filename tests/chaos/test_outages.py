@@ -4,7 +4,6 @@ answering nothing) and the database killed. Actions are a 503 with Retry-After, 
 stored orders need only the database, and a partner's callback is recorded and lands."""
 
 import asyncio
-import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from scripts.cluster import Cluster
 from scripts.postgres import PrivatePostgres
 from settings import DEV_SECRETS
 from tests.chaos.conftest import migrated_private_postgres
-from tests.conftest import test_settings
+from tests.chaos.driver import spread
+from tests.conftest import test_settings as settings_for_tests
 from tests.e2e.harness import Json, Stack, User, eventually, expect_problem, ok
 
 pytestmark = pytest.mark.chaos
@@ -40,7 +40,7 @@ class Outages:
 async def outages(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Outages]:
     pg = await migrated_private_postgres()
     cluster = Cluster(tmp_path_factory.mktemp("outages"), pg.url())
-    settings = test_settings(**DEV_SECRETS)  # the secrets the cluster's processes use
+    settings = settings_for_tests(**DEV_SECRETS)  # the secrets the cluster's processes use
     try:
         for name in ("temporal", "gateway", "worker", "api"):
             await cluster.start(name)
@@ -80,11 +80,6 @@ async def timed(call: Awaitable[httpx.Response]) -> tuple[float, httpx.Response]
 def unavailable(answer: httpx.Response, code: str) -> None:
     expect_problem(answer, 503, code)
     assert answer.headers["Retry-After"] == RETRY_AFTER
-
-
-def figures(waits: list[float]) -> str:
-    cuts = statistics.quantiles(waits, n=100) if len(waits) > 1 else waits * 99
-    return f"p50 {statistics.median(waits):.2f} s · p99 {cuts[98]:.2f} s · max {max(waits):.2f} s"
 
 
 async def unpaid_orders(shop: Stack, count: int) -> list[tuple[User, Json]]:
@@ -147,7 +142,7 @@ async def test_a_frozen_temporal_is_answered_in_seconds(outages: Outages) -> Non
     assert [(e["event_id"], e["attempts"] >= 1) for e in queued] == [(paid["event_ids"][0], True)]
     assert (ready.status_code, ready.json()["database"]) == (503, "ok")
     waits = [waited for waited, _ in actions]
-    print(f"\nfrozen Temporal, {len(waits)} actions answered 503 in {figures(waits)}")
+    print(f"\nfrozen Temporal, {len(waits)} actions answered 503 in {spread(waits)}")
 
     # thawed: the queued payment lands through the relay, and the actions can be sent again
     settled = await eventually(
@@ -171,13 +166,16 @@ async def test_a_database_outage_is_a_503(outages: Outages) -> None:
 
     pg.kill()
     try:
-        (read_wait, read), (place_wait, placed), (_, ready), (callback_wait, callback) = (
-            await asyncio.gather(
-                timed(shop.http.get(read_order, headers=buyer.headers)),
-                timed(shop.place(buyer, cart, key="placed-during-a-database-outage")),
-                timed(shop.http.get("/readyz")),
-                timed(shop.http.post(pay_url)),  # the webhook's first answer: 503
-            )
+        (
+            (read_wait, read),
+            (place_wait, placed),
+            (_, ready),
+            (callback_wait, callback),
+        ) = await asyncio.gather(
+            timed(shop.http.get(read_order, headers=buyer.headers)),
+            timed(shop.place(buyer, cart, key="placed-during-a-database-outage")),
+            timed(shop.http.get("/readyz")),
+            timed(shop.http.post(pay_url)),  # the webhook's first answer: 503
         )
     finally:
         await pg.start()
@@ -191,7 +189,7 @@ async def test_a_database_outage_is_a_503(outages: Outages) -> None:
     assert (paid["delivered"], paid["status_code"]) == (False, 503), paid  # the gateway retries
     waits = [read_wait, place_wait, callback_wait]
     assert max(waits) < ANSWERED_WITHIN
-    print(f"\ndatabase down, answered 503 in {figures(waits)}")
+    print(f"\ndatabase down, answered 503 in {spread(waits)}")
 
     # the database is back: the same calls work, and the gateway's retry lands
     assert ok(await shop.http.get(read_order, headers=buyer.headers)) == order
@@ -205,4 +203,3 @@ async def test_a_database_outage_is_a_503(outages: Outages) -> None:
         timeout=60,
     )
     assert settled["payment"]["txn_id"] == paid["txn_id"]
-
