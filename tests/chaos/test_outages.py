@@ -159,7 +159,8 @@ async def test_a_frozen_temporal_is_answered_in_seconds(outages: Outages) -> Non
 
 async def test_a_database_outage_is_a_503(outages: Outages) -> None:
     shop, pg = outages.shop, outages.pg
-    [(buyer, order), (by_gateway_buyer, by_gateway)] = await unpaid_orders(shop, 2)
+    placed = await unpaid_orders(shop, 3)
+    [(buyer, order), (by_gateway_buyer, by_gateway), (payer, paying)] = placed
     pay_url = (await intent(shop, by_gateway_buyer, by_gateway))["pay_url"]
     cart = [(line["sku"], 1) for line in order["lines"]]
     read_order = f"/orders/{order['id']}"
@@ -168,26 +169,30 @@ async def test_a_database_outage_is_a_503(outages: Outages) -> None:
     try:
         (
             (read_wait, read),
-            (place_wait, placed),
+            (place_wait, place),
             (_, ready),
             (callback_wait, callback),
+            (pay_wait, pay),
         ) = await asyncio.gather(
             timed(shop.http.get(read_order, headers=buyer.headers)),
             timed(shop.place(buyer, cart, key="placed-during-a-database-outage")),
             timed(shop.http.get("/readyz")),
             timed(shop.http.post(pay_url)),  # the webhook's first answer: 503
+            # reaches the workflow, whose write waits for the database: past the deadline
+            timed(shop.act(payer, f"/orders/{paying['id']}/pay", {"channel": "balance"})),
         )
     finally:
         await pg.start()
 
     unavailable(read, "DATABASE_UNAVAILABLE")
-    unavailable(placed, "DATABASE_UNAVAILABLE")
+    unavailable(place, "DATABASE_UNAVAILABLE")
+    unavailable(pay, "TEMPORAL_UNAVAILABLE")
     assert ready.status_code == 503
     assert ready.json()["database"].startswith("unavailable")
     assert ready.json()["temporal"] == "ok"
     paid = ok(callback)
     assert (paid["delivered"], paid["status_code"]) == (False, 503), paid  # the gateway retries
-    waits = [read_wait, place_wait, callback_wait]
+    waits = [read_wait, place_wait, callback_wait, pay_wait]
     assert max(waits) < ANSWERED_WITHIN
     print(f"\ndatabase down, answered 503 in {spread(waits)}")
 
@@ -203,3 +208,10 @@ async def test_a_database_outage_is_a_503(outages: Outages) -> None:
         timeout=60,
     )
     assert settled["payment"]["txn_id"] == paid["txn_id"]
+    # the action cut off at the deadline completes once the database is back
+    await eventually(
+        lambda: shop.order(payer, paying["id"]),
+        lambda o: o["status"] == "PENDING_SHIPMENT",
+        what="the payment sent during the outage",
+        timeout=60,
+    )
