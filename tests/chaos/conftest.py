@@ -9,6 +9,9 @@ import pytest
 from scripts.postgres import PrivatePostgres
 from store.migrate import upgrade
 
+# test_outages uses the end-to-end helpers, and is collected before tests/e2e registers them
+pytest.register_assert_rewrite("tests.e2e.harness")
+
 
 async def migrated_private_postgres() -> PrivatePostgres:
     """Started, its `postgres` database at the latest schema (stop() it when done)."""
