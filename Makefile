@@ -28,9 +28,12 @@ test: setup $(CHROMIUM)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # the fault-injection suite at size: 300 orders, a Temporal outage longer than the sandbox
-# gateway's retry budget (make test runs it small)
+# gateway's retry budget, the Temporal server frozen 20 s, PostgreSQL killed for 30 s (make
+# test runs it small)
 chaos: setup
 	CHAOS_ORDERS=$${CHAOS_ORDERS:-300} CHAOS_OUTAGE_SECONDS=$${CHAOS_OUTAGE_SECONDS:-60} \
+	CHAOS_FREEZE_SECONDS=$${CHAOS_FREEZE_SECONDS:-20} \
+	CHAOS_DB_OUTAGE_SECONDS=$${CHAOS_DB_OUTAGE_SECONDS:-30} \
 	CHAOS_CONCURRENCY=$${CHAOS_CONCURRENCY:-10} $(PY) -m pytest -q -p no:cacheprovider -s tests/chaos
 
 lint: setup

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # how long a partner's callback waits for Temporal before it is answered "queued" and
     # left to the relay (tests without a relay loop wait longer)
     relay_sender_patience_seconds: float = Field(2.0, gt=0, le=60)
+    # every call from the API (actions, partner callbacks) to Temporal answers within this:
+    # past it an action is a 503 TEMPORAL_UNAVAILABLE, a callback is left "queued"
+    temporal_rpc_timeout_seconds: float = Field(5.0, ge=0.5, le=60)
     relay_every_seconds: float = Field(2.0, gt=0, le=300)  # the callback relay's round
     reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule
     reconcile_grace_seconds: int = Field(120, ge=0)  # younger orders are left alone

@@ -36,7 +36,7 @@ from relay import Relay
 from settings import Settings, get_settings
 from store.blobs import BlobStore, FileBlobStore
 from store.db import Database
-from temporal_client import connect
+from temporal_client import connect, with_deadline
 
 UPLOADS = re.compile(r"^/orders/[^/]+/after-sales$")  # evidence images: a larger body limit
 
@@ -133,7 +133,9 @@ def create_app(
         app.state.gateway = gateway or PaymentGatewayClient(
             settings.gateway_url, settings.gateway_api_key
         )
-        app.state.temporal = temporal or await connect()
+        app.state.temporal = with_deadline(
+            temporal or await connect(), settings.temporal_rpc_timeout_seconds
+        )
         app.state.relay = Relay(
             app.state.db,
             app.state.temporal,

@@ -8,11 +8,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import DomainError, ErrorCode
+from store.db import CONNECTION_ERRORS, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def problem_response(code: str, detail: str, status: int, **extra: Any) -> JSONR
         **extra,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:  # a dependency is away: clients and partners retry
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -91,11 +94,25 @@ def unavailable() -> Problem:
     )
 
 
+def database_unavailable() -> Problem:
+    """The database cannot be reached: retry shortly."""
+    return Problem(
+        "DATABASE_UNAVAILABLE", "the order database is briefly unavailable; retry shortly", 503
+    )
+
+
+def answer(p: Problem) -> JSONResponse:
+    return problem_response(p.code, p.detail, p.status, **p.extra)
+
+
 def temporal_unavailable() -> JSONResponse:
-    p = unavailable()
-    response = problem_response(p.code, p.detail, p.status)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    return answer(unavailable())
+
+
+def internal(exc: Exception, what: str = "unexpected error") -> JSONResponse:
+    """A 500 for an error nobody expected, logged with its traceback."""
+    log.exception(what, exc_info=exc)
+    return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
 
 
 def first_error(errors: list[Any]) -> str:
@@ -125,8 +142,12 @@ def as_problem(exc: Exception) -> Problem | None:
         return Problem(exc.code.value, exc.message, STATUS.get(exc.code, 409), **exc.details)
     if isinstance(exc, WorkflowUpdateFailedError):
         return from_failure(exc)
-    if isinstance(exc, RPCError) and exc.status in UNREACHABLE:
+    if isinstance(exc, RPCTimeoutOrCancelledError) or (  # an update past the deadline
+        isinstance(exc, RPCError) and exc.status in UNREACHABLE
+    ):
         return unavailable()
+    if unreachable(exc):
+        return database_unavailable()
     if isinstance(exc, ValidationError):
         return Problem(ErrorCode.VALIDATION, first_error(list(exc.errors())))
     return None
@@ -135,30 +156,40 @@ def as_problem(exc: Exception) -> Problem | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.code, exc.detail, exc.status, **exc.extra)
+        return answer(exc)
 
     @app.exception_handler(DomainError)
     @app.exception_handler(WorkflowUpdateFailedError)
+    @app.exception_handler(RPCTimeoutOrCancelledError)
     async def _refused(_: Request, exc: Exception) -> JSONResponse:
         p = as_problem(exc)
         assert p is not None
-        return problem_response(p.code, p.detail, p.status, **p.extra)
+        return answer(p)
+
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        """The database unreachable (by the error's type): a retryable 503; any other
+        database error is a 500, logged."""
+        if unreachable(exc):
+            log.warning("database unreachable: %s", type(exc).__name__)
+            return answer(database_unavailable())
+        return internal(exc, "unexpected database error")
+
+    for kind in CONNECTION_ERRORS:
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(RPCError)
     async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
         """Temporal cannot be reached (or answered too late): a retryable 503, never a 500;
         reads from the database do not depend on it."""
         if exc.status not in UNREACHABLE:
-            log.exception("Temporal refused a call", exc_info=exc)
-            return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
+            return internal(exc, "Temporal refused a call")
         return temporal_unavailable()
 
     @app.exception_handler(RuntimeError)
     async def _runtime(_: Request, exc: RuntimeError) -> JSONResponse:
         if str(exc).startswith(LAZY_CONNECT_FAILED):  # a lazy client's first connection
             return temporal_unavailable()
-        log.exception("unexpected error", exc_info=exc)
-        return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
+        return internal(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -170,8 +201,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
+        return internal(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

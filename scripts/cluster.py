@@ -131,6 +131,13 @@ class Cluster:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
 
+    def freeze(self, name: str) -> None:
+        """SIGSTOP the process group: alive, its sockets open, answering nothing."""
+        os.killpg(self.procs[name].pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        os.killpg(self.procs[name].pid, signal.SIGCONT)
+
     async def restart(self, name: str) -> None:
         self.restarts[name] = self.restarts.get(name, 0) + 1
         await self.start(name.split("-")[0], as_name=name)
@@ -186,6 +193,7 @@ class Cluster:
             proc = self.procs[name]
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a frozen process must run to exit
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=15)

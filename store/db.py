@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs; only its exception types are used
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +17,26 @@ from sqlalchemy.ext.asyncio import (
 )
 
 WRITE = "orders_write"  # execution option: this transaction writes
+# what a database that cannot be reached raises: SQLAlchemy's wrappers, asyncpg's connection
+# errors, and the refused or reset socket of a connection being opened
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionError,
+)
+
+
+def unreachable(err: BaseException) -> bool:
+    """Whether `err` says the database could not be reached (refused, reset, shut down, a
+    connection lost mid-query), judged by the error's type, never by its message."""
+    if isinstance(err, DBAPIError):
+        if err.connection_invalidated or isinstance(err, OperationalError | InterfaceError):
+            return True
+        return err.orig is not None and unreachable(err.orig.__cause__ or err.orig)
+    return isinstance(err, CONNECTION_ERRORS)
 
 
 def is_sqlite(url: str) -> bool:

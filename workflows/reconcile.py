@@ -12,6 +12,17 @@ with workflow.unsafe.imports_passed_through():
 SWEEP_PATCH = "reconcile-sweeps-captures"  # each round also delivers captures the ledger lacks
 
 
+# a database or Temporal outage of minutes delays a round, it does not fail it: retried with
+# backoff up to a minute apart, for at most 15 minutes and 30 attempts
+OUTLAST_OUTAGES = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=30,
+)
+ROUND_PATIENCE = timedelta(minutes=15)
+
+
 @workflow.defn
 class ReconcileWorkflow:
     @workflow.run
@@ -21,9 +32,9 @@ class ReconcileWorkflow:
             inp,
             result_type=ReconcileResult,
             start_to_close_timeout=timedelta(minutes=10),
-            schedule_to_close_timeout=timedelta(minutes=30),
+            schedule_to_close_timeout=ROUND_PATIENCE,
             heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_attempts=3),
+            retry_policy=OUTLAST_OUTAGES,
             summary="compare stored orders with running workflows",
         )
         if workflow.patched(SWEEP_PATCH):

@@ -5,6 +5,7 @@ and an action that an earlier, unanswered attempt may have done checked against 
 
 import asyncio
 import random
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,36 @@ class Kind(StrEnum):
 
 
 @dataclass
+class Hold:
+    """Gateway payments held until a fault (of this name) begins, so that their callbacks
+    meet it."""
+
+    fault: str
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0
+    capacity: int = 3
+    first_answers: list[int] = field(default_factory=list)  # the webhook's, at the gateway
+
+
+@dataclass
+class Answer:
+    """One HTTP attempt of a client: when it began (monotonic), how long it waited, and the
+    status (0: no answer, the connection failed)."""
+
+    began: float
+    waited: float
+    status: int
+
+
+def spread(waits: list[float]) -> str:
+    """p50 · p99 · max of some waits, in seconds."""
+    if not waits:
+        return "no calls"
+    p99 = statistics.quantiles(waits, n=100, method="inclusive")[98] if len(waits) > 1 else waits[0]
+    return f"p50 {statistics.median(waits):.2f} s · p99 {p99:.2f} s · max {max(waits):.2f} s"
+
+
+@dataclass
 class Placed:
     kind: Kind
     buyer: str
@@ -58,12 +89,26 @@ class Driver:
     placed: list[Placed] = field(default_factory=list)
     retries: int = 0  # calls that needed more than one attempt
     in_flight: int = 0  # lifecycles under way
-    # the first few gateway payments wait for the Temporal outage: their callbacks must
-    # go through the inbox and the relay
-    pay_gate: asyncio.Event = field(default_factory=asyncio.Event)
-    held: int = 0
-    max_held: int = 3
+    # the first few gateway payments wait for a fault (in order): their callbacks meet it
+    holds: list[Hold] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)  # every attempt of every call
     secret: str = DEV_SECRETS["jwt_secret"]
+
+    def release(self, fault: str) -> None:
+        """The payments held for `fault` are made now."""
+        for hold in self.holds:
+            if hold.fault == fault:
+                hold.gate.set()
+
+    def held(self, *faults: str) -> int:
+        return sum(h.held for h in self.holds if h.fault in faults)
+
+    async def _hold(self) -> Hold | None:
+        hold = next((h for h in self.holds if h.held < h.capacity and not h.gate.is_set()), None)
+        if hold is not None:
+            hold.held += 1
+            await hold.gate.wait()
+        return hold
 
     def token(self, sub: str, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint(self.secret, sub, role, 86_400)}"}
@@ -85,10 +130,13 @@ class Driver:
         while True:
             attempt += 1
             answer: httpx.Response | None
+            began = time.monotonic()
             try:
                 answer = await self.api.request(method, path, json=body, headers=headers)
             except httpx.TransportError:
                 answer = None
+            status = answer.status_code if answer is not None else 0
+            self.answers.append(Answer(began, time.monotonic() - began, status))
             if answer is not None:
                 if answer.status_code < 300:
                     self.retries += attempt > 1
@@ -169,11 +217,11 @@ class Driver:
             intent = await self.call(
                 "POST", f"{path}/payment-intents", buyer, {"channel": "alipay"}
             )
-            if self.held < self.max_held and not self.pay_gate.is_set():
-                self.held += 1
-                await self.pay_gate.wait()
+            hold = await self._hold()
             paid = await self.gateway.post(intent["pay_url"])  # the gateway is not faulted
             assert paid.status_code == 200, paid.text
+            if hold is not None:
+                hold.first_answers.append(paid.json()["status_code"])
             return
         paid_ = await self.call(
             "POST",

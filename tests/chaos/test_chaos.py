@@ -1,6 +1,8 @@
 """Fault injection on the real processes: orders driven through their lifecycles by
 retrying clients while the worker, the API and the Temporal server are killed with -9 (the
-Temporal server for CHAOS_OUTAGE_SECONDS), on PostgreSQL and on SQLite. Then the books must
+Temporal server for CHAOS_OUTAGE_SECONDS), the Temporal server is frozen (SIGSTOP, for
+CHAOS_FREEZE_SECONDS) and, on PostgreSQL (a private server), the database is killed for
+CHAOS_DB_OUTAGE_SECONDS; on PostgreSQL and on SQLite. Then the books must
 balance: every acknowledged order where its lifecycle left it, wallets = top-ups − payments
 + refunds, one payment per paid order, one refund per refunded one, stock exact, nothing
 left in the inbox, and every running workflow an order that should be running, agreeing
@@ -15,6 +17,8 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -26,9 +30,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from api.auth import Role
 from domain.models import OrderState
 from scripts.cluster import Cluster
+from scripts.postgres import PrivatePostgres
 from store.db import Database
-from tests.chaos.driver import TOP_UP_CENTS, Driver, Json, Kind, Placed
-from tests.conftest import _pg_exec, fresh_db_url
+from tests.chaos.conftest import migrated_private_postgres
+from tests.chaos.driver import TOP_UP_CENTS, Driver, Hold, Json, Kind, Placed, spread
+from tests.conftest import fresh_db_url
 from workflows import ids
 from workflows.order import OrderWorkflow
 
@@ -36,36 +42,98 @@ pytestmark = pytest.mark.chaos
 
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "24"))
 OUTAGE_SECONDS = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "4"))
+# the API's deadline on Temporal is 5 s: a freeze longer than it is answered 503
+FREEZE_SECONDS = float(os.environ.get("CHAOS_FREEZE_SECONDS", "6"))
+DB_OUTAGE_SECONDS = float(os.environ.get("CHAOS_DB_OUTAGE_SECONDS", "3"))
+GATEWAY_RETRIES_OUTLAST = 10.0  # seconds before a database outage ends: the held payments
+ANSWERED_WITHIN = 15.0  # a functional bound on each answer during an outage, not a speed
 CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "6"))
 STOCK = 100_000
 KINDS = list(Kind)
 
 
-async def inject_faults(cluster: Cluster, driver: Driver, log: list[str]) -> None:
-    """kill -9 each process while orders are in flight; the Temporal server stays down for
-    the outage. A supervisor (this loop) starts again whatever died of it."""
+@dataclass
+class Faults:
+    """What the suite does to the processes, as a supervisor would see it: each fault
+    logged with the lifecycles under way and how long it lasted, and its time window."""
 
-    async def down(names: list[str], seconds: float) -> None:
-        started, busy = time.monotonic(), driver.in_flight
-        for name in names:
-            cluster.kill(name)
-        if "temporal" in names:
-            driver.pay_gate.set()  # the held gateway payments are made now
-        await asyncio.sleep(seconds)
-        for name in names:
-            await cluster.restart(name)
-        took = time.monotonic() - started
-        log.append(f"{'+'.join(names)} killed with {busy} lifecycles under way, down {took:.1f} s")
+    cluster: Cluster
+    driver: Driver
+    pg: PrivatePostgres | None  # the private server (PostgreSQL runs); None on SQLite
+    log: list[str] = field(default_factory=list)
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    await asyncio.sleep(1.0)
-    await down(["worker"], 1.0)
-    await asyncio.sleep(1.5)
-    await down(["api"], 0.5)
-    await asyncio.sleep(1.5)
-    await down(["temporal"], OUTAGE_SECONDS)
-    log += [f"{name} died during the outage" for name in await cluster.supervise()]
-    await asyncio.sleep(2.0)
-    await down(["worker", "api"], 0.5)
+    async def fault(
+        self,
+        name: str,
+        begin: Callable[[], None],
+        end: Callable[[], Awaitable[None]],
+        seconds: float,
+        pay_at: float = 0.0,
+    ) -> None:
+        """`begin`, the payments held for `name` made `pay_at` seconds in, `end` after
+        `seconds`."""
+        began, busy = time.monotonic(), self.driver.in_flight
+        begin()
+        await asyncio.sleep(pay_at)
+        self.driver.release(name)
+        await asyncio.sleep(seconds - pay_at)
+        await end()
+        took = time.monotonic() - began
+        self.windows[name] = (began, time.monotonic())
+        self.log.append(f"{name} with {busy} lifecycles under way, {took:.1f} s")
+
+    async def killed(self, names: list[str], seconds: float) -> None:
+        """kill -9, then started again as a supervisor would."""
+
+        def kill() -> None:
+            for name in names:
+                self.cluster.kill(name)
+
+        async def restart() -> None:
+            for name in names:
+                await self.cluster.restart(name)
+
+        await self.fault(f"{'+'.join(names)} killed", kill, restart, seconds)
+
+    async def frozen(self, seconds: float) -> None:
+        """The Temporal server stopped (SIGSTOP): alive, its connections open, silent."""
+
+        async def thaw() -> None:
+            self.cluster.thaw("temporal")
+
+        await self.fault("temporal frozen", lambda: self.cluster.freeze("temporal"), thaw, seconds)
+
+    async def database_killed(self, pg: PrivatePostgres, seconds: float) -> None:
+        """kill -9 of PostgreSQL; the held payments are made shortly before it is back, so
+        the gateway's retries (about 25 s in all) outlast it."""
+        pay_at = max(0.0, seconds - GATEWAY_RETRIES_OUTLAST)
+        await self.fault("database killed", pg.kill, pg.start, seconds, pay_at)
+
+    async def inject(self) -> None:
+        await asyncio.sleep(1.0)
+        await self.killed(["worker"], 1.0)
+        await asyncio.sleep(1.5)
+        await self.killed(["api"], 0.5)
+        await asyncio.sleep(1.5)
+        await self.killed(["temporal"], OUTAGE_SECONDS)
+        self.log += [f"{name} died during the outage" for name in await self.cluster.supervise()]
+        await asyncio.sleep(2.0)
+        await self.frozen(FREEZE_SECONDS)
+        if self.pg is not None:
+            await asyncio.sleep(2.0)
+            await self.database_killed(self.pg, DB_OUTAGE_SECONDS)
+        self.log += [f"{name} died during an outage" for name in await self.cluster.supervise()]
+        await asyncio.sleep(2.0)
+        await self.killed(["worker", "api"], 0.5)
+
+    def answered(self, fault: str) -> list[float]:
+        """How long clients waited for the answers to the calls sent during `fault`."""
+        t0, t1 = self.windows.get(fault, (0.0, -1.0))
+        return [a.waited for a in self.driver.answers if t0 <= a.began <= t1]
+
+    def waits(self) -> dict[str, str]:
+        return {name: spread(self.answered(name)) for name in self.windows}
 
 
 async def drive(driver: Driver, faults: asyncio.Task[None]) -> int:
@@ -207,14 +275,24 @@ async def check_workflows(client: Client, placed: list[Placed], orders: dict[str
         assert state.version == orders[p.order_id]["version"]
 
 
+async def database_for(
+    kind: str, tmp_path: Path, sqlite_template: Path
+) -> tuple[str, PrivatePostgres | None]:
+    """PostgreSQL: a private server, which the suite kills; SQLite: a fresh file."""
+    if kind == "sqlite":
+        url, _ = await fresh_db_url(kind, tmp_path, sqlite_template, None)
+        return url, None
+    pg = await migrated_private_postgres()
+    return pg.url(), pg
+
+
 @pytest.mark.parametrize("database", ["postgres", "sqlite"])
 async def test_nothing_is_lost_when_processes_are_killed(
-    database: str, tmp_path: Path, sqlite_template: Path, pg_template: str
+    database: str, tmp_path: Path, sqlite_template: Path
 ) -> None:
-    db_url, pg_name = await fresh_db_url(database, tmp_path, sqlite_template, pg_template)
+    db_url, pg = await database_for(database, tmp_path, sqlite_template)
     cluster = Cluster(tmp_path, db_url)
     db = Database(db_url)
-    log: list[str] = []
     try:
         for name in ("temporal", "gateway", "worker", "api"):
             await cluster.start(name)
@@ -223,13 +301,15 @@ async def test_nothing_is_lost_when_processes_are_killed(
             httpx.AsyncClient(timeout=60) as gateway,
         ):
             suffix = uuid.uuid4().hex[:6].upper()
-            driver = Driver(api, gateway, [f"CHAOS-{suffix}-{i}" for i in range(3)])
+            holds = [Hold("temporal killed"), Hold("temporal frozen")]
+            holds += [Hold("database killed")] if pg is not None else []
+            driver = Driver(api, gateway, [f"CHAOS-{suffix}-{i}" for i in range(3)], holds=holds)
             admin = driver.token("chaos-admin", Role.ADMIN)
             await driver.setup(driver.token("chaos-merchant", Role.MERCHANT), STOCK)
 
             began = time.monotonic()
-            faults = asyncio.create_task(inject_faults(cluster, driver, log))
-            started = await drive(driver, faults)
+            faults = Faults(cluster, driver, pg)
+            started = await drive(driver, asyncio.create_task(faults.inject()))
             orders = await eventually_settled(driver, admin)
             took = time.monotonic() - began
 
@@ -244,21 +324,34 @@ async def test_nothing_is_lost_when_processes_are_killed(
             "database": database,
             "orders": started,
             "kinds": dict(Counter(p.kind.value for p in driver.placed)),
-            "faults": log,
+            "faults": faults.log,
+            "waits": faults.waits(),
             "calls_retried": driver.retries,
             "callbacks_relayed_after_a_failure": relayed_later,
             "seconds": round(took, 1),
         }
-        print(f"\nchaos: {json.dumps(summary)}")
+        print(f"\nchaos: {json.dumps(summary, ensure_ascii=False)}")
         assert started == len(driver.placed) >= ORDERS
-        assert relayed_later >= driver.held > 0  # paid during the outage: through the inbox
+        # paid while Temporal was away: answered 2xx at once, then through the inbox
+        queued = driver.held("temporal killed", "temporal frozen")
+        assert relayed_later >= queued > 0
+        # paid while the database was away: refused with a 503, so the gateway retried
+        for hold in holds:
+            assert (
+                hold.first_answers == [503 if hold.fault == "database killed" else 200] * hold.held
+            )
+        # every call sent while Temporal was frozen or the database away answered in seconds
+        for fault in ("temporal frozen", "database killed"):
+            assert max(faults.answered(fault), default=0.0) < ANSWERED_WITHIN, fault
         assert cluster.restarts["temporal"] == 1 and cluster.restarts["worker"] >= 2
     except BaseException:
         for name in cluster.procs:
             print(f"---- {name}.log ----\n{cluster.log_tail(name)}")
+        if pg is not None:
+            print(f"---- postgres.log ----\n{pg.log_tail()}")
         raise
     finally:
         cluster.stop()
         await db.dispose()
-        if pg_name is not None:
-            await _pg_exec(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
+        if pg is not None:
+            pg.stop()

@@ -45,3 +45,18 @@ def test_production_refuses_a_short_or_empty_secret(name: str, weak: str) -> Non
     with pytest.raises(ValidationError, match=f"shorter than 32 bytes: ORDERS_{name.upper()}"):
         Settings(env="prod", **secrets)  # type: ignore[arg-type]
     Settings(env="prod", **(secrets | {name: "y" * 32}))  # type: ignore[arg-type]
+
+
+def test_the_temporal_deadline_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().temporal_rpc_timeout_seconds == 5.0
+    monkeypatch.setenv("ORDERS_TEMPORAL_RPC_TIMEOUT_SECONDS", "2.5")
+    assert Settings().temporal_rpc_timeout_seconds == 2.5
+
+
+@pytest.mark.parametrize("bad", ["0", "0.4", "61", "-1", "soon"])
+def test_a_temporal_deadline_out_of_bounds_is_refused(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv("ORDERS_TEMPORAL_RPC_TIMEOUT_SECONDS", bad)
+    with pytest.raises(ValidationError, match="temporal_rpc_timeout_seconds"):
+        Settings()
