@@ -6,6 +6,7 @@ few minutes, then failed visibly); partner calls are regular activities with the
 patience, and are never made with an order's lock held.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -14,48 +15,64 @@ from temporalio.common import RetryPolicy
 
 T = TypeVar("T")
 
-DB_ATTEMPT = timedelta(seconds=10)
-DB_PATIENCE = timedelta(minutes=5)  # a database down longer than this: ORDER_ERROR, visibly
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=100,
-)
 
-PARTNER_ATTEMPT = timedelta(seconds=30)
-PARTNER_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=500)
-REFUND_PATIENCE = timedelta(days=1)  # a channel down this long: the refund is FAILED, visibly
-SUPPLIER_PATIENCE = timedelta(hours=24)  # a supplier down this long: intercept and refund
-SUPPLIER_CANCEL_PATIENCE = timedelta(minutes=2)  # then the cancel is refused (409)
-START_CASE_PATIENCE = timedelta(days=1)  # a call to Temporal itself
-SETTLE_INTENTS_PATIENCE = timedelta(minutes=10)  # then the unpaid order closes all the same
+@dataclass(frozen=True)
+class Bounds:
+    attempt: timedelta  # start-to-close of one attempt
+    patience: timedelta  # schedule-to-close: all attempts and their backoff
+    retry: RetryPolicy  # always with a maximum number of attempts
+    heartbeat: timedelta | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "start_to_close_timeout": self.attempt,
+            "schedule_to_close_timeout": self.patience,
+            "retry_policy": self.retry,
+        }
+
+
+def _retry(first: timedelta, most: timedelta, attempts: int) -> RetryPolicy:
+    return RetryPolicy(initial_interval=first, maximum_interval=most, maximum_attempts=attempts)
+
+
+SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
+
+# a database down longer than this: ORDER_ERROR, visibly
+DB = Bounds(10 * SECOND, 5 * MINUTE, _retry(timedelta(milliseconds=200), 10 * SECOND, 100))
+PARTNER_RETRY = _retry(SECOND, 5 * MINUTE, 500)
+REFUND = Bounds(30 * SECOND, timedelta(days=1), PARTNER_RETRY)  # then FAILED, visibly
+SUPPLIER_PURCHASE = Bounds(30 * SECOND, timedelta(hours=24), PARTNER_RETRY)  # then intercept
+SUPPLIER_CANCEL = Bounds(30 * SECOND, 2 * MINUTE, PARTNER_RETRY)  # then refused (409)
+START_CASE = Bounds(30 * SECOND, timedelta(days=1), PARTNER_RETRY)  # a call to Temporal
+SETTLE_INTENTS = Bounds(30 * SECOND, 10 * MINUTE, _retry(SECOND, MINUTE, 20))  # then close
+LATE_REFUND = Bounds(30 * SECOND, timedelta(days=1), _retry(SECOND, 5 * MINUTE, 300))
+LATE_REFUND_RETRY = Bounds(10 * SECOND, 20 * SECOND, _retry(SECOND, 5 * MINUTE, 4))  # an admin
+RECORD_LATE_REFUND = Bounds(30 * SECOND, timedelta(days=1), _retry(SECOND, MINUTE, 100))
+# reconciliation outlasts an outage of minutes: a round is delayed, not failed
+RECONCILE_ROUND = Bounds(10 * MINUTE, 15 * MINUTE, _retry(SECOND, MINUTE, 30), 2 * MINUTE)
+SWEEP_CAPTURES = Bounds(
+    10 * MINUTE, 30 * MINUTE, RetryPolicy(maximum_attempts=3), heartbeat=2 * MINUTE
+)
 
 
 async def db(name: str, arg: Any, summary: str, result_type: type[T] | None = None) -> T:
     """A database step, run locally by the workflow's worker."""
     result: T = await workflow.execute_local_activity(
-        name,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=DB_ATTEMPT,
-        schedule_to_close_timeout=DB_PATIENCE,
-        retry_policy=DB_RETRY,
-        summary=summary,
+        name, arg, result_type=result_type, summary=summary, **DB.options()
     )
     return result
 
 
 async def partner(
-    name: str, arg: Any, summary: str, patience: timedelta, result_type: type[T] | None = None
+    name: str, arg: Any, summary: str, bounds: Bounds, result_type: type[T] | None = None
 ) -> T:
-    """A call to a partner (or to Temporal): retried with backoff until `patience` is spent."""
+    """A call to a partner (or to Temporal, or a long job): retried within its bounds."""
     result: T = await workflow.execute_activity(
         name,
         arg,
         result_type=result_type,
-        start_to_close_timeout=PARTNER_ATTEMPT,
-        schedule_to_close_timeout=patience,
-        retry_policy=PARTNER_RETRY,
         summary=summary,
+        heartbeat_timeout=bounds.heartbeat,
+        **bounds.options(),
     )
     return result

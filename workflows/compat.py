@@ -38,12 +38,28 @@ intents-closed-before-an-unpaid-close
         close then finds the order paid (409).
     old path: payment_timeout, operator_cancelled_unpaid.
     new path: paid_found_at_the_deadline, payment_timeout_intents_closed.
+
+late-refund-recorded
+    changed: a late payment's refund is bounded and its outcome recorded: refused for good or
+        not made within its day, it is a FAILED refund in the ledger and on the order (with
+        the gateway's reason), retried by an admin; the workflow never ends Failed.
+    old path: orphan_payment_refunded.
+    new path: orphan_payment_refund_failed, orphan_payment_refund_retried.
+
+reconcile-sweeps-captures
+    changed: each reconciliation round also compares the gateway's captures with the payments
+        ledger and delivers a capture the ledger lacks as the payment it is.
+    old path: none recorded (a round's history lives minutes; a round started before it
+        replays its one activity unchanged).
+    new path: reconcile_round_outlasted_an_outage.
 """
 
 FINISH_WAITS = "finish-waits-while-held-open"
 REFUNDS_OUTSIDE_LOCK = "refunds-outside-the-lock"
 SUPPLIER_CANCEL_OUTSIDE_LOCK = "supplier-cancel-outside-the-lock"
 INTENTS_CLOSED_FIRST = "intents-closed-before-an-unpaid-close"
+LATE_REFUND_RECORDED = "late-refund-recorded"  # the orphan-payment workflow
+SWEEP_CAPTURES = "reconcile-sweeps-captures"  # the reconciliation workflow
 
 # id -> (old-path histories, new-path histories): the list above, as data for the replay test
 COVERAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -60,4 +76,9 @@ COVERAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("payment_timeout", "operator_cancelled_unpaid"),
         ("paid_found_at_the_deadline", "payment_timeout_intents_closed"),
     ),
+    LATE_REFUND_RECORDED: (
+        ("orphan_payment_refunded",),
+        ("orphan_payment_refund_failed", "orphan_payment_refund_retried"),
+    ),
+    SWEEP_CAPTURES: ((), ("reconcile_round_outlasted_an_outage",)),
 }

@@ -308,7 +308,7 @@ class OrderWorkflow:
                 ids.SETTLE_OPEN_INTENTS,
                 self.inp.order_id,
                 "close the payment intents at the gateway",
-                calls.SETTLE_INTENTS_PATIENCE,
+                calls.SETTLE_INTENTS,
                 list[PaymentNotice],
             )
         except ACTIVITY_FAILURES as err:
@@ -395,7 +395,7 @@ class OrderWorkflow:
                 ids.REFUND_PAYMENT,
                 RefundPaymentInput(order_id=self.inp.order_id, refund=refund, payment=payment),
                 f"refund {refund.amount_cents} cents: {refund.reason}",
-                calls.REFUND_PATIENCE,
+                calls.REFUND,
                 Refund,
             )
             return done
@@ -492,7 +492,7 @@ class OrderWorkflow:
                     ids.PURCHASE_FROM_SUPPLIER,
                     PurchaseInput(order_id=self.inp.order_id, package=package),
                     f"buy package {package.id} from the supplier",
-                    calls.SUPPLIER_PATIENCE,
+                    calls.SUPPLIER_PURCHASE,
                     str,
                 )
             except ACTIVITY_FAILURES as err:
@@ -772,7 +772,7 @@ class OrderWorkflow:
                 package_id=package.id, supplier_order_id=package.supplier_order_id, reason=reason
             ),
             f"ask the supplier to cancel {package.id}",
-            calls.SUPPLIER_CANCEL_PATIENCE,
+            calls.SUPPLIER_CANCEL,
             SupplierCancelResult,
         )
         if not workflow.patched(compat.SUPPLIER_CANCEL_OUTSIDE_LOCK):
@@ -937,7 +937,7 @@ class OrderWorkflow:
             )
             await self._commit(change, case=case)
         await calls.partner(  # outside the lock: a call to Temporal itself
-            ids.START_CASE, case, f"start after-sales-{case.id}", calls.START_CASE_PATIENCE
+            ids.START_CASE, case, f"start after-sales-{case.id}", calls.START_CASE
         )
         return case
 

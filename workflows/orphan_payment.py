@@ -14,24 +14,13 @@ to retry. Patches (one id per change; old histories replay on the old path):
   `orphan_payment_refund_failed` and `orphan_payment_refund_retried` (tests/histories/).
 """
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.messages import PaymentNotice, RefundPaymentInput
     from domain.models import Actor, OrderEvent, Payment, Refund, RefundStatus
-    from workflows import ids
-
-LATE_REFUND_RECORDED = "late-refund-recorded"
-# the refund of a late payment: a day of tries (an admin's retry: seconds, they wait for it)
-REFUND_BUDGET = timedelta(days=1)
-REFUND_ATTEMPTS = 300
-RETRY_BUDGET = timedelta(seconds=20)
-RETRY_ATTEMPTS = 4
-RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=100)
+    from workflows import calls, compat, ids
 
 
 @workflow.defn
@@ -67,17 +56,10 @@ class OrphanPaymentWorkflow:
         inp = RefundPaymentInput(
             order_id=notice.order_id, refund=refund, payment=payment, note_event=note
         )
-        if workflow.patched(LATE_REFUND_RECORDED):
+        if workflow.patched(compat.LATE_REFUND_RECORDED):
             return await self._refund_recorded(inp)
-        refunded: Refund = await workflow.execute_activity(
-            ids.REFUND_PAYMENT,
-            inp,
-            result_type=Refund,
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=REFUND_BUDGET,
-            retry_policy=RetryPolicy(
-                maximum_interval=timedelta(minutes=5), maximum_attempts=REFUND_ATTEMPTS
-            ),
+        refunded: Refund = await calls.partner(
+            ids.REFUND_PAYMENT, inp, "refund a late payment", calls.LATE_REFUND, Refund
         )
         return refunded
 
@@ -85,17 +67,12 @@ class OrphanPaymentWorkflow:
         """Refund within bounds; whatever the outcome, it is in the ledger and on the order."""
         retry = workflow.info().workflow_id == ids.orphan_refund_retry_id(inp.refund.txn_id)
         try:
-            refund: Refund = await workflow.execute_activity(
+            refund: Refund = await calls.partner(
                 ids.REFUND_LATE_PAYMENT,
                 inp,
-                result_type=Refund,
-                start_to_close_timeout=timedelta(seconds=30 if not retry else 10),
-                schedule_to_close_timeout=RETRY_BUDGET if retry else REFUND_BUDGET,
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(minutes=5),
-                    maximum_attempts=RETRY_ATTEMPTS if retry else REFUND_ATTEMPTS,
-                ),
-                summary=f"refund late payment {inp.refund.txn_id}",
+                f"refund late payment {inp.refund.txn_id}",
+                calls.LATE_REFUND_RETRY if retry else calls.LATE_REFUND,
+                Refund,
             )
         except ActivityError as err:  # the gateway unreachable past the budget: FAILED
             cause = err.cause or err
@@ -105,14 +82,12 @@ class OrphanPaymentWorkflow:
                     "failure": f"not refunded within its bounds: {cause}"[:500],
                 }
             )
-            refund = await workflow.execute_activity(
+            refund = await calls.partner(
                 ids.RECORD_LATE_REFUND,
                 inp.model_copy(update={"refund": failed}),
-                result_type=Refund,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=REFUND_BUDGET,
-                retry_policy=RECORD_RETRY,
-                summary=f"record late refund {inp.refund.id} FAILED",
+                f"record late refund {inp.refund.id} FAILED",
+                calls.RECORD_LATE_REFUND,
+                Refund,
             )
         outcome = "refunded" if refund.status != RefundStatus.FAILED.value else "refund FAILED"
         workflow.set_current_details(f"Late payment {inp.refund.txn_id}: {outcome}")

@@ -227,7 +227,7 @@ class SettleProbe:
             ids.SETTLE_OPEN_INTENTS,
             order_id,
             "probe",
-            calls.SETTLE_INTENTS_PATIENCE,
+            calls.SETTLE_INTENTS,
             list[PaymentNotice],
         )
         return found

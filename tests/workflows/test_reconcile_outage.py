@@ -12,10 +12,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.messages import ReconcileInput, ReconcileResult
+from domain.messages import ReconcileInput, ReconcileResult, SweepInput, SweepResult
 from store.db import Database, unreachable
+from tests.workflows.conftest import record
 from workflows import ids
-from workflows.reconcile import OUTLAST_OUTAGES, ROUND_PATIENCE, ReconcileWorkflow
+from workflows.calls import RECONCILE_ROUND
+from workflows.reconcile import ReconcileWorkflow
 
 NOWHERE = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
 
@@ -43,6 +45,10 @@ class DatabaseAwayFor:
                 raise
         return ReconcileResult(checked=0, repaired=[])
 
+    @activity.defn(name=ids.SWEEP_CAPTURES)
+    async def sweep_captures(self, inp: SweepInput) -> SweepResult:
+        return SweepResult(checked=0, delivered=[])  # no gateway here: nothing captured
+
 
 async def reconcile_through(env: WorkflowEnvironment, acts: DatabaseAwayFor) -> None:
     queue = f"tq-{uuid.uuid4().hex[:8]}"
@@ -51,12 +57,13 @@ async def reconcile_through(env: WorkflowEnvironment, acts: DatabaseAwayFor) -> 
             env.client,
             task_queue=queue,
             workflows=[ReconcileWorkflow],
-            activities=[acts.reconcile_orders],
+            activities=[acts.reconcile_orders, acts.sweep_captures],
         ):
-            result = await env.client.execute_workflow(
+            handle = await env.client.start_workflow(
                 ReconcileWorkflow.run, ReconcileInput(), id=f"reconcile-{queue}", task_queue=queue
             )
-            assert result == ReconcileResult(checked=0, repaired=[])
+            assert await handle.result() == ReconcileResult(checked=0, repaired=[])
+            await record(handle, "reconcile_round_outlasted_an_outage")
     finally:
         await acts.away.dispose()
 
@@ -69,7 +76,7 @@ async def test_a_round_outlasts_a_database_outage_of_minutes(ts_env: WorkflowEnv
 
 
 async def test_a_round_gives_up_within_its_bound(ts_env: WorkflowEnvironment) -> None:
-    acts = DatabaseAwayFor(ROUND_PATIENCE + timedelta(minutes=5))
+    acts = DatabaseAwayFor(RECONCILE_ROUND.patience + timedelta(minutes=5))
     with pytest.raises(WorkflowFailureError) as failed:
         await reconcile_through(ts_env, acts)
     cause = failed.value.cause
@@ -77,4 +84,4 @@ async def test_a_round_gives_up_within_its_bound(ts_env: WorkflowEnvironment) ->
     assert isinstance(cause.cause, ApplicationError)
     assert cause.cause.type == "ConnectionRefusedError"
     # stopped by the 15 minutes, not by the attempts
-    assert 3 < acts.attempts < (OUTLAST_OUTAGES.maximum_attempts or 0)
+    assert 3 < acts.attempts < (RECONCILE_ROUND.retry.maximum_attempts or 0)
