@@ -81,7 +81,7 @@ def test_a_recorded_history_is_never_overwritten(monkeypatch: pytest.MonkeyPatch
 def _patch_ids_used() -> set[str]:
     root = Path(compat.__file__).resolve().parent
     used: set[str] = set()
-    for module in root.rglob("*.py"):
+    for module in (m for m in root.rglob("*.py") if m.name != "compat.py"):
         source = re.sub(r"\(\s+", "(", module.read_text())
         assert source.count("workflow.patched(") == source.count("workflow.patched(compat."), (
             f"{module.name}: a patch id not from workflows/compat.py"
