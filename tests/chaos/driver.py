@@ -21,6 +21,7 @@ from settings import DEV_SECRETS
 Json = dict[str, Any]
 RETRYABLE = {502, 503, 504}
 TOP_UP_CENTS = 10_000_000
+FAR_PRICE_CENTS = 1_500
 
 
 class Kind(StrEnum):
@@ -30,6 +31,9 @@ class Kind(StrEnum):
     GATEWAY = "GATEWAY"  # paid on the sandbox's pay page: its callback must land
     CANCELLED = "CANCELLED"  # paid from the wallet, then cancelled: the money comes back
     UNPAID = "UNPAID"  # placed only: its stock stays locked
+    # paid on the pay page, one of its two packages refunded through the gateway before it
+    # ships, the other shipped and received
+    PART_REFUNDED = "PART_REFUNDED"
 
     @property
     def status(self) -> str:
@@ -38,6 +42,7 @@ class Kind(StrEnum):
             Kind.GATEWAY: "PENDING_SHIPMENT",
             Kind.CANCELLED: "CLOSED",
             Kind.UNPAID: "PENDING_PAYMENT",
+            Kind.PART_REFUNDED: "COMPLETED",
         }[self]
 
 
@@ -93,6 +98,7 @@ class Driver:
     holds: list[Hold] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)  # every attempt of every call
     secret: str = DEV_SECRETS["jwt_secret"]
+    far_sku: str = ""  # stocked at WH-B only: an order with it and another SKU has 2 packages
 
     def release(self, fault: str) -> None:
         """The payments held for `fault` are made now."""
@@ -174,6 +180,27 @@ class Driver:
                 },
             )
             await self.call("PUT", f"/skus/{sku}/stock/WH-A", merchant, {"on_hand": stock})
+        self.far_sku = f"{self.skus[0].rsplit('-', 1)[0]}-far"
+        await self.call(
+            "PUT",
+            f"/skus/{self.far_sku}",
+            merchant,
+            {
+                "title": self.far_sku,
+                "price_cents": FAR_PRICE_CENTS,
+                "product_type": "SELF",
+                "stock_policy": "LOCK_ON_ORDER",
+            },
+        )
+        await self.call("PUT", f"/skus/{self.far_sku}/stock/WH-B", merchant, {"on_hand": stock})
+
+    async def gateway_faults(self, **faults: int) -> None:
+        """The sandbox gateway's fault switch (its own API key)."""
+        key = DEV_SECRETS["gateway_api_key"]
+        answer = await self.gateway.post(
+            "/v1/_faults", json=faults, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert answer.status_code == 200, answer.text
 
     async def lifecycle(self, kind: Kind, admin: dict[str, str], merchant: dict[str, str]) -> None:
         self.in_flight += 1
@@ -186,7 +213,9 @@ class Driver:
         buyer_id = f"chaos-{uuid.uuid4().hex[:10]}"
         buyer = self.token(buyer_id, Role.BUYER)
         lines = [(sku, random.randint(1, 3)) for sku in random.sample(self.skus, 2)]
-        if kind is not Kind.GATEWAY:
+        if kind is Kind.PART_REFUNDED:
+            lines = [(self.skus[1], 1), (self.far_sku, 1)]
+        if kind not in (Kind.GATEWAY, Kind.PART_REFUNDED):
             await self.call(
                 "POST",
                 f"/wallets/{buyer_id}/top-up",
@@ -223,6 +252,9 @@ class Driver:
             if hold is not None:
                 hold.first_answers.append(paid.json()["status_code"])
             return
+        if kind is Kind.PART_REFUNDED:
+            await self._part_refunded(path, buyer, merchant)
+            return
         paid_ = await self.call(
             "POST",
             f"{path}/pay",
@@ -257,4 +289,48 @@ class Driver:
             {},
             done=lambda o: o["status"] == "COMPLETED",
             order_id=oid,
+        )
+
+    async def _part_refunded(
+        self, path: str, buyer: dict[str, str], merchant: dict[str, str]
+    ) -> None:
+        """Paid on the pay page; the far line refunded (through the gateway) before it ships;
+        the other package shipped and received meanwhile, whatever the gateway does."""
+        intent = await self.call("POST", f"{path}/payment-intents", buyer, {"channel": "alipay"})
+        paid = await self.gateway.post(intent["pay_url"])
+        assert paid.status_code == 200, paid.text
+        order = await self.call("GET", path, buyer)
+        while order["payment"] is None:  # the callback is on its way (bounded by patience)
+            await asyncio.sleep(0.2)
+            order = await self.call("GET", path, buyer)
+        request = await self.call(
+            "POST",
+            f"{path}/refunds",
+            buyer | {"Idempotency-Key": f"{order['id']}-refund"},
+            {"lines": [{"sku": self.far_sku, "quantity": 1}], "reason": "changed my mind"},
+        )
+        await self.call(
+            "POST",
+            f"{path}/refunds/{request['id']}/agree",
+            merchant,
+            {},
+            done=lambda o: o["refund_requests"][0]["status"] != "REQUESTED",
+            order_id=order["id"],
+        )
+        near = next(p for p in order["packages"] if p["location"] == "WH-A")["id"]
+        await self.call(
+            "POST",
+            f"{path}/packages/{near}/ship",
+            merchant,
+            {"carrier": "SF", "tracking_no": f"SF{uuid.uuid4().hex[:12]}"},
+            done=lambda o: any(p["shipped_at"] for p in o["packages"]),
+            order_id=order["id"],
+        )
+        await self.call(
+            "POST",
+            f"{path}/confirm-receipt",
+            buyer,
+            {},
+            done=lambda o: o["status"] == "COMPLETED",
+            order_id=order["id"],
         )

@@ -33,7 +33,16 @@ from scripts.cluster import Cluster
 from scripts.postgres import PrivatePostgres
 from store.db import Database
 from tests.chaos.conftest import migrated_private_postgres
-from tests.chaos.driver import TOP_UP_CENTS, Driver, Hold, Json, Kind, Placed, spread
+from tests.chaos.driver import (
+    FAR_PRICE_CENTS,
+    TOP_UP_CENTS,
+    Driver,
+    Hold,
+    Json,
+    Kind,
+    Placed,
+    spread,
+)
 from tests.conftest import fresh_db_url
 from workflows import ids
 from workflows.order import OrderWorkflow
@@ -45,6 +54,8 @@ OUTAGE_SECONDS = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "4"))
 # the API's deadline on Temporal is 5 s: a freeze longer than it is answered 503
 FREEZE_SECONDS = float(os.environ.get("CHAOS_FREEZE_SECONDS", "6"))
 DB_OUTAGE_SECONDS = float(os.environ.get("CHAOS_DB_OUTAGE_SECONDS", "3"))
+REFUND_FAULT_SECONDS = float(os.environ.get("CHAOS_REFUND_FAULT_SECONDS", "8"))
+REFUNDS_FAILING = "gateway refunds failing"
 GATEWAY_RETRIES_OUTLAST = 10.0  # seconds before a database outage ends: the held payments
 ANSWERED_WITHIN = 15.0  # a functional bound on each answer during an outage, not a speed
 CONCURRENCY = int(os.environ.get("CHAOS_CONCURRENCY", "6"))
@@ -110,7 +121,19 @@ class Faults:
         pay_at = max(0.0, seconds - GATEWAY_RETRIES_OUTLAST)
         await self.fault("database killed", pg.kill, pg.start, seconds, pay_at)
 
+    async def refunds_failing(self, seconds: float) -> None:
+        """The gateway answers every refund 503 for `seconds`: refunds decided meanwhile are
+        PENDING, the orders go on, and each lands on its next attempt after."""
+        began, busy = time.monotonic(), self.driver.in_flight
+        await self.driver.gateway_faults(fail_next_refunds=1000)
+        await asyncio.sleep(seconds)
+        await self.driver.gateway_faults(fail_next_refunds=0)
+        self.windows[REFUNDS_FAILING] = (began, time.monotonic())
+        took = time.monotonic() - began
+        self.log.append(f"{REFUNDS_FAILING} with {busy} lifecycles under way, {took:.1f} s")
+
     async def inject(self) -> None:
+        refunds = asyncio.create_task(self.refunds_failing(REFUND_FAULT_SECONDS))
         await asyncio.sleep(1.0)
         await self.killed(["worker"], 1.0)
         await asyncio.sleep(1.5)
@@ -126,6 +149,7 @@ class Faults:
         self.log += [f"{name} died during an outage" for name in await self.cluster.supervise()]
         await asyncio.sleep(2.0)
         await self.killed(["worker", "api"], 0.5)
+        await refunds
 
     def answered(self, fault: str) -> list[float]:
         """How long clients waited for the answers to the calls sent during `fault`."""
@@ -176,10 +200,13 @@ async def eventually_settled(driver: Driver, admin: dict[str, str]) -> dict[str,
             for p in driver.placed
             if orders[p.order_id]["status"] != p.kind.status
         }
-        if not wrong and not pending:
+        under_way = [
+            o for o in orders.values() if any(r["status"] == "PENDING" for r in o["refunds"])
+        ]
+        if not wrong and not pending and not under_way:
             return orders
         if time.monotonic() > deadline:
-            raise AssertionError(f"not settled: {wrong}; inbox: {pending}")
+            raise AssertionError(f"not settled: {wrong}; inbox: {pending}; refunds: {under_way}")
         await asyncio.sleep(0.5)
 
 
@@ -216,23 +243,24 @@ async def check_books(db: Database, placed: list[Placed], orders: dict[str, Json
     assert set(paid.values()) == {1}
     assert all(row.amount_cents == by_id[row.order_id].total_cents for row in payments)
 
-    # one refund per cancelled order, of all it paid; none anywhere else, none FAILED
+    # one refund per cancelled order, of all it paid, and per part-refunded one, of its far
+    # line (made through the gateway, failing for a while); none anywhere else, none FAILED
+    owed = {p.order_id: refund_owed(p) for p in placed if refund_owed(p)}
     refunded = Counter(row.order_id for row in refunds)
-    assert set(refunded) == {p.order_id for p in placed if p.kind is Kind.CANCELLED}
+    assert set(refunded) == set(owed)
     assert set(refunded.values()) <= {1}
     for row in refunds:
-        assert (row.status, row.amount_cents) == ("SUCCEEDED", by_id[row.order_id].total_cents)
+        assert (row.status, row.amount_cents) == ("SUCCEEDED", owed[row.order_id])
     for p in placed:
-        assert orders[p.order_id]["refunded_cents"] == (
-            p.total_cents if p.kind is Kind.CANCELLED else 0
-        )
+        assert orders[p.order_id]["refunded_cents"] == owed.get(p.order_id, 0)
 
     # stock: kept goods left, unpaid orders' locks held, nothing negative
     sold: Counter[str] = Counter()
     locked: Counter[str] = Counter()
     for p in placed:
         for sku, quantity in p.lines:
-            if p.kind in (Kind.COMPLETED, Kind.GATEWAY):
+            kept = p.kind is Kind.PART_REFUNDED and not sku.endswith("-far")  # far: came back
+            if p.kind in (Kind.COMPLETED, Kind.GATEWAY) or kept:
                 sold[sku] += quantity
             elif p.kind is Kind.UNPAID and not sku.endswith("-0"):  # -0 deducts on payment
                 locked[sku] += quantity
@@ -245,9 +273,15 @@ async def check_books(db: Database, placed: list[Placed], orders: dict[str, Json
         )
 
 
+def refund_owed(p: Placed) -> int:
+    if p.kind is Kind.CANCELLED:
+        return p.total_cents
+    return FAR_PRICE_CENTS if p.kind is Kind.PART_REFUNDED else 0
+
+
 async def check_wallets(driver: Driver, admin: dict[str, str]) -> None:
     for p in driver.placed:
-        if p.kind is Kind.GATEWAY:
+        if p.kind in (Kind.GATEWAY, Kind.PART_REFUNDED):
             continue
         wallet = await driver.call("GET", f"/wallets/{p.buyer}", admin)
         spent = p.total_cents if p.kind is Kind.COMPLETED else 0
@@ -298,7 +332,7 @@ async def test_nothing_is_lost_when_processes_are_killed(
             await cluster.start(name)
         async with (
             httpx.AsyncClient(base_url=cluster.api_url, timeout=60) as api,
-            httpx.AsyncClient(timeout=60) as gateway,
+            httpx.AsyncClient(base_url=cluster.gateway_url, timeout=60) as gateway,
         ):
             suffix = uuid.uuid4().hex[:6].upper()
             holds = [Hold("temporal killed"), Hold("temporal frozen")]
@@ -341,7 +375,7 @@ async def test_nothing_is_lost_when_processes_are_killed(
                 hold.first_answers == [503 if hold.fault == "database killed" else 200] * hold.held
             )
         # every call sent while Temporal was frozen or the database away answered in seconds
-        for fault in ("temporal frozen", "database killed"):
+        for fault in ("temporal frozen", "database killed", REFUNDS_FAILING):
             assert max(faults.answered(fault), default=0.0) < ANSWERED_WITHIN, fault
         assert cluster.restarts["temporal"] == 1 and cluster.restarts["worker"] >= 2
     except BaseException:

@@ -240,8 +240,17 @@ class Stack:
         return data
 
     async def history_length(self, order_id: str) -> int:
-        desc = await self.temporal.get_workflow_handle(f"order-{order_id}").describe()
-        return desc.history_length
+        """The order's history length once its workflow is at rest (the database may show a
+        step a moment before the workflow task that saved it completes): bounded."""
+        handle = self.temporal.get_workflow_handle(f"order-{order_id}")
+        length = (await handle.describe()).history_length
+        for _ in range(50):
+            await asyncio.sleep(0.2)
+            again = (await handle.describe()).history_length
+            if again == length:
+                return length
+            length = again
+        raise AssertionError(f"order {order_id}'s history never came to rest")
 
     async def signals(self, order_id: str) -> list[str]:
         """The names of the signals the order's workflow has received, in order."""

@@ -136,6 +136,9 @@ async def test_a_buyer_cancels_an_unpaid_order_and_a_late_payment_is_refunded(
     order = await stack.placed(buyer, [(sku, 6)])
     assert await stack.stock(sku) == {"WH-A": (5, 5), "WH-B": (1, 1)}
     intent = await _intent(stack, buyer, order)
+    # the gateway refuses to close the intent when the order closes (else its page could no
+    # longer take the money): the order closes all the same
+    ok(await stack.gateway("POST", "/v1/_faults", json={"refuse_next_closes": 1}))
 
     cancelled = ok(
         await stack.act(buyer, f"/orders/{order['id']}/cancel", {"reason": "changed my mind"})
@@ -199,6 +202,7 @@ async def test_a_payment_whose_callback_never_came_is_found_by_the_sweep(stack: 
         "fail_next_refunds": 0,
         "refuse_next_refunds": 0,
         "drop_next_callbacks": 1,
+        "refuse_next_closes": 0,
     }
 
     paid = ok(await stack.http.post(intent["pay_url"]))  # the gateway took the money...

@@ -71,7 +71,7 @@ async def test_a_payment_during_an_outage_is_recorded_then_delivered(stack: Stac
             paid = ok(await stack.http.post(intent["pay_url"], params={"duplicates": 1}))
             # each answered 2xx at its first attempt: recorded, not yet delivered
             assert (paid["delivered"], paid["status_code"]) == (True, 200), paid
-            log = ok(await stack.gateway("GET", "/v1/deliveries", params={"wait_seconds": 10}))
+            log = ok(await stack.gateway("GET", "/v1/deliveries", params={"wait_seconds": 30}))
             records = [r for r in log["deliveries"] if r["event_id"] in paid["event_ids"]]
             assert [[a["status_code"] for a in r["attempts"]] for r in records] == [[200], [200]]
 
