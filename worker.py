@@ -50,6 +50,7 @@ def build_worker(
     supplier: SupplierClient | None = None,
     activities: OrderActivities | None = None,
     meter: MetricMeter | None = None,
+    workflows: list[type] | None = None,  # a test's stand-in of one of WORKFLOWS
 ) -> Worker:
     metrics = BusinessMetrics(meter or MetricMeter.noop)
     acts = activities or OrderActivities(
@@ -65,7 +66,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
+        workflows=workflows or WORKFLOWS,
         # the sandbox re-imports each workflow's module for every new run (a profile put it
         # at an eighth of the worker's time); the tests run sandboxed and replay recorded
         # histories, which is what keeps the workflow code deterministic

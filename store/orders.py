@@ -68,8 +68,8 @@ async def save(
 
 async def _claim(session: AsyncSession, state: OrderState, seq: int) -> int | None:
     """Lock the order's row for this write; None when a later workflow task wrote it. A write
-    that goes back to a version already stored (a later task redoing an earlier one's work)
-    first removes the superseded event rows."""
+    that goes back to a version already stored (a later task, or a later attempt of the same
+    task, redoing earlier work) first removes the superseded event rows."""
     row = (
         await session.execute(
             select(OrderRow.version, OrderRow.write_seq)
@@ -82,12 +82,12 @@ async def _claim(session: AsyncSession, state: OrderState, seq: int) -> int | No
     version, stored_seq = row
     if stored_seq > seq:
         return None
-    if stored_seq < seq and version >= state.version:
+    if version >= state.version:  # (a retried attempt of one task has the same history length)
         await session.execute(
             delete(OrderEventRow).where(
                 OrderEventRow.order_id == state.id,
                 OrderEventRow.version >= state.version,
-                OrderEventRow.write_seq < seq,
+                OrderEventRow.write_seq <= seq,
             )
         )
     return seq

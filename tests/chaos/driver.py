@@ -66,6 +66,7 @@ class Answer:
     began: float
     waited: float
     status: int
+    call: str = ""  # the method and the path's last part: "POST ship", "GET <order id>"
 
 
 def spread(waits: list[float]) -> str:
@@ -142,7 +143,8 @@ class Driver:
             except httpx.TransportError:
                 answer = None
             status = answer.status_code if answer is not None else 0
-            self.answers.append(Answer(began, time.monotonic() - began, status))
+            call = f"{method} {path.rsplit('/', 1)[-1]}"
+            self.answers.append(Answer(began, time.monotonic() - began, status, call))
             if answer is not None:
                 if answer.status_code < 300:
                     self.retries += attempt > 1

@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,10 +28,13 @@ from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.payments import missing_captures
 from api.auth import Role
 from domain.models import OrderState
+from gateways.payments import PaymentGatewayClient
 from scripts.cluster import Cluster
 from scripts.postgres import PrivatePostgres
+from settings import DEV_SECRETS
 from store.db import Database
 from tests.chaos.conftest import migrated_private_postgres
 from tests.chaos.driver import (
@@ -133,7 +137,6 @@ class Faults:
         self.log.append(f"{REFUNDS_FAILING} with {busy} lifecycles under way, {took:.1f} s")
 
     async def inject(self) -> None:
-        refunds = asyncio.create_task(self.refunds_failing(REFUND_FAULT_SECONDS))
         await asyncio.sleep(1.0)
         await self.killed(["worker"], 1.0)
         await asyncio.sleep(1.5)
@@ -149,15 +152,22 @@ class Faults:
         self.log += [f"{name} died during an outage" for name in await self.cluster.supervise()]
         await asyncio.sleep(2.0)
         await self.killed(["worker", "api"], 0.5)
-        await refunds
+        await asyncio.sleep(2.0)
+        await self.refunds_failing(REFUND_FAULT_SECONDS)  # alone: its waits are its own
 
-    def answered(self, fault: str) -> list[float]:
-        """How long clients waited for the answers to the calls sent during `fault`."""
+    def answered(self, fault: str, call: str = "") -> list[float]:
+        """How long clients waited for the answers to the calls sent during `fault` (those
+        whose method and path end start with `call`, e.g. "POST ship", "GET")."""
         t0, t1 = self.windows.get(fault, (0.0, -1.0))
-        return [a.waited for a in self.driver.answers if t0 <= a.began <= t1]
+        return [
+            a.waited for a in self.driver.answers if t0 <= a.began <= t1 and a.call.startswith(call)
+        ]
 
     def waits(self) -> dict[str, str]:
-        return {name: spread(self.answered(name)) for name in self.windows}
+        out = {name: spread(self.answered(name)) for name in self.windows}
+        for call in ("POST ship", "GET"):  # what the gateway's refunds must not hold up
+            out[f"{REFUNDS_FAILING}: {call}"] = spread(self.answered(REFUNDS_FAILING, call))
+        return out
 
 
 async def drive(driver: Driver, faults: asyncio.Task[None]) -> int:
@@ -279,6 +289,42 @@ def refund_owed(p: Placed) -> int:
     return FAR_PRICE_CENTS if p.kind is Kind.PART_REFUNDED else 0
 
 
+async def check_captures(db: Database, gateway_url: str, since: datetime) -> int:
+    """Every capture at the gateway is in the payments ledger (whatever was down when it was
+    made); the number of captures checked."""
+    client = PaymentGatewayClient(gateway_url, DEV_SECRETS["gateway_api_key"])
+    try:
+        checked, missing = await missing_captures(db, client, since)
+    finally:
+        await client.aclose()
+    assert missing == [], missing
+    return checked
+
+
+async def refunds_held(db: Database) -> list[float]:
+    """For each refund agreed before shipment, how long after the agreement the gateway's
+    answer landed (seconds): those agreed while the gateway failed refunds land after it."""
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT order_id, type, at FROM order_events"
+                    " WHERE type IN ('REFUND_AGREED', 'REFUND_SUCCEEDED')"
+                )
+            )
+        ).all()
+
+    def at(value: datetime | str) -> datetime:  # SQLite hands a raw query's time as text
+        return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+    agreed = {r.order_id: at(r.at) for r in rows if r.type == "REFUND_AGREED"}
+    return sorted(
+        (at(r.at) - agreed[r.order_id]).total_seconds()
+        for r in rows
+        if r.type == "REFUND_SUCCEEDED" and r.order_id in agreed
+    )
+
+
 async def check_wallets(driver: Driver, admin: dict[str, str]) -> None:
     for p in driver.placed:
         if p.kind in (Kind.GATEWAY, Kind.PART_REFUNDED):
@@ -341,13 +387,15 @@ async def test_nothing_is_lost_when_processes_are_killed(
             admin = driver.token("chaos-admin", Role.ADMIN)
             await driver.setup(driver.token("chaos-merchant", Role.MERCHANT), STOCK)
 
-            began = time.monotonic()
+            began, since = time.monotonic(), datetime.now(UTC) - timedelta(minutes=1)
             faults = Faults(cluster, driver, pg)
             started = await drive(driver, asyncio.create_task(faults.inject()))
             orders = await eventually_settled(driver, admin)
             took = time.monotonic() - began
 
             await check_books(db, driver.placed, orders)
+            captures = await check_captures(db, cluster.gateway_url, since)
+            held = await refunds_held(db)
             await check_wallets(driver, admin)
             client = await Client.connect(
                 cluster.temporal_address, data_converter=pydantic_data_converter
@@ -360,12 +408,18 @@ async def test_nothing_is_lost_when_processes_are_killed(
             "kinds": dict(Counter(p.kind.value for p in driver.placed)),
             "faults": faults.log,
             "waits": faults.waits(),
+            "captures_in_the_ledger": captures,
+            "refunds_answered_after_the_gateway_recovered": sum(w > 1.0 for w in held),
+            "refund_answer_waits": spread(held),
             "calls_retried": driver.retries,
             "callbacks_relayed_after_a_failure": relayed_later,
             "seconds": round(took, 1),
         }
         print(f"\nchaos: {json.dumps(summary, ensure_ascii=False)}")
         assert started == len(driver.placed) >= ORDERS
+        gateway_paid = [p for p in driver.placed if p.kind in (Kind.GATEWAY, Kind.PART_REFUNDED)]
+        assert captures == len(gateway_paid)
+        assert len(held) == sum(p.kind is Kind.PART_REFUNDED for p in driver.placed)
         # paid while Temporal was away: answered 2xx at once, then through the inbox
         queued = driver.held("temporal killed", "temporal frozen")
         assert relayed_later >= queued > 0
