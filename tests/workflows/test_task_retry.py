@@ -43,9 +43,9 @@ class DiesAfterSaving(OrderWorkflow):
 
     async def _commit(self, change: Change, **effects: object) -> None:
         await super()._commit(change, **effects)  # type: ignore[arg-type]
-        if change.event.type == "RECEIPT_CONFIRMED" and FAIL_UNTIL:
-            if workflow.now() < FAIL_UNTIL[0]:
-                raise RuntimeError("the worker died after the save")  # fails the task
+        dying = FAIL_UNTIL and workflow.now() < FAIL_UNTIL[0]
+        if change.event.type == "RECEIPT_CONFIRMED" and dying:
+            raise RuntimeError("the worker died after the save")  # fails the task
 
 
 @pytest.fixture
