@@ -13,6 +13,7 @@ from domain.models import (
     OrderStatus,
     Package,
     PackageStatus,
+    RefundStatus,
     money,
 )
 from domain.order import failed_refunds, next_deadline, open_case_count, refund_failed
@@ -72,7 +73,14 @@ def render(state: OrderState) -> str:
     failed = failed_refunds(state)
     if failed:
         out += ["", "**Failed refunds** (an admin retries them):"]
-        out += [f"- {r.id}: {money(r.amount_cents)} via {r.channel} — {r.reason}" for r in failed]
+        out += [
+            f"- {r.id}: {money(r.amount_cents)} via {r.channel} — {r.reason}: {r.failure or '?'}"
+            for r in failed
+        ]
+    pending = [r for r in state.refunds if r.status == RefundStatus.PENDING]
+    if pending:
+        out += ["", "**Refunds under way** (the channel has not answered yet):"]
+        out += [f"- {r.id}: {money(r.amount_cents)} via {r.channel} — {r.reason}" for r in pending]
     open_requests = [r for r in state.refund_requests if r.status == "REQUESTED"]
     open_cases = [c for c in state.cases if c.open]
     if open_requests or open_cases:
