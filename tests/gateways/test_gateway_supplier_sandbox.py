@@ -220,6 +220,23 @@ async def test_cancel_before_auto_ship_stops_shipping(
     assert await _status(http, order_id) == "CANCELLED"
 
 
+async def test_failing_cancels_answer_503_and_change_nothing_until_they_pass(
+    make_supplier_sandbox: SupplierSandboxFactory,
+    supplier_http: HttpFactory,
+    supplier_receiver: Receiver,
+) -> None:
+    http = supplier_http(_app(make_supplier_sandbox, supplier_receiver))
+    order_id = await _order(http)
+    await http.post("/v1/_faults", json={"fail_next_cancels": 2})
+    for _ in range(2):
+        failed = await http.post(f"/v1/orders/{order_id}/cancel", json={"reason": "buyer"})
+        assert failed.status_code == 503
+        assert await _status(http, order_id) == "ACCEPTED"
+    cancelled = await http.post(f"/v1/orders/{order_id}/cancel", json={"reason": "buyer"})
+    assert cancelled.json()["cancelled"] is True
+    assert await _status(http, order_id) == "CANCELLED"
+
+
 async def test_without_auto_ship_nothing_ships(
     make_supplier_sandbox: SupplierSandboxFactory,
     supplier_http: HttpFactory,
@@ -303,9 +320,19 @@ async def test_faults_update_only_given_fields(
 ) -> None:
     http = supplier_http(make_supplier_sandbox())
     first = await http.post("/v1/_faults", json={"refuse_cancels": True, "fail_next_orders": 1})
-    assert first.json() == {"fail_next_orders": 1, "refuse_next_orders": 0, "refuse_cancels": True}
-    second = await http.post("/v1/_faults", json={"refuse_next_orders": 2})
-    assert second.json() == {"fail_next_orders": 1, "refuse_next_orders": 2, "refuse_cancels": True}
+    assert first.json() == {
+        "fail_next_orders": 1,
+        "refuse_next_orders": 0,
+        "refuse_cancels": True,
+        "fail_next_cancels": 0,
+    }
+    second = await http.post("/v1/_faults", json={"refuse_next_orders": 2, "fail_next_cancels": 3})
+    assert second.json() == {
+        "fail_next_orders": 1,
+        "refuse_next_orders": 2,
+        "refuse_cancels": True,
+        "fail_next_cancels": 3,
+    }
     assert (await http.post("/v1/_faults", json={"fail_next_orders": -1})).status_code == 422
 
 

@@ -221,8 +221,11 @@ async def test_concurrent_releases_of_one_order_release_once(pg_db: Database) ->
     assert await stock_of(pg_db, "A") == {"WH-A": (10, 5)}
     await warm_pool(pg_db, 2)
 
+    both = asyncio.Barrier(2)
+
     async def work(session: AsyncSession, i: int) -> None:
-        await stock.release(session, "o-close")
+        await both.wait()  # both transactions open before either releases (on a busy machine
+        await stock.release(session, "o-close")  # the first could otherwise finish alone)
 
     results, overlap = await race(pg_db, 2, work)
 
