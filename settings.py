@@ -18,6 +18,29 @@ DEV_SECRETS = {
 
 
 MIN_SECRET_BYTES = 32  # outside dev: an empty or guessable secret never starts the service
+MIN_SECRET_CHARS = 10  # distinct characters: "0" * 32 is long, not secret
+
+
+def secret_problems(secrets: dict[str, str]) -> list[str]:
+    """What is wrong with each secret, naming its variable: too short, too few distinct
+    characters, whitespace around it, a development default in it (with anything around
+    it), or the same as another secret (a payment partner knowing the JWT secret could
+    mint admin tokens)."""
+    problems: list[str] = []
+    for name, value in secrets.items():
+        var = f"ORDERS_{name.upper()}"
+        if value != value.strip():
+            problems.append(f"{var} has whitespace around it")
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"{var} is shorter than {MIN_SECRET_BYTES} bytes")
+        if len(set(value)) < MIN_SECRET_CHARS:
+            problems.append(f"{var} has fewer than {MIN_SECRET_CHARS} distinct characters")
+        if any(default in value for default in DEV_SECRETS.values()):
+            problems.append(f"{var} holds a development default")
+        same = [other for other, v in secrets.items() if other != name and v == value]
+        if same:
+            problems.append(f"{var} is the same as ORDERS_{same[0].upper()}")
+    return problems
 
 
 class Settings(BaseSettings):
@@ -62,6 +85,12 @@ class Settings(BaseSettings):
     reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule
     reconcile_grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
 
+    # a bearer token living longer than this from now is refused; issuer and audience, when
+    # set, are required in every token and checked
+    token_max_ttl_seconds: int = Field(30 * 86_400, ge=60, le=365 * 86_400)
+    jwt_issuer: str | None = Field(None, min_length=1, max_length=200)
+    jwt_audience: str | None = Field(None, min_length=1, max_length=200)
+
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(48 * 1_048_576, ge=1024)  # an after-sales case's images
 
@@ -70,18 +99,12 @@ class Settings(BaseSettings):
         return self.env == "dev"
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> "Settings":
+    def _refuse_weak_secrets(self) -> "Settings":
         if not self.is_dev:
-            weak = [k for k, v in DEV_SECRETS.items() if getattr(self, k) == v]
-            if weak:
-                names = ", ".join(f"ORDERS_{k.upper()}" for k in weak)
-                raise ValueError(f"ORDERS_ENV={self.env} refuses default secrets: set {names}")
-            short = [k for k in DEV_SECRETS if len(getattr(self, k).encode()) < MIN_SECRET_BYTES]
-            if short:
-                names = ", ".join(f"ORDERS_{k.upper()}" for k in short)
+            problems = secret_problems({k: getattr(self, k) for k in DEV_SECRETS})
+            if problems:
                 raise ValueError(
-                    f"ORDERS_ENV={self.env} refuses secrets shorter than {MIN_SECRET_BYTES}"
-                    f" bytes: {names}"
+                    f"ORDERS_ENV={self.env} refuses weak secrets: " + "; ".join(problems)
                 )
         return self
 

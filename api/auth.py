@@ -1,6 +1,8 @@
-"""Bearer JWT (HS256): claims `sub`, `role` (buyer | merchant | admin), `exp`."""
+"""Bearer JWT (HS256): claims `sub`, `role` (buyer | merchant | admin), `exp`; `iss` and
+`aud` where the deployment names them. A token may live at most `max_ttl_seconds`."""
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
@@ -9,6 +11,7 @@ from pydantic import BaseModel
 from api.errors import Problem
 from domain.errors import ErrorCode
 from domain.models import Actor
+from settings import Settings
 
 
 class Role(StrEnum):
@@ -29,24 +32,66 @@ class User(BaseModel):
         return self.role is not Role.BUYER or self.id == buyer_id
 
 
-def mint(secret: str, sub: str, role: Role, ttl_seconds: int = 30 * 86_400) -> str:
+MAX_TTL_SECONDS = 30 * 86_400
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    """What a token must satisfy beyond its signature (ORDERS_TOKEN_MAX_TTL_SECONDS,
+    ORDERS_JWT_ISSUER, ORDERS_JWT_AUDIENCE)."""
+
+    max_ttl_seconds: int = MAX_TTL_SECONDS
+    issuer: str | None = None  # when set, required and checked
+    audience: str | None = None
+
+
+def token_rules(settings: Settings) -> TokenRules:
+    return TokenRules(settings.token_max_ttl_seconds, settings.jwt_issuer, settings.jwt_audience)
+
+
+def mint(
+    secret: str,
+    sub: str,
+    role: Role,
+    ttl_seconds: int = MAX_TTL_SECONDS,
+    rules: TokenRules = TokenRules(),
+) -> str:
     now = int(time.time())
-    return jwt.encode(
-        {"sub": sub, "role": role.value, "iat": now, "exp": now + ttl_seconds},
-        secret,
-        algorithm="HS256",
+    claims: dict[str, object] = {
+        "sub": sub,
+        "role": role.value,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if rules.issuer:
+        claims["iss"] = rules.issuer
+    if rules.audience:
+        claims["aud"] = rules.audience
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def decode(token: str, secret: str, rules: TokenRules = TokenRules()) -> User:
+    required = (
+        ["sub", "role", "exp"] + ["iss"] * bool(rules.issuer) + ["aud"] * bool(rules.audience)
     )
-
-
-def decode(token: str, secret: str) -> User:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], options={"require": ["sub", "role", "exp"]}
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer=rules.issuer,
+            audience=rules.audience,
+            options={"require": required},
         )
     except jwt.ExpiredSignatureError:
         raise Problem(ErrorCode.UNAUTHENTICATED, "token expired") from None
     except jwt.InvalidTokenError as err:
         raise Problem(ErrorCode.UNAUTHENTICATED, f"invalid token: {err}") from None
+    if int(claims["exp"]) - time.time() > rules.max_ttl_seconds:
+        raise Problem(
+            ErrorCode.UNAUTHENTICATED,
+            f"token lives too long: at most {rules.max_ttl_seconds} s from now",
+        )
     try:
         return User(id=str(claims["sub"]), role=Role(claims["role"]))
     except ValueError:
@@ -61,6 +106,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Mint a bearer token with ORDERS_JWT_SECRET")
     parser.add_argument("sub")
     parser.add_argument("role", choices=[r.value for r in Role])
-    parser.add_argument("--ttl", type=int, default=30 * 86_400)
+    parser.add_argument("--ttl", type=int, default=MAX_TTL_SECONDS)
     args = parser.parse_args()
-    print(mint(get_settings().jwt_secret, args.sub, Role(args.role), args.ttl))
+    settings = get_settings()
+    print(mint(settings.jwt_secret, args.sub, Role(args.role), args.ttl, token_rules(settings)))

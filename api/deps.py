@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.auth import Role, User, decode
+from api.auth import Role, User, decode, token_rules
 from api.errors import Problem
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
@@ -77,7 +77,7 @@ async def _user(
 ) -> User:
     if credentials is None or not credentials.credentials:
         raise Problem(ErrorCode.UNAUTHENTICATED, "missing bearer token")
-    return decode(credentials.credentials.strip(), settings.jwt_secret)
+    return decode(credentials.credentials.strip(), settings.jwt_secret, token_rules(settings))
 
 
 def require_role(user: User, *roles: Role) -> User:

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.auth import decode
+from api.auth import decode, token_rules
 from api.console import session as auth
 from api.console.pages import STAFF, Csrf, page, refused
 from api.deps import SettingsDep
@@ -57,7 +57,7 @@ async def login(
 ) -> Response:
     try:
         auth.check_login_token(request, csrf)
-        user = decode(token.strip(), settings.jwt_secret)
+        user = decode(token.strip(), settings.jwt_secret, token_rules(settings))
         if user.role not in STAFF:
             raise Problem(
                 ErrorCode.FORBIDDEN, f"the console is for merchants and admins, not a {user.role}"

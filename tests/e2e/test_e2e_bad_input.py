@@ -366,6 +366,7 @@ async def test_a_missing_expired_or_forged_token_is_unauthenticated(stack: Stack
         "bearer without token": "Bearer",
         "garbage": "Bearer not-a-jwt",
         "expired": f"Bearer {mint(secret, buyer.id, Role.BUYER, ttl_seconds=-60)}",
+        "31 years": f"Bearer {mint(secret, buyer.id, Role.BUYER, ttl_seconds=31 * 365 * 86_400)}",
         "wrong secret": f"Bearer {mint('another-secret-0123456789abcdef-0', buyer.id, Role.BUYER)}",
         "no exp": "Bearer " + jwt.encode({"sub": buyer.id, "role": "buyer"}, secret, "HS256"),
         "unknown role": "Bearer "

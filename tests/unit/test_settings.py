@@ -42,9 +42,39 @@ def test_a_zero_payment_window_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize("name", sorted(DEV_SECRETS))
 def test_production_refuses_a_short_or_empty_secret(name: str, weak: str) -> None:
     secrets = {n: f"real-{n}-0123456789abcdef0123456789" for n in DEV_SECRETS} | {name: weak}
-    with pytest.raises(ValidationError, match=f"shorter than 32 bytes: ORDERS_{name.upper()}"):
+    with pytest.raises(ValidationError, match=f"ORDERS_{name.upper()} is shorter than 32 bytes"):
         Settings(env="prod", **secrets)  # type: ignore[arg-type]
-    Settings(env="prod", **(secrets | {name: "y" * 32}))  # type: ignore[arg-type]
+    Settings(env="prod", **(secrets | {name: "0123456789" * 4}))  # type: ignore[arg-type]
+
+
+GOOD = {n: f"real-{n}-0123456789abcdef0123456789" for n in DEV_SECRETS}
+
+
+@pytest.mark.parametrize(
+    ("weak", "why"),
+    [
+        ("0" * 32, "fewer than 10 distinct characters"),
+        (" " * 32, "fewer than 10 distinct characters"),
+        ("abcdefghij" * 4 + " ", "whitespace around it"),
+        (" abcdefghij0123456789abcdefghij012", "whitespace around it"),
+        (DEV_SECRETS["jwt_secret"] + " ", "a development default"),
+        ("x" + DEV_SECRETS["payment_webhook_secret"] + "-0123456789abc", "a development default"),
+    ],
+)
+@pytest.mark.parametrize("name", ["jwt_secret", "gateway_api_key"])
+def test_production_refuses_a_guessable_secret_naming_it(name: str, weak: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=f"ORDERS_{name.upper()} [a-z ]*{why}"):
+        Settings(env="prod", **(GOOD | {name: weak}))  # type: ignore[arg-type]
+
+
+def test_production_refuses_one_secret_for_two_jobs() -> None:
+    """A payment partner knowing the JWT secret could mint admin tokens."""
+    reused = GOOD | {"payment_webhook_secret": GOOD["jwt_secret"]}
+    with pytest.raises(
+        ValidationError, match="ORDERS_JWT_SECRET is the same as ORDERS_PAYMENT_WEBHOOK_SECRET"
+    ):
+        Settings(env="prod", **reused)  # type: ignore[arg-type]
+    assert Settings(env="dev", **reused).jwt_secret == GOOD["jwt_secret"]  # type: ignore[arg-type]
 
 
 def test_the_temporal_deadline_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
