@@ -6,6 +6,7 @@
 * The API: requests per route, status and method, and their latency (`GET /metrics`).
 """
 
+import asyncio
 import time
 from collections.abc import Mapping
 
@@ -81,9 +82,19 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = _template(scope)
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - began)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            route, method = _template(scope), _method(scope)
+            LATENCY.labels(method, route).observe(time.perf_counter() - began)
+            REQUESTS.labels(method, route, str(status)).inc()
+
+
+# a label's values come from fixed sets: an invented method is OTHER, an unknown path is
+# "unmatched", so no request can add label sets (memory) to the API
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method(scope: Mapping[str, object]) -> str:
+    method = scope.get("method")
+    return method if isinstance(method, str) and method in METHODS else "OTHER"
 
 
 def _template(scope: Mapping[str, object]) -> str:
@@ -93,4 +104,5 @@ def _template(scope: Mapping[str, object]) -> str:
 
 
 async def metrics_endpoint(_: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """The exposition, built in a thread: the event loop keeps serving meanwhile."""
+    return Response(await asyncio.to_thread(generate_latest), media_type=CONTENT_TYPE_LATEST)

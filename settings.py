@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, min_length=1, max_length=200)
     jwt_audience: str | None = Field(None, min_length=1, max_length=200)
 
+    public_docs: bool = False  # outside dev, /docs and /openapi.json only when this is set
+
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(48 * 1_048_576, ge=1024)  # an after-sales case's images
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
@@ -21,6 +22,7 @@ from api import (
     after_sales,
     catalog,
     console,
+    deps,
     errors,
     openapi,
     orders,
@@ -150,14 +152,18 @@ def create_app(
             if gateway is None:
                 await app.state.gateway.aclose()
 
-    app = FastAPIOffline(  # /docs with Swagger UI's assets from a package: no CDN
-        redoc_url=None,
-        dependencies=[Depends(openapi.known_query_only)],
-        title="Order saga",
-        version="0.1.0",
-        lifespan=lifespan,
-        description="Orders as Temporal workflows. Money in integer cents, times UTC.",
-    )
+    about: dict[str, Any] = {
+        "redoc_url": None,
+        "dependencies": [Depends(openapi.known_query_only)],
+        "title": "Order saga",
+        "version": "0.1.0",
+        "lifespan": lifespan,
+        "description": "Orders as Temporal workflows. Money in integer cents, times UTC.",
+    }
+    if settings.is_dev or settings.public_docs:  # outside dev: no docs unless asked for
+        app = FastAPIOffline(**about)  # /docs with Swagger UI's assets from a package
+    else:
+        app = FastAPI(docs_url=None, openapi_url=None, **about)
     errors.install(app)
     openapi.install(app)
     for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets):
@@ -180,13 +186,15 @@ def create_app(
             "temporal": _temporal_ready(request.app.state.temporal),
         }
         results = await asyncio.gather(*checks.values())
-        body = dict(zip(checks, results, strict=True))
+        body = dict(zip(checks, results, strict=True)) if settings.is_dev else {}  # dev only
         ready = all(r == "ok" for r in results)
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", **body}, 200 if ready else 503
         )
 
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # outside dev the API's metrics are an admin's (Prometheus sends a bearer token)
+    guard = [] if settings.is_dev else [deps.admin_only]
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False, dependencies=guard)
     app.add_middleware(RequestMetrics)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes

@@ -6,7 +6,7 @@ dependency per request (a profile put them at a twelfth of the API's time)."""
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -86,14 +86,16 @@ def require_role(user: User, *roles: Role) -> User:
     return user
 
 
-def _role(*roles: Role) -> object:
+def _role(*roles: Role) -> params.Depends:
     async def check(user: Annotated[User, Depends(_user)]) -> User:
         return require_role(user, *roles)
 
-    return Depends(check)
+    guard: params.Depends = Depends(check)
+    return guard
 
 
 CurrentUser = Annotated[User, Depends(_user)]
 Buyer = Annotated[User, _role(Role.BUYER)]
 Merchant = Annotated[User, _role(Role.MERCHANT, Role.ADMIN)]
 Admin = Annotated[User, _role(Role.ADMIN)]
+admin_only = _role(Role.ADMIN)  # as a route's dependency
