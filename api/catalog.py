@@ -1,12 +1,12 @@
 """Catalog, stock per location and the freight rule (merchants write, anyone reads)."""
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from api.deps import DatabaseDep, Merchant, SessionDep
 from api.errors import Problem
 from domain.errors import ErrorCode
-from domain.models import FreightRule, ProductType, SkuInfo, StockPolicy
+from domain.models import FreightRule, ProductType, SkuInfo, StockPolicy, Text
 from store import catalog
 from store.tables import StockRow
 
@@ -30,18 +30,18 @@ class SkuOut(SkuInfo):
 
 
 class SkuBody(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
-    price_cents: int = Field(ge=0, le=100_000_000)
+    title: Text = Field(min_length=1, max_length=200)
+    price_cents: StrictInt = Field(ge=0, le=100_000_000)
     product_type: ProductType
     stock_policy: StockPolicy
-    limit_per_buyer: int | None = Field(None, ge=1, le=999)
-    limit_window_days: int | None = Field(None, ge=1, le=3650)
-    payment_window_minutes: int | None = Field(None, ge=1, le=1440)
-    listed: bool = True
+    limit_per_buyer: StrictInt | None = Field(None, ge=1, le=999)
+    limit_window_days: StrictInt | None = Field(None, ge=1, le=3650)
+    payment_window_minutes: StrictInt | None = Field(None, ge=1, le=1440)
+    listed: StrictBool = True
 
 
 class StockBody(BaseModel):
-    on_hand: int = Field(ge=0, le=100_000_000)
+    on_hand: StrictInt = Field(ge=0, le=100_000_000)
 
 
 def _stock(row: StockRow) -> StockOut:

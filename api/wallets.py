@@ -1,7 +1,7 @@
 """Buyer wallets: balance and credit line (额度)."""
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from api.auth import Role
 from api.deps import Admin, CurrentUser, DatabaseDep, SessionDep
@@ -16,7 +16,7 @@ BuyerPath = Path(min_length=1, max_length=64)
 
 
 class AmountBody(BaseModel):
-    amount_cents: int = Field(ge=0, le=10_000_000_000)
+    amount_cents: StrictInt = Field(ge=0, le=10_000_000_000)
 
 
 class WalletOut(BaseModel):

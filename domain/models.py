@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
 )
@@ -49,6 +50,18 @@ def sane_time(at: datetime) -> datetime:
 
 
 Instant = Annotated[AwareDatetime, AfterValidator(sane_time)]  # a time a partner sends
+
+
+def printable(text: str) -> str:
+    """Text people type, without NUL or other control characters (PostgreSQL cannot hold a
+    NUL; the others only hide what a text says)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("no NUL or control characters")
+    return text
+
+
+Text = Annotated[str, AfterValidator(printable)]
+Cents = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_CENTS)]  # `false` or "100" is not money
 
 
 def money(cents: int) -> str:
@@ -141,28 +154,28 @@ RECONCILER = Actor(kind="system", id="reconciler")
 
 
 class FreightRule(BaseModel):
-    flat_cents: int = Field(0, ge=0, le=10_000_000)
-    free_above_cents: int | None = Field(None, ge=0)
+    flat_cents: StrictInt = Field(0, ge=0, le=10_000_000)
+    free_above_cents: Cents | None = None
     policy: FreightPolicy = FreightPolicy.ONE_PACKAGE
 
 
 class SkuInfo(BaseModel):
     sku: Sku
-    title: str = Field(min_length=1, max_length=200)
-    price_cents: int = Field(ge=0, le=100_000_000)
+    title: Text = Field(min_length=1, max_length=200)
+    price_cents: StrictInt = Field(ge=0, le=100_000_000)
     product_type: ProductType
     stock_policy: StockPolicy
-    limit_per_buyer: int | None = Field(None, ge=1, le=MAX_LINE_QUANTITY)
-    limit_window_days: int | None = Field(None, ge=1, le=3650)
-    payment_window_minutes: int | None = Field(None, ge=1, le=24 * 60)
-    listed: bool = True
+    limit_per_buyer: StrictInt | None = Field(None, ge=1, le=MAX_LINE_QUANTITY)
+    limit_window_days: StrictInt | None = Field(None, ge=1, le=3650)
+    payment_window_minutes: StrictInt | None = Field(None, ge=1, le=24 * 60)
+    listed: StrictBool = True
 
 
 class Address(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 -]+$")
-    line1: str = Field(min_length=1, max_length=300)
-    city: str = Field(min_length=1, max_length=100)
+    line1: Text = Field(min_length=1, max_length=300)
+    city: Text = Field(min_length=1, max_length=100)
     country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
 
 

@@ -1,0 +1,84 @@
+"""Numbers and texts that enter are what they say: `false` is not 0, `"100"` is not 100, an
+amount is at most 10^12 cents, and a NUL or control character is no part of a name. Each is
+a 422 naming the field, never a 500, and changes nothing."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.auth import Role, mint
+from gateways.payments import PaymentGatewayClient
+from settings import Settings
+from store.db import Database
+from temporal_client import connect
+from tests.store.helpers import add_sku
+
+ADDRESS = {"name": "Li", "phone": "+86 1", "line1": "1 Rd", "city": "HZ", "country": "CN"}
+SKU = {"title": "Tea", "price_cents": 100, "product_type": "SELF", "stock_policy": "LOCK_ON_ORDER"}
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, sqlite_db: Database, gateway: PaymentGatewayClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    dead = await connect(target_host="127.0.0.1:9", namespace="default")  # no Temporal needed
+    app = create_app(settings, temporal=dead, db=sqlite_db, gateway=gateway)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+    ):
+        yield http
+
+
+def as_(settings: Settings, role: Role, sub: str = "x-1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(settings.jwt_secret, sub, role)}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PUT", "/freight-rule", {"flat_cents": 0, "free_above_cents": 2**63}, "free_above_cents"),
+        ("PUT", "/freight-rule", {"flat_cents": 0, "free_above_cents": False}, "free_above_cents"),
+        ("PUT", "/freight-rule", {"flat_cents": "500"}, "flat_cents"),
+        ("PUT", "/skus/TEA-1/stock/WH-A", {"on_hand": False}, "on_hand"),
+        ("PUT", "/skus/TEA-1/stock/WH-A", {"on_hand": "5"}, "on_hand"),
+        ("PUT", "/skus/TEA-1", SKU | {"listed": 0}, "listed"),
+        ("PUT", "/skus/TEA-1", SKU | {"price_cents": True}, "price_cents"),
+        ("PUT", "/skus/TEA-1", SKU | {"title": "Tea\x00"}, "title"),
+        ("PUT", "/wallets/b-1/credit-limit", {"amount_cents": False}, "amount_cents"),
+    ],
+)
+async def test_a_loose_or_huge_value_is_422_naming_its_field_and_changes_nothing(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sqlite_db: Database,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    admin = as_(settings, Role.ADMIN)
+    await add_sku(sqlite_db, "TEA-1", stock_at={"WH-A": 7})
+    before = (await api.get("/skus/TEA-1")).json(), (await api.get("/freight-rule")).json()
+    answer = await api.request(method, path, json=body, headers=admin)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "VALIDATION" and field in answer.text
+    assert (
+        (await api.get("/skus/TEA-1")).json(),
+        (await api.get("/freight-rule")).json(),
+    ) == before
+
+
+@pytest.mark.parametrize("field", ["name", "line1", "city"])
+@pytest.mark.parametrize("bad", ["\x00", "\x07", "\x1b[31m"])
+async def test_an_address_with_a_control_character_is_refused(
+    api: httpx.AsyncClient, settings: Settings, sqlite_db: Database, field: str, bad: str
+) -> None:
+    await add_sku(sqlite_db, "TEA-1", stock_at={"WH-A": 7})
+    cart = {"lines": [{"sku": "TEA-1", "quantity": 1}], "address": ADDRESS | {field: f"Li{bad}"}}
+    answer = await api.post("/orders", json=cart, headers=as_(settings, Role.BUYER, "b-1"))
+    assert answer.status_code == 422, answer.text
+    assert field in answer.text and "control characters" in answer.text
