@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, min_length=1, max_length=200)
     jwt_audience: str | None = Field(None, min_length=1, max_length=200)
 
+    max_unpaid_orders: int = Field(20, ge=1, le=1000)  # per buyer; the next placement is 429
     public_docs: bool = False  # outside dev, /docs and /openapi.json only when this is set
 
     max_body_bytes: int = Field(1_048_576, ge=1024)

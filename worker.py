@@ -59,6 +59,7 @@ def build_worker(
         supplier,
         f"{settings.api_public_url}/webhooks/suppliers/kepler",
         metrics,
+        settings.max_unpaid_orders,
     )
     case_acts = CaseActivities(db, client, settings.task_queue, metrics)
     reconcile = ReconcileActivities(db, client, settings.task_queue)

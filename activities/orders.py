@@ -37,8 +37,10 @@ class OrderActivities:
         supplier: SupplierClient | None = None,
         supplier_notify_url: str = "",
         metrics: BusinessMetrics | None = None,
+        max_unpaid_orders: int = placement.MAX_UNPAID_ORDERS,
     ) -> None:
         self.db = db
+        self.max_unpaid_orders = max_unpaid_orders
         self.gateway = gateway
         self.supplier = supplier
         self.supplier_notify_url = supplier_notify_url
@@ -50,7 +52,7 @@ class OrderActivities:
     @activity.defn(name=ids.PLACE_ORDER)
     async def place_order(self, inp: PlaceOrderInput) -> OrderState:
         async with self._txn() as session:
-            state = await placement.place_order(session, inp)
+            state = await placement.place_order(session, inp, self.max_unpaid_orders)
         self.metrics.placed()
         return state
 

@@ -11,8 +11,18 @@ from domain.models import Actor, OrderLine, OrderState, ProductType, StockPolicy
 from domain.order import new_order, payment_deadline
 from domain.stock import allocate, is_low_stock, quantities
 from store import catalog, orders
-from store.stock import HELD, free, hold, limit_usage, lock_rows, record_purchases
+from store.stock import (
+    HELD,
+    check_unpaid,
+    free,
+    hold,
+    limit_usage,
+    lock_rows,
+    record_purchases,
+)
 from store.tables import SkuRow, StockRow
+
+MAX_UNPAID_ORDERS = 20  # ORDERS_MAX_UNPAID_ORDERS
 
 
 async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> DomainError | None:
@@ -38,11 +48,14 @@ async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> Domain
     return error
 
 
-async def place_order(session: AsyncSession, inp: PlaceOrderInput) -> OrderState:
+async def place_order(
+    session: AsyncSession, inp: PlaceOrderInput, max_unpaid: int = MAX_UNPAID_ORDERS
+) -> OrderState:
     """Idempotent on the order id: a retry returns the order placed the first time."""
     existing = await orders.get(session, inp.order_id)
     if existing is not None:
         return existing
+    await check_unpaid(session, inp.buyer_id, max_unpaid)  # first: its lock before stock's
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
     listed = {s: asked[s] for s in asked if s in skus and skus[s].listed}

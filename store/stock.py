@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.models import Allocation, OrderState, StockPolicy
+from domain.errors import DomainError, ErrorCode
+from domain.models import Allocation, OrderState, OrderStatus, StockPolicy
 from domain.stock import allocate, quantities
 from store.sql import insert_ignore
 from store.tables import (
     LimitGuardRow,
+    OrderRow,
     PurchaseRecordRow,
     SkuRow,
     StockHoldRow,
@@ -38,6 +40,32 @@ async def lock_rows(session: AsyncSession, skus: Iterable[str]) -> dict[tuple[st
 
 def free(rows: dict[tuple[str, str], StockRow]) -> dict[tuple[str, str], int]:
     return {k: r.on_hand - r.locked for k, r in rows.items()}
+
+
+UNPAID_GUARD = "#unpaid"  # the guard row of a buyer's unpaid orders (no SKU is named so)
+
+
+async def check_unpaid(session: AsyncSession, buyer_id: str, most: int) -> None:
+    """A buyer holds at most `most` unpaid orders (their stock locked for up to a day): the
+    next is refused. Atomic per buyer: the guard row is held until the order's transaction
+    ends, as a purchase limit's is."""
+    await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=UNPAID_GUARD)
+    await session.execute(
+        select(LimitGuardRow)
+        .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku == UNPAID_GUARD)
+        .with_for_update()
+    )
+    unpaid = await session.scalar(
+        select(func.count()).where(
+            OrderRow.buyer_id == buyer_id, OrderRow.status == OrderStatus.PENDING_PAYMENT.value
+        )
+    )
+    if (unpaid or 0) >= most:
+        raise DomainError(
+            ErrorCode.TOO_MANY_UNPAID_ORDERS,
+            f"{unpaid} unpaid orders already: pay or cancel one before placing another",
+            {"unpaid_orders": unpaid, "most": most},
+        )
 
 
 async def limit_usage(
