@@ -1,11 +1,12 @@
 """Partner callbacks: verified (signature, age), recorded in the inbox, then answered 2xx;
 the relay turns them into signals (at once if it can, else as soon as Temporal is back)."""
 
+import json
 import logging
 from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import Admin, DatabaseDep, RelayDep, SessionDep, SettingsDep
 from api.errors import Problem
@@ -30,7 +31,13 @@ admin = APIRouter(prefix="/admin", tags=["admin"])
 M = TypeVar("M", bound=BaseModel)
 
 
+# a partner's numbers are JSON numbers and its times RFC 3339 strings with a zone: "100" is
+# not an amount, a Unix number is not a time
+STRICT = ConfigDict(strict=True)
+
+
 class PaymentCallback(BaseModel):
+    model_config = STRICT
     event_id: str = Field(min_length=1, max_length=128)
     order_id: str = Field(min_length=1, max_length=64)
     txn_id: str = Field(min_length=1, max_length=128)
@@ -40,6 +47,7 @@ class PaymentCallback(BaseModel):
 
 
 class CarrierCallback(BaseModel):
+    model_config = STRICT
     event_id: str = Field(min_length=1, max_length=128)
     carrier: str = Field(min_length=1, max_length=32)
     tracking_no: str = Field(min_length=1, max_length=64)
@@ -48,6 +56,7 @@ class CarrierCallback(BaseModel):
 
 
 class SupplierCallback(BaseModel):
+    model_config = STRICT
     event_id: str = Field(min_length=1, max_length=128)
     supplier_order_id: str = Field(min_length=1, max_length=128)
     package_id: str = Field(min_length=1, max_length=80)
@@ -79,9 +88,20 @@ async def _verified(request: Request, secret: str, model: type[M]) -> M:
     except SignatureError as err:
         raise Problem(ErrorCode.UNAUTHENTICATED, f"bad signature: {err}") from None
     try:  # pydantic's own parser: bounded nesting, strict JSON
-        return model.model_validate_json(body)
-    except (ValueError, ValidationError) as err:
+        parsed = model.model_validate_json(body)
+        json.loads(body, object_pairs_hook=_no_repeated_keys)  # what it read, read once
+    except (ValueError, ValidationError, RecursionError) as err:
         raise Problem(ErrorCode.VALIDATION, f"bad callback body: {err}") from None
+    return parsed
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A key said twice is two readings of one callback (the last would win): refused."""
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"a key given twice: {', '.join(repeated)}")
+    return dict(pairs)
 
 
 def _answer(outcome: str) -> Accepted:

@@ -2,15 +2,18 @@
 amount is at most 10^12 cents, and a NUL or control character is no part of a name. Each is
 a 422 naming the field, never a 500, and changes nothing."""
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from api.app import create_app
 from api.auth import Role, mint
 from gateways.payments import PaymentGatewayClient
+from gateways.signing import SIGNATURE_HEADER, sign
 from settings import Settings
 from store.db import Database
 from temporal_client import connect
@@ -82,3 +85,65 @@ async def test_an_address_with_a_control_character_is_refused(
     answer = await api.post("/orders", json=cart, headers=as_(settings, Role.BUYER, "b-1"))
     assert answer.status_code == 422, answer.text
     assert field in answer.text and "control characters" in answer.text
+
+
+# ---- signed callbacks: what the partner wrote, read one way only ---------------------------
+
+PAYMENT = {
+    "event_id": "evt-strict-1",
+    "order_id": "o-1",
+    "txn_id": "alipay-strict-1",
+    "channel": "alipay",
+    "amount_cents": 100,
+    "paid_at": "2026-11-30T12:00:00+08:00",
+}
+
+
+async def signed(api: httpx.AsyncClient, settings: Settings, body: bytes) -> httpx.Response:
+    header = sign(body, settings.payment_webhook_secret)
+    return await api.post(
+        "/webhooks/payments",
+        content=body,
+        headers={SIGNATURE_HEADER: header, "Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount_cents": "100"}, "amount_cents"),
+        ({"amount_cents": 100.0}, "amount_cents"),
+        ({"amount_cents": True}, "amount_cents"),
+        ({"paid_at": 1764475200}, "paid_at"),
+        ({"paid_at": "2026-11-30T12:00:00"}, "paid_at"),
+        ({"event_id": 7}, "event_id"),
+    ],
+)
+async def test_a_signed_callback_with_a_loose_value_is_refused(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sqlite_db: Database,
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    answer = await signed(api, settings, json.dumps(PAYMENT | change).encode())
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["detail"]
+    assert await inbox_rows(sqlite_db) == 0
+
+
+async def test_a_signed_callback_saying_a_key_twice_is_refused(
+    api: httpx.AsyncClient, settings: Settings, sqlite_db: Database
+) -> None:
+    body = json.dumps(PAYMENT)[:-1] + ', "amount_cents": 999999}'  # which amount is it?
+    answer = await signed(api, settings, body.encode())
+    assert answer.status_code == 422, answer.text
+    assert "a key given twice: amount_cents" in answer.json()["detail"]
+    assert await inbox_rows(sqlite_db) == 0
+    deep = await signed(api, settings, b"[" * 100_000)
+    assert deep.status_code == 422, deep.text
+
+
+async def inbox_rows(db: Database) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(text("SELECT count(*) FROM webhook_events")) or 0)
