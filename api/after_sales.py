@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from api import messaging
+from api import messaging, views
 from api.deps import (
     Admin,
     BlobsDep,
@@ -142,7 +142,7 @@ async def visible_case(session: SessionDep, user: CurrentUser, case_id: str) -> 
     case = await cases.get(session, case_id)
     if case is None or not user.can_see(case.buyer_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
-    return case
+    return views.case_for(user, case)
 
 
 @router.get("/after-sales/{case_id}", response_model=AfterSalesCase)
@@ -166,7 +166,7 @@ async def list_cases(
         )
     except ValueError as err:
         raise Problem(ErrorCode.VALIDATION, str(err)) from None
-    return CasePage(items=items, next_cursor=nxt)
+    return CasePage(items=[views.case_for(user, c) for c in items], next_cursor=nxt)
 
 
 @router.get("/after-sales/{case_id}/images/{sha256}")
@@ -195,7 +195,7 @@ async def _act(
 ) -> AfterSalesCase:
     await visible_case(session, user, case_id)  # another buyer's case is a 404, as a read would be
     await session.close()
-    return await messaging.case_update(client, db, user, case_id, cmd)
+    return views.case_for(user, await messaging.case_update(client, db, user, case_id, cmd))
 
 
 @router.post("/after-sales/{case_id}/propose", response_model=AfterSalesCase)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
-from api import messaging
+from api import messaging, views
 from api.auth import User
 from api.deps import (
     Buyer,
@@ -124,7 +124,7 @@ async def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> Or
 @router.get("/orders/{order_id}/events", response_model=list[OrderEvent])
 async def order_events(order_id: str, user: CurrentUser, session: SessionDep) -> list[OrderEvent]:
     await visible(session, user, order_id)
-    return await orders.events(session, order_id)
+    return views.events_for(user, await orders.events(session, order_id))
 
 
 MAX_UNSHIPPED_HOURS = 24 * 366

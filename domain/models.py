@@ -151,6 +151,13 @@ class Actor(BaseModel):
 SYSTEM = Actor(kind="system", id="timer")
 OPERATOR_UI = Actor(kind="operator", id="temporal-web-ui")
 RECONCILER = Actor(kind="system", id="reconciler")
+# who a buyer is shown for a member of staff: the role, never the person's id
+STAFF_AS_SEEN_BY_BUYERS = {"merchant": "merchant", "admin": "platform", "operator": "platform"}
+
+
+def as_seen_by_buyers(actor: Actor) -> Actor:
+    role = STAFF_AS_SEEN_BY_BUYERS.get(actor.kind)
+    return Actor(kind=role, id=role) if role else actor
 
 
 class FreightRule(BaseModel):
