@@ -29,15 +29,34 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
+# statuses a few operations answer beside the common ones, by (method, path)
+SPECIAL: dict[tuple[str, str], list[int]] = {
+    ("post", "/orders"): [429],  # TOO_MANY_UNPAID_ORDERS
+    ("post", "/orders/{order_id}/reorder"): [429],
+    ("post", "/orders/{order_id}/after-sales"): [415],  # an upload that is no image
+    ("post", "/orders/{order_id}/payment-intents"): [502],  # the gateway failed
+    ("post", "/admin/refunds/{refund_id}/retry"): [502],  # refused again: REFUND_FAILED
+}
+# partner callbacks authenticate by an HMAC of the body, not a bearer token
+SIGNATURE_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-Signature",
+    "description": "t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>' under the partner's secret>",
+}
+
+
 def _statuses(path: str, method: str, op: dict[str, Any]) -> list[int]:
     out = [422, 503]
     if op.get("security"):
         out += [401, 403]
-    if "{" in path:
-        out.append(404)
+    if "{" in path or path.startswith("/webhooks/"):
+        out.append(404)  # an unknown id, or a callback about an unknown order or package
     if method in ("post", "put"):
         out += [409, 413]
-    return sorted(out)
+    if "requestBody" in op:  # (a callback's unreadable body is a 422, as any bad callback)
+        out.append(400)  # MALFORMED_BODY: not JSON, or nested too deep
+    return sorted(set(out + SPECIAL.get((method, path), [])))
 
 
 def install(app: FastAPI) -> None:
@@ -54,8 +73,17 @@ def install(app: FastAPI) -> None:
         components["Problem"] = PROBLEM_SCHEMA
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)  # our 422 is a problem, not FastAPI's default shape
+        schemes = schema["components"].setdefault("securitySchemes", {})
+        schemes["PartnerSignature"] = SIGNATURE_SCHEME
         for path, operations in schema.get("paths", {}).items():
             for method, op in operations.items():
+                if path.startswith("/webhooks/"):
+                    op["security"] = [{"PartnerSignature": []}]
+                if path.endswith("/images/{sha256}"):
+                    op["responses"]["200"] = {
+                        "description": "the image, as it was uploaded",
+                        "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+                    }
                 responses = op.setdefault("responses", {})
                 for status in _statuses(path, method, op):
                     responses[str(status)] = {

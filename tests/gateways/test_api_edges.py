@@ -85,6 +85,26 @@ async def test_every_operation_documents_its_problem_answers(api: httpx.AsyncCli
     assert sorted(channel["enum"]) == ["balance", "credit"]  # only what /pay accepts
 
 
+async def test_the_document_names_every_answer_an_edge_can_give(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    paths = spec["paths"]
+
+    def statuses(method: str, path: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    assert "400" in statuses("post", "/orders")  # MALFORMED_BODY
+    assert "429" in statuses("post", "/orders")  # TOO_MANY_UNPAID_ORDERS
+    assert "415" in statuses("post", "/orders/{order_id}/after-sales")
+    assert "502" in statuses("post", "/orders/{order_id}/payment-intents")
+    for hook in ("/webhooks/payments", "/webhooks/carriers", "/webhooks/suppliers/kepler"):
+        assert {"401", "404", "422"} <= statuses("post", hook), hook
+        assert paths[hook]["post"]["security"] == [{"PartnerSignature": []}]
+    scheme = spec["components"]["securitySchemes"]["PartnerSignature"]
+    assert (scheme["in"], scheme["name"]) == ("header", "X-Signature")
+    image = paths["/after-sales/{case_id}/images/{sha256}"]["get"]["responses"]["200"]
+    assert list(image["content"]) == ["image/*"]
+
+
 async def test_an_unknown_query_parameter_is_refused(
     api: httpx.AsyncClient, settings: Settings
 ) -> None:
