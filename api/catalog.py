@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from api.deps import DatabaseDep, Merchant, SessionDep
+from api.auth import Role, User
+from api.deps import DatabaseDep, MaybeUser, Merchant, SessionDep
 from api.errors import Problem
 from domain.errors import ErrorCode
 from domain.models import FreightRule, ProductType, SkuInfo, StockPolicy, Text
@@ -19,8 +20,8 @@ LocationPath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 class StockOut(BaseModel):
     location: str
-    on_hand: int
-    locked: int
+    on_hand: int | None  # merchants and admins only (null for anyone else)
+    locked: int | None
     available: int
 
 
@@ -53,22 +54,31 @@ def _stock(row: StockRow) -> StockOut:
     )
 
 
-def _sku(info: SkuInfo, rows: list[StockRow]) -> SkuOut:
+def _sku(info: SkuInfo, rows: list[StockRow], staff: bool = True) -> SkuOut:
+    """Anyone sees what can be bought where; a location's on-hand and locked units are the
+    merchant's business (and an admin's)."""
     stock = [_stock(r) for r in rows]
+    if not staff:
+        stock = [s.model_copy(update={"on_hand": None, "locked": None}) for s in stock]
     return SkuOut(**info.model_dump(), stock=stock, available=sum(s.available for s in stock))
 
 
+def _is_staff(user: User | None) -> bool:
+    return user is not None and user.role in (Role.MERCHANT, Role.ADMIN)
+
+
 @router.get("/skus", response_model=list[SkuOut])
-async def list_skus(session: SessionDep) -> list[SkuOut]:
-    return [_sku(info, rows) for info, rows in await catalog.list_skus(session)]
+async def list_skus(session: SessionDep, user: MaybeUser) -> list[SkuOut]:
+    staff = _is_staff(user)
+    return [_sku(info, rows, staff) for info, rows in await catalog.list_skus(session)]
 
 
 @router.get("/skus/{sku}", response_model=SkuOut)
-async def get_sku(session: SessionDep, sku: str = SkuPath) -> SkuOut:
+async def get_sku(session: SessionDep, user: MaybeUser, sku: str = SkuPath) -> SkuOut:
     found = await catalog.get_sku(session, sku)
     if found is None:
         raise Problem(ErrorCode.NOT_FOUND, f"no SKU {sku}")
-    return _sku(*found)
+    return _sku(*found, staff=_is_staff(user))
 
 
 @router.put("/skus/{sku}", response_model=SkuOut)

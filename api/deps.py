@@ -94,7 +94,18 @@ def _role(*roles: Role) -> params.Depends:
     return guard
 
 
+async def _maybe_user(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User | None:
+    """A route anyone may call, showing staff more: no token is anyone; a bad one is 401."""
+    if credentials is None or not credentials.credentials:
+        return None
+    return await _user(settings, credentials)
+
+
 CurrentUser = Annotated[User, Depends(_user)]
+MaybeUser = Annotated[User | None, Depends(_maybe_user)]
 Buyer = Annotated[User, _role(Role.BUYER)]
 Merchant = Annotated[User, _role(Role.MERCHANT, Role.ADMIN)]
 Admin = Annotated[User, _role(Role.ADMIN)]

@@ -163,7 +163,7 @@ class Stack:
         return sku
 
     async def sku(self, sku: str) -> Json:
-        data: Json = ok(await self.http.get(f"/skus/{sku}"))
+        data: Json = ok(await self.http.get(f"/skus/{sku}", headers=self.merchant.headers))
         return data
 
     async def stock(self, sku: str) -> dict[str, tuple[int, int]]:

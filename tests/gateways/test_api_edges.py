@@ -115,3 +115,31 @@ async def test_an_unknown_query_parameter_is_refused(
     r = await api.get("/after-sales", params={"statuss": "CLOSED"}, headers=buyer)
     assert r.status_code == 422 and "statuss" in r.json()["detail"]
     assert (await api.get("/skus", params={"page": 2})).status_code == 422
+
+
+async def test_anyone_sees_availability_and_only_staff_see_stock_on_hand(
+    api: httpx.AsyncClient, settings: Settings, sqlite_db: Database
+) -> None:
+    await add_sku(sqlite_db, "TEA", stock_at={"WH-A": 5, "WH-B": 3})
+    await place(sqlite_db, "o-1", [("TEA", 2)], buyer="b-1")  # locks 2 at one location
+
+    def token(role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint(settings.jwt_secret, f'{role}-1', role)}"}
+
+    for headers in ({}, token(Role.BUYER)):
+        body = (await api.get("/skus/TEA", headers=headers)).json()
+        assert body["available"] == 6
+        assert {(s["location"], s["on_hand"], s["locked"]) for s in body["stock"]} == {
+            ("WH-A", None, None),
+            ("WH-B", None, None),
+        }
+        listed = (await api.get("/skus", headers=headers)).json()
+        assert all(s["on_hand"] is None for sku in listed for s in sku["stock"])
+    for role in (Role.MERCHANT, Role.ADMIN):
+        body = (await api.get("/skus/TEA", headers=token(role))).json()
+        assert sorted((s["on_hand"], s["locked"]) for s in body["stock"]) in (
+            [(3, 0), (5, 2)],
+            [(3, 2), (5, 0)],
+        )
+    forged = {"Authorization": "Bearer not-a-token"}
+    assert (await api.get("/skus/TEA", headers=forged)).status_code == 401
