@@ -13,8 +13,9 @@ from workflows.ids import order_workflow_id
 from workflows.order import OrderWorkflow
 
 
-async def _events(shop: Shop, order_id: str) -> list[dict[str, Any]]:
-    r = await shop.http.get(f"/orders/{order_id}/events", headers=shop.as_buyer())
+async def _events(shop: Shop, order_id: str, *, staff: bool = False) -> list[dict[str, Any]]:
+    headers = shop.as_merchant() if staff else shop.as_buyer()
+    r = await shop.http.get(f"/orders/{order_id}/events", headers=headers)
     assert r.status_code == 200, r.text
     return list(r.json())
 
@@ -32,8 +33,10 @@ async def test_cancel_requested_in_the_web_ui_closes_an_unpaid_order(shop: Shop)
     assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
     assert (await shop.order(order["id"]))["close_reason"] == "OPERATOR_CANCELLED"
     assert await shop.stock("TEA") == {"WH-A": (3, 0), "WH-B": (5, 0)}  # the lock is released
-    last = (await _events(shop, order["id"]))[-1]
+    last = (await _events(shop, order["id"], staff=True))[-1]
     assert (last["type"], last["actor"]["kind"]) == ("CLOSED", "operator")
+    seen_by_buyer = (await _events(shop, order["id"]))[-1]["actor"]
+    assert seen_by_buyer == {"kind": "platform", "id": "platform"}
     await record(handle, "operator_cancelled_unpaid")
 
 
