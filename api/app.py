@@ -3,7 +3,7 @@
 import argparse
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -31,7 +31,9 @@ from api import (
     wallets,
     webhooks,
 )
-from api.errors import problem_response
+from api.auth import decode, token_rules
+from api.errors import Problem, problem_response
+from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
 from metrics import RequestMetrics, metrics_endpoint
 from relay import Relay
@@ -51,14 +53,32 @@ class BodyLimit:
     inside the app's `receive` would reach FastAPI's body parsing, which answers 400.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_upload_bytes: int = 0,
+        authenticate: Callable[[str], object] | None = None,
+    ) -> None:
         self.app, self.max_bytes = app, max_bytes
         self.max_upload_bytes = max(max_bytes, max_upload_bytes)
+        self.authenticate = authenticate  # raises Problem for a missing or bad bearer token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.max_upload_bytes if UPLOADS.match(scope["path"]) else self.max_bytes
+        upload = bool(UPLOADS.match(scope["path"]))
+        limit = self.max_upload_bytes if upload else self.max_bytes
+        if upload and self.authenticate is not None:  # a stranger's upload is never read
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            scheme, _, token = header.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise Problem(ErrorCode.UNAUTHENTICATED, "missing bearer token")
+                self.authenticate(token.strip())
+            except Problem as problem:
+                response = problem_response(problem.code, problem.detail, problem.status)
+                return await response(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
@@ -197,7 +217,10 @@ def create_app(
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False, dependencies=guard)
     app.add_middleware(RequestMetrics)
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        authenticate=lambda token: decode(token, settings.jwt_secret, token_rules(settings)),
     )
     return app
 

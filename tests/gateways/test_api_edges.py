@@ -143,3 +143,34 @@ async def test_anyone_sees_availability_and_only_staff_see_stock_on_hand(
         )
     forged = {"Authorization": "Bearer not-a-token"}
     assert (await api.get("/skus/TEA", headers=forged)).status_code == 401
+
+
+async def test_a_strangers_upload_is_refused_before_its_body_is_read(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Evidence uploads may be large (48 MB): one without a valid token is a 401 before a
+    byte of it is read, so strangers cannot make the API hold their bodies."""
+    sent: list[int] = []
+
+    async def body(megabytes: int) -> AsyncIterator[bytes]:
+        for _ in range(megabytes):
+            sent.append(1)
+            yield b"x" * 1_048_576
+
+    for headers in ({}, {"Authorization": "Bearer forged"}, {"Authorization": "Basic eA=="}):
+        sent.clear()
+        r = await api.post(
+            "/orders/o-1/after-sales",
+            content=body(40),
+            headers=headers | {"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert (r.status_code, r.json()["code"]) == (401, "UNAUTHENTICATED"), r.text
+        assert len(sent) <= 1  # at most what the transport read ahead, never the 40 MB
+    buyer = {"Authorization": f"Bearer {mint(settings.jwt_secret, 'b-1', Role.BUYER)}"}
+    sent.clear()
+    r = await api.post(
+        "/orders/o-1/after-sales",
+        content=body(8),
+        headers=buyer | {"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert r.status_code != 401 and len(sent) == 8  # a buyer's upload is read, as before
