@@ -12,11 +12,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
+from api.app import create_app as create_api
 from gateways.payments import PaymentGatewayClient
 from gateways.sandbox_payments import create_app
 from gateways.sandbox_supplier import create_app as create_supplier_app
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from gateways.supplier import SupplierClient
+from settings import Settings
+from store.db import Database
+from temporal_client import connect
 
 WEBHOOK_SECRET = "test-webhook-secret"
 API_KEY = "test-api-key"
@@ -189,3 +193,17 @@ async def supplier_client() -> AsyncIterator[SupplierClientFactory]:
     yield build
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, sqlite_db: Database, gateway: PaymentGatewayClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in process, Temporal unreachable (nothing listens): what needs no workflow."""
+    dead = await connect(target_host="127.0.0.1:9", namespace="default")  # nothing listens
+    app = create_api(settings, temporal=dead, db=sqlite_db, gateway=gateway)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+    ):
+        yield http

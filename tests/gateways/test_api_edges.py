@@ -7,30 +7,13 @@ import re
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from api.app import create_app
 from api.auth import Role, mint
-from gateways.payments import PaymentGatewayClient
 from settings import Settings
 from store.db import Database
-from temporal_client import connect
 from tests.store.helpers import add_sku, place
 
 ADDRESS = {"name": "Li", "phone": "+86 1", "line1": "1 Rd", "city": "HZ", "country": "CN"}
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, sqlite_db: Database, gateway: PaymentGatewayClient
-) -> AsyncIterator[httpx.AsyncClient]:
-    dead = await connect(target_host="127.0.0.1:9", namespace="default")  # nothing listens
-    app = create_app(settings, temporal=dead, db=sqlite_db, gateway=gateway)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
-    ):
-        yield http
 
 
 async def test_actions_answer_503_and_reads_keep_working(

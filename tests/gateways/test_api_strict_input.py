@@ -3,37 +3,20 @@ amount is at most 10^12 cents, and a NUL or control character is no part of a na
 a 422 naming the field, never a 500, and changes nothing."""
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from api.app import create_app
 from api.auth import Role, mint
-from gateways.payments import PaymentGatewayClient
 from gateways.signing import SIGNATURE_HEADER, sign
 from settings import Settings
 from store.db import Database
-from temporal_client import connect
 from tests.store.helpers import add_sku
 
 ADDRESS = {"name": "Li", "phone": "+86 1", "line1": "1 Rd", "city": "HZ", "country": "CN"}
 SKU = {"title": "Tea", "price_cents": 100, "product_type": "SELF", "stock_policy": "LOCK_ON_ORDER"}
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, sqlite_db: Database, gateway: PaymentGatewayClient
-) -> AsyncIterator[httpx.AsyncClient]:
-    dead = await connect(target_host="127.0.0.1:9", namespace="default")  # no Temporal needed
-    app = create_app(settings, temporal=dead, db=sqlite_db, gateway=gateway)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
-    ):
-        yield http
 
 
 def as_(settings: Settings, role: Role, sub: str = "x-1") -> dict[str, str]:
