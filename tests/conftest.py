@@ -250,9 +250,11 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (one per session; workers use fresh task queues)."""
+    """The time-skipping test server, one per test module (workers use fresh task queues):
+    a module that leaves the server's clock held (an activity it thinks still runs) cannot
+    stall the time skipping of the next."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=binary("temporal-test-server"),
