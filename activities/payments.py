@@ -9,16 +9,14 @@ the rest (unreachable, 5xx, 429) are retried within the caller's bounds.
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import DataError
 from temporalio import activity
 from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
-from domain.errors import DomainError, ErrorCode
+from activities.txn import txn
+from domain.errors import ErrorCode
 from domain.messages import (
     InboxEvent,
     PaymentNotice,
@@ -39,7 +37,6 @@ from relay import Relay
 from store import intents, payments
 from store.db import Database
 from workflows import ids
-from workflows.errors import to_application_error
 
 log = logging.getLogger(__name__)
 LATE_REFUND_FAILED = "LATE_PAYMENT_REFUND_FAILED"  # the event when a late refund is refused
@@ -55,21 +52,6 @@ def gateway_failure(err: PaymentGatewayError) -> ApplicationError:
     return ApplicationError(
         str(err), type=ErrorCode.PAYMENT_GATEWAY_ERROR.value, non_retryable=is_final(err)
     )
-
-
-@asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    """A business refusal, or a value the database cannot hold, is a non-retryable failure."""
-    try:
-        yield
-    except DomainError as err:
-        raise to_application_error(err) from None
-    except DataError as err:
-        raise ApplicationError(
-            f"the database refused a value: {err.orig}",
-            type=ErrorCode.VALIDATION.value,
-            non_retryable=True,
-        ) from None
 
 
 def capture_notice(order_id: str, capture: Capture | GatewayIntent) -> PaymentNotice:
@@ -199,7 +181,7 @@ class PaymentActivities:
         refund = inp.refund.model_copy(
             update={"status": RefundStatus.SUCCEEDED.value, "failure": None}
         )
-        async with refusals(), self.db.sessions() as session:  # never move another's money
+        async with txn(self.db, write=False) as session:  # never move another's money
             await payments.check_txn_is(session, refund.txn_id, inp.order_id)
         try:
             await self.gateway.refund(refund.txn_id, refund.id, refund.amount_cents, refund.reason)
@@ -225,7 +207,7 @@ class PaymentActivities:
                 "data": inp.refund.model_dump(mode="json"),
             }
         )
-        async with refusals(), self.db.transaction() as session:
+        async with txn(self.db) as session:
             await payments.record_late_refund(
                 session, inp.order_id, inp.payment, inp.refund, note, _attempt(inp.refund.id)
             )

@@ -15,7 +15,6 @@ from store.db import Database
 from workflows import ids
 from workflows.orphan_payment import OrphanPaymentWorkflow
 
-RPC_TIMEOUT = timedelta(seconds=5)
 PATIENCE = timedelta(seconds=40)  # the retry's own budget is 20 s of gateway calls
 
 
@@ -32,8 +31,7 @@ async def retry(client: Client, db: Database, task_queue: str, refund_id: str) -
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Retry refund {refund_id} of late payment {notice.txn_id}",
-        rpc_timeout=RPC_TIMEOUT,
-    )
+    )  # the start is bounded by the API client's deadline (ORDERS_TEMPORAL_RPC_TIMEOUT_SECONDS)
     refund: Refund = await handle.result(rpc_timeout=PATIENCE)
     return refund
 

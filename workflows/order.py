@@ -87,7 +87,7 @@ class OrderWorkflow:
         self.cancelling: set[str] = set()  # packages the supplier is being asked to cancel
         self.refunding: dict[str, asyncio.Task[None]] = {}  # PENDING refunds under way
         self.stop: Stop | None = None  # an operator's (or reconciliation's) close, pending
-        self.stuck: str | None = None  # a timer's step that failed for good: an operator retries
+        self.stuck = False  # a timer's step failed for good: waiting for an operator's retry
         self.unsettled: dict[str, SettleCaseRequest] = {}  # cases whose settlement failed so
         self.tasks: list[asyncio.Task[None]] = []  # settlements tried again
 
@@ -132,10 +132,11 @@ class OrderWorkflow:
 
     async def _wait_for_operator(self, version: int, err: ApplicationError) -> None:
         """A timer's step failed for good (recorded): wait for news or an operator's retry."""
-        self.stuck = err.message
+        workflow.logger.warning("waiting for an operator's retry: %s", err.message)
+        self.stuck = True
         moved_on = self._moved_on(version)
-        await workflow.wait_condition(lambda: self.stuck is None or moved_on())
-        self.stuck = None
+        await workflow.wait_condition(lambda: not self.stuck or moved_on())
+        self.stuck = False
 
     async def _turn(self, state: OrderState) -> None:
         """One turn of the order's clock: an operator's stop, or wait for the next deadline
@@ -187,7 +188,7 @@ class OrderWorkflow:
     def retry(self) -> None:
         """An operator's word after an ORDER_ERROR: try the failed step again (the Web UI's
         Send Signal, no input); refunds whose outcome could not be saved are tried again."""
-        self.stuck = None
+        self.stuck = False
         for refund_id, task in list(self.refunding.items()):
             if task.done():
                 del self.refunding[refund_id]
