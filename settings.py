@@ -91,11 +91,20 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = Field(None, min_length=1, max_length=200)
     jwt_audience: str | None = Field(None, min_length=1, max_length=200)
 
+    # a console session ends after this long unused (and with the token it was opened with)
+    console_session_seconds: int = Field(12 * 3600, ge=60, le=30 * 86_400)
+
     max_unpaid_orders: int = Field(20, ge=1, le=1000)  # per buyer; the next placement is 429
     public_docs: bool = False  # outside dev, /docs and /openapi.json only when this is set
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(48 * 1_048_576, ge=1024)  # an after-sales case's images
+    # evidence images one buyer's cases may hold at once (the next case's are 429)
+    max_image_bytes_per_buyer: int = Field(200 * 1_048_576, ge=0, le=10**12)
+    # images of a case withdrawn or closed without a refund are deleted this long after it
+    # ended; those of a case that never opened (refused) an hour after their upload
+    ended_case_images_days: int = Field(7, ge=0, le=3650)
+    image_purge_every_seconds: int = Field(3600, ge=0)  # 0: the API never purges by itself
 
     @property
     def is_dev(self) -> bool:

@@ -1,5 +1,6 @@
 """After-sales cases (SPEC §6.2): open one with evidence images, read, list, act on it."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,8 +37,9 @@ from domain.after_sales import (
 from domain.errors import ErrorCode
 from domain.messages import OpenCaseRequest
 from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, LineRequest
-from store import cases
-from store.blobs import sniff_image
+from store import case_images, cases
+from store.blobs import BlobStore, digest_of, sniff_image
+from store.db import Database
 from workflows.order import OrderWorkflow
 
 router = APIRouter(tags=["after-sales"])
@@ -83,24 +85,43 @@ def _lines(raw: str) -> list[LineRequest]:
     return lines
 
 
-async def _read_images(images: list[UploadFile]) -> list[bytes]:
-    """Every image checked before any is stored: count, size, and type by its bytes."""
+async def _check_images(images: list[UploadFile]) -> None:
+    """Every image checked before any is stored: count, size, and type by its first bytes.
+    The files stay where the form parser spooled them (on disk past 1 MB): none is read
+    into memory whole."""
     if len(images) > MAX_IMAGES:
         raise Problem(ErrorCode.VALIDATION, f"images: at most {MAX_IMAGES}")
-    out: list[bytes] = []
     for n, image in enumerate(images):
-        data = await image.read(MAX_IMAGE_BYTES + 1)
-        if len(data) > MAX_IMAGE_BYTES:
+        if image.size is None or image.size > MAX_IMAGE_BYTES:
             raise Problem(
                 "PAYLOAD_TOO_LARGE", f"images[{n}]: larger than {MAX_IMAGE_BYTES} bytes", 413
             )
-        if sniff_image(data) is None:
+        head = await image.read(16)
+        await image.seek(0)
+        if sniff_image(head) is None:
             raise Problem(
                 ErrorCode.UNSUPPORTED_MEDIA,
                 f"images[{n}] ({image.filename}): not a JPEG, PNG or WebP image",
             )
-        out.append(data)
-    return out
+
+
+async def _store_images(
+    db: Database,
+    blobs: BlobStore,
+    buyer_id: str,
+    case_id: str,
+    images: list[UploadFile],
+    quota: int,
+    now: datetime,
+) -> list[str]:
+    """Counted against the buyer's quota first (429, nothing stored), then written."""
+    hashes = [await asyncio.to_thread(digest_of, image.file) for image in images]
+    sizes = {h: image.size or 0 for h, image in zip(hashes, images, strict=True)}
+    async with db.transaction() as tx:
+        await case_images.reserve(tx, buyer_id, case_id, sizes, quota, now)
+    for image in images:
+        await blobs.put_file(image.file)
+    return hashes
 
 
 @router.post("/orders/{order_id}/after-sales", status_code=201, response_model=AfterSalesCase)
@@ -119,14 +140,18 @@ async def open_case(
     images: Annotated[list[UploadFile] | None, File()] = None,
 ) -> AfterSalesCase:
     wanted = _lines(lines)
-    data = await _read_images(images or [])
+    await _check_images(images or [])
     state = await visible(session, user, order_id)
     await session.close()  # no read transaction held across the workflow's answer
     # the order's own rule, checked first so a refused case stores no image
-    after_sales.check_can_open(state, wanted, datetime.now(UTC))
-    hashes = [await blobs.put(d) for d in data]
+    now = datetime.now(UTC)
+    after_sales.check_can_open(state, wanted, now)
+    case_id = f"AS{uuid.uuid4().hex[:14]}"
+    hashes = await _store_images(
+        db, blobs, user.id, case_id, images or [], settings.max_image_bytes_per_buyer, now
+    )
     req = OpenCaseRequest(
-        case_id=f"AS{uuid.uuid4().hex[:14]}",
+        case_id=case_id,
         type=type,
         reason=reason,
         description=description,
@@ -175,6 +200,11 @@ async def get_image(
 ) -> Response:
     """Only to the case's parties, and only the case's own images."""
     case = await visible_case(session, user, case_id)
+    if sha256 in await case_images.purged(session, case_id):
+        raise Problem(
+            ErrorCode.NOT_FOUND,
+            f"image {sha256} of case {case_id} was deleted: the case ended without a refund",
+        )
     data = await blobs.get(sha256) if sha256 in case.images else None
     if data is None:
         raise Problem(ErrorCode.NOT_FOUND, f"case {case_id} has no image {sha256}")

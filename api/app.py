@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
@@ -28,11 +28,13 @@ from api import (
     orders,
     refunds,
     reviews,
+    sessions,
     wallets,
     webhooks,
 )
 from api.auth import decode, token_rules
 from api.errors import Problem, problem_response
+from api.purge import purge_forever
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
 from metrics import RequestMetrics, metrics_endpoint
@@ -49,8 +51,10 @@ class BodyLimit:
     """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is sent.
 
     A declared length is checked up front (the server never reads past it). A body without
-    one (chunked) is read here, within the limit, before the app sees it: refusing from
-    inside the app's `receive` would reach FastAPI's body parsing, which answers 400.
+    one (chunked) is counted as the app reads it, never buffered here: the read that passes
+    the limit raises a 413 where it happens (FastAPI passes an HTTPException raised while
+    reading a body on to its handler). Evidence uploads, which may be large, need a valid
+    bearer token before a byte of them is read; their files stream to disk as they arrive.
     """
 
     def __init__(
@@ -82,36 +86,38 @@ class BodyLimit:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
-                return await self._refuse(scope, receive, send, limit)
+                return await _too_large(limit)(scope, receive, send)
             return await self.app(scope, receive, send)
-        chunks: list[bytes] = []
-        seen, more = 0, True
-        while more:
+        seen, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen
             message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > limit:
-                return await self._refuse(scope, receive, send, limit)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        buffered: Message | None = {"type": "http.request", "body": b"".join(chunks)}
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, _too_large_detail(limit))
+            return message
 
-        async def replay() -> Message:
-            nonlocal buffered
-            if buffered is not None:
-                message, buffered = buffered, None
-                return message
-            return await receive()
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, counted, watched)
+        except HTTPException as err:  # read outside a route (no handler took it)
+            if err.status_code != 413 or started:
+                raise
+            await _too_large(limit)(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = problem_response(
-            "PAYLOAD_TOO_LARGE", f"request bodies are limited to {limit} bytes", 413
-        )
-        await response(scope, receive, send)
+
+def _too_large_detail(limit: int) -> str:
+    return f"request bodies are limited to {limit} bytes"
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return problem_response("PAYLOAD_TOO_LARGE", _too_large_detail(limit), 413)
 
 
 READY_TIMEOUT = 2.0
@@ -164,9 +170,16 @@ def create_app(
             settings.task_queue,
             sender_patience=settings.relay_sender_patience_seconds,
         )
+        purge = (
+            asyncio.create_task(purge_forever(app.state.db, app.state.blobs, settings))
+            if settings.image_purge_every_seconds
+            else None
+        )
         try:
             yield
         finally:
+            if purge is not None:
+                purge.cancel()
             if db is None:
                 await app.state.db.dispose()
             if gateway is None:
@@ -186,7 +199,7 @@ def create_app(
         app = FastAPI(docs_url=None, openapi_url=None, **about)
     errors.install(app)
     openapi.install(app)
-    for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets):
+    for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets, sessions):
         app.include_router(module.router)
     app.include_router(webhooks.admin)
     app.include_router(console.router)

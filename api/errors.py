@@ -32,6 +32,7 @@ STATUS: dict[str, int] = {
     ErrorCode.EVENT_ID_REUSED: 409,
     ErrorCode.REFUND_FAILED: 502,
     ErrorCode.TOO_MANY_UNPAID_ORDERS: 429,
+    ErrorCode.IMAGE_QUOTA_EXCEEDED: 429,
     ErrorCode.ORDER_ERROR: 500,  # recorded for operators; trying again will not help
     ErrorCode.UNSUPPORTED_MEDIA: 415,
     ErrorCode.NOT_FOUND: 404,

@@ -33,7 +33,7 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 SPECIAL: dict[tuple[str, str], list[int]] = {
     ("post", "/orders"): [429],  # TOO_MANY_UNPAID_ORDERS
     ("post", "/orders/{order_id}/reorder"): [429],
-    ("post", "/orders/{order_id}/after-sales"): [415],  # an upload that is no image
+    ("post", "/orders/{order_id}/after-sales"): [415, 429],  # no image; IMAGE_QUOTA_EXCEEDED
     ("post", "/orders/{order_id}/payment-intents"): [502],  # the gateway failed
     ("post", "/admin/refunds/{refund_id}/retry"): [502],  # refused again: REFUND_FAILED
 }

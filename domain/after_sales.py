@@ -52,6 +52,9 @@ class CaseStatus(StrEnum):
 
 
 FINAL = frozenset({CaseStatus.REFUNDED, CaseStatus.CLOSED, CaseStatus.CANCELLED})
+# a case that ended so keeps its evidence images only for a while: nobody can act on it any
+# more, and no money moved that the images could be needed to explain
+ENDED_WITHOUT_REFUND = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED})
 
 
 class CaseAction(StrEnum):

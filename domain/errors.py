@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "VERSION_CONFLICT"  # an action made against an old version
     UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"  # an upload that is not what it must be
     TOO_MANY_UNPAID_ORDERS = "TOO_MANY_UNPAID_ORDERS"  # pay or close one first (429)
+    IMAGE_QUOTA_EXCEEDED = "IMAGE_QUOTA_EXCEEDED"  # a buyer's evidence images fill the quota
     ORDER_ERROR = "ORDER_ERROR"  # a step the order could not take, for good: operators look
     EVENT_ID_REUSED = "EVENT_ID_REUSED"  # a partner's event id again, with another payload
     REFUND_FAILED = "REFUND_FAILED"  # the channel refused a refund (again): its reason says why

@@ -149,8 +149,9 @@ class Cluster:
             await self.restart(name)
         return dead
 
-    def rss_mb(self, name: str) -> float:
-        """Resident memory of a process group, in MB (Linux /proc)."""
+    def rss_mb(self, name: str, field: str = "VmRSS") -> float:
+        """Resident memory of a process group, in MB (Linux /proc); `VmHWM`: the peak of
+        each of its processes so far."""
         group, total = self.procs[name].pid, 0
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -161,7 +162,7 @@ class Cluster:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            total += next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS"))
+            total += next(int(x.split()[1]) for x in status.splitlines() if x.startswith(field))
         return total / 1024
 
     def stop_gracefully(self, name: str) -> None:

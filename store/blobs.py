@@ -6,12 +6,14 @@ from its first bytes, never from its name or the header the client sent.
 
 import asyncio
 import hashlib
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
+CHUNK = 256 * 1024
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAGIC: list[tuple[str, bytes, int]] = [
     ("image/jpeg", b"\xff\xd8\xff", 0),
@@ -28,8 +30,26 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+def digest_of(source: BinaryIO) -> str:
+    """The sha256 a blob of what `source` holds would be stored under, read in chunks; the
+    file is left where it was."""
+    start, digest = source.tell(), hashlib.sha256()
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
+    source.seek(start)
+    return digest.hexdigest()
+
+
 class BlobStore(Protocol):
     async def put(self, data: bytes) -> str: ...
+
+    async def put_file(self, source: BinaryIO) -> str:
+        """Store what `source` holds from its current position, read in chunks."""
+        ...
+
+    async def delete(self, sha256: str, older_than: float) -> bool:
+        """Remove a blob last stored before `older_than` (a Unix time); True if removed."""
+        ...
 
     async def get(self, sha256: str) -> bytes | None: ...
 
@@ -46,23 +66,47 @@ class FileBlobStore:
         return self.root / sha256[:2] / sha256
 
     async def put(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        await asyncio.to_thread(self._write, self._path(digest), data)
-        return digest
+        return await self.put_file(io.BytesIO(data))
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        if path.exists():
-            return  # the same bytes already stored
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent)
+    async def put_file(self, source: BinaryIO) -> str:
+        return await asyncio.to_thread(self._write, source)
+
+    def _write(self, source: BinaryIO) -> str:
+        """Copied chunk by chunk into a temporary file while hashed, then renamed into place;
+        bytes already stored are not written again, but their time is renewed (so a purge
+        never takes a blob that a new case has just stored)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    f.write(chunk)
+            path = self._path(digest.hexdigest())
+            if path.exists():
+                os.utime(path)
+                Path(tmp).unlink()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return digest.hexdigest()
+
+    async def delete(self, sha256: str, older_than: float) -> bool:
+        def unlink() -> bool:
+            path = self._path(sha256)
+            try:
+                if path.stat().st_mtime >= older_than:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+        return await asyncio.to_thread(unlink)
 
     async def get(self, sha256: str) -> bytes | None:
         try:

@@ -45,16 +45,22 @@ def free(rows: dict[tuple[str, str], StockRow]) -> dict[tuple[str, str], int]:
 UNPAID_GUARD = "#unpaid"  # the guard row of a buyer's unpaid orders (no SKU is named so)
 
 
+async def hold_guard(session: AsyncSession, buyer_id: str, name: str) -> None:
+    """Lock one of a buyer's guard rows (made on first use) until the transaction ends, so
+    that buyer's checks of one kind run one at a time."""
+    await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=name)
+    await session.execute(
+        select(LimitGuardRow)
+        .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku == name)
+        .with_for_update()
+    )
+
+
 async def check_unpaid(session: AsyncSession, buyer_id: str, most: int) -> None:
     """A buyer holds at most `most` unpaid orders (their stock locked for up to a day): the
     next is refused. Atomic per buyer: the guard row is held until the order's transaction
     ends, as a purchase limit's is."""
-    await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=UNPAID_GUARD)
-    await session.execute(
-        select(LimitGuardRow)
-        .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku == UNPAID_GUARD)
-        .with_for_update()
-    )
+    await hold_guard(session, buyer_id, UNPAID_GUARD)
     unpaid = await session.scalar(
         select(func.count()).where(
             OrderRow.buyer_id == buyer_id, OrderRow.status == OrderStatus.PENDING_PAYMENT.value

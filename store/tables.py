@@ -328,3 +328,34 @@ class TopUpRow(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseImageRow(Base):
+    """An evidence image as one case holds it: what counts against its buyer's quota until
+    the image is purged (the blob itself is shared by every case that holds the same bytes)."""
+
+    __tablename__ = "case_images"
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        Index("ix_case_images_buyer", "buyer_id", "purged_at"),
+        Index("ix_case_images_sha256", "sha256"),
+    )
+
+
+class ConsoleSessionRow(Base):
+    """A console sign-in: the cookie holds an opaque token, this row its sha256. Signing out
+    or an admin's revocation ends it; so do idleness and its token's own expiry."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the signing-in token's expiry
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

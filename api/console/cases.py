@@ -66,7 +66,7 @@ async def cases_page(
             )
         return page(request, "cases.html", 200, op, items=items, more=more, **shown)
 
-    return await signed_in(request, settings.jwt_secret, show)
+    return await signed_in(request, settings, show)
 
 
 async def _case_page(
@@ -99,7 +99,7 @@ async def case_page(
     async def show(op: Operator) -> Response:
         return await _case_page(request, op, db, case_id, done=done or "")
 
-    return await signed_in(request, settings.jwt_secret, show)
+    return await signed_in(request, settings, show)
 
 
 @router.get("/after-sales/{case_id}/images/{sha256}")
@@ -115,7 +115,7 @@ async def case_image(
         async with db.sessions() as session:
             return await cases_api.get_image(case_id, sha256, op.user, session, blobs)
 
-    return await signed_in(request, settings.jwt_secret, show)
+    return await signed_in(request, settings, show)
 
 
 def _version(raw: str) -> int:

@@ -143,7 +143,7 @@ async def orders_page(
             **choices,
         )
 
-    return await signed_in(request, settings.jwt_secret, show)
+    return await signed_in(request, settings, show)
 
 
 async def _order_page(
@@ -191,7 +191,7 @@ async def order_page(
     async def show(op: Operator) -> Response:
         return await _order_page(request, op, settings, db, client, order_id, done=done or "")
 
-    return await signed_in(request, settings.jwt_secret, show)
+    return await signed_in(request, settings, show)
 
 
 def _order_act(

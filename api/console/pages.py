@@ -17,6 +17,7 @@ from api.deps import SettingsDep, require_role
 from api.errors import Problem, as_problem
 from domain.errors import ErrorCode
 from domain.models import money
+from settings import Settings
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -60,18 +61,18 @@ def refused(request: Request, problem: Problem, op: Operator | None = None) -> H
     return page(request, "refused.html", problem.status, op, problem=problem)
 
 
-def staff(request: Request, secret: str, roles: tuple[Role, ...] = STAFF) -> Operator:
-    op = auth.operator(request, secret)
+async def staff(request: Request, settings: Settings, roles: tuple[Role, ...] = STAFF) -> Operator:
+    op = await auth.operator(request, settings)
     require_role(op.user, *roles)
     return op
 
 
 async def signed_in(
-    request: Request, secret: str, show: Callable[[Operator], Awaitable[Response]]
+    request: Request, settings: Settings, show: Callable[[Operator], Awaitable[Response]]
 ) -> Response:
     """A page for staff: no session goes to the sign-in page; a refusal is shown."""
     try:
-        op = staff(request, secret)
+        op = await staff(request, settings)
         return await show(op)
     except Problem as problem:
         if problem.status == 401:  # sign in, then come back here
@@ -103,7 +104,7 @@ async def act(
     """One form's action: who (401/403), the CSRF token (403), then the API's own code path;
     success returns to the page (303), a refusal shows the page with the API's message."""
     try:
-        op = staff(request, settings.jwt_secret, roles)
+        op = await staff(request, settings, roles)
         auth.check_csrf(op, csrf)
     except Problem as problem:
         return refused(request, problem)

@@ -1,21 +1,25 @@
-"""The console's sign-in: a merchant's or an admin's token, pasted once and kept in an
-HttpOnly, SameSite=Strict cookie; a CSRF token on every form, derived from that cookie; and
-the operator's time zone."""
+"""The console's sign-in: a merchant's or an admin's token, pasted once, opens a server-side
+session (a row in the database); the HttpOnly, SameSite=Strict cookie holds only an opaque
+token naming it. Signing out ends the session, as does an admin's revocation, idleness
+(`ORDERS_CONSOLE_SESSION_SECONDS`) and the expiry of the token it was opened with. A CSRF
+token on every form is derived from the cookie; the operator's time zone has its own."""
 
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from fastapi import Request, Response
 
-from api.auth import User, decode
+from api.auth import Role, User
 from api.errors import Problem
 from domain.errors import ErrorCode
+from settings import Settings
+from store import console_sessions
+from store.db import Database
 
 PATH = "/console"
 SESSION_COOKIE = "console_session"
@@ -23,6 +27,7 @@ ZONE_COOKIE = "console_zone"
 LOGIN_COOKIE = "console_login"  # the sign-in form's own CSRF token (there is no session yet)
 MAX_TOKEN_CHARS = 4096
 MAX_ZONE_CHARS = 64
+MAX_SESSION_CHARS = 64  # the cookie's opaque token (43 characters)
 
 
 @dataclass(frozen=True)
@@ -52,17 +57,33 @@ def csrf_for(secret: str, token: str) -> str:
     ).hexdigest()
 
 
-def operator(request: Request, secret: str) -> Operator:
-    """The signed-in operator, or 401 (no or a bad session: sign in again)."""
+def _key(token: str) -> str:
+    """The session's row id: the database never holds the cookie's token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def operator(request: Request, settings: Settings) -> Operator:
+    """The signed-in operator, or 401 (no session, or one that ended: sign in again)."""
     token = request.cookies.get(SESSION_COOKIE, "")
-    if not token or len(token) > MAX_TOKEN_CHARS:
+    if not token or len(token) > MAX_SESSION_CHARS:
         raise Problem(ErrorCode.UNAUTHENTICATED, "sign in to the console first")
-    user = decode(token, secret)
+    db: Database = request.app.state.db
+    now = datetime.now(UTC)
+    async with db.sessions() as session:
+        row = await console_sessions.live(
+            session, _key(token), now, timedelta(seconds=settings.console_session_seconds)
+        )
+    if row is None:
+        raise Problem(ErrorCode.UNAUTHENTICATED, "the console session ended: sign in again")
+    if row.last_seen_at <= now - console_sessions.TOUCH_EVERY:
+        async with db.transaction() as tx:
+            await console_sessions.touch(tx, _key(token), now)
     try:
         zone = zone_of(request.cookies.get(ZONE_COOKIE, "UTC"))
     except Problem:
         zone = ZoneInfo("UTC")
-    return Operator(user=user, zone=zone, csrf=csrf_for(secret, token))
+    user = User(id=row.user_id, role=Role(row.role))
+    return Operator(user=user, zone=zone, csrf=csrf_for(settings.jwt_secret, token))
 
 
 def check_csrf(op: Operator, sent: str | None) -> None:
@@ -100,14 +121,27 @@ def check_login_token(request: Request, sent: str | None) -> None:
         raise Problem(ErrorCode.FORBIDDEN, "the sign-in form's CSRF token is missing: reload it")
 
 
-def sign_in(request: Request, response: Response, token: str, zone: str) -> None:
-    expires = jwt.decode(token, options={"verify_signature": False}).get("exp", 0)
-    max_age = max(1, int(expires) - int(time.time()))
+async def sign_in(request: Request, response: Response, user: User, bearer: str, zone: str) -> None:
+    """A new session for `user`, living no longer than the token it was opened with."""
+    expires = int(jwt.decode(bearer, options={"verify_signature": False}).get("exp", 0))
+    now = datetime.now(UTC)
+    token = secrets.token_urlsafe(32)
+    db: Database = request.app.state.db
+    async with db.transaction() as tx:
+        await console_sessions.begin(
+            tx, _key(token), user.id, user.role.value, datetime.fromtimestamp(expires, UTC), now
+        )
+    max_age = max(1, expires - int(now.timestamp()))
     _cookie(response, request, SESSION_COOKIE, token, max_age)
     _cookie(response, request, ZONE_COOKIE, zone, max_age)
     response.delete_cookie(LOGIN_COOKIE, path=PATH)
 
 
-def sign_out(response: Response) -> None:
+async def sign_out(request: Request, response: Response) -> None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if token and len(token) <= MAX_SESSION_CHARS:
+        db: Database = request.app.state.db
+        async with db.transaction() as tx:
+            await console_sessions.end(tx, _key(token), datetime.now(UTC))
     for name in (SESSION_COOKIE, ZONE_COOKIE):
         response.delete_cookie(name, path=PATH, httponly=True, samesite="strict")

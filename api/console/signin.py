@@ -11,6 +11,7 @@ from api.console.pages import STAFF, Csrf, page, refused
 from api.deps import SettingsDep
 from api.errors import Problem
 from domain.errors import ErrorCode
+from settings import Settings
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -28,11 +29,22 @@ def _back_to(raw: str | None) -> str:
 
 
 def _login_page(
-    request: Request, status: int = 200, error: str = "", back: str | None = None
+    request: Request,
+    settings: Settings,
+    status: int = 200,
+    error: str = "",
+    back: str | None = None,
 ) -> HTMLResponse:
     token = auth.login_token(request)
+    idle_hours = f"{settings.console_session_seconds / 3600:g}"
     response = page(
-        request, "login.html", status, form_token=token, error=error, back=_back_to(back)
+        request,
+        "login.html",
+        status,
+        form_token=token,
+        error=error,
+        back=_back_to(back),
+        idle_hours=idle_hours,
     )
     auth.keep_login_token(request, response, token)
     return response
@@ -42,8 +54,8 @@ Back = Annotated[str | None, Query(alias="next", max_length=500)]
 
 
 @router.get("/login")
-async def login_form(request: Request, back: Back = None) -> HTMLResponse:
-    return _login_page(request, back=back)
+async def login_form(request: Request, settings: SettingsDep, back: Back = None) -> HTMLResponse:
+    return _login_page(request, settings, back=back)
 
 
 @router.post("/login")
@@ -64,18 +76,18 @@ async def login(
             )
         auth.zone_of(zone)
     except Problem as problem:
-        return _login_page(request, problem.status, problem.detail, back)
+        return _login_page(request, settings, problem.status, problem.detail, back)
     response = RedirectResponse(_back_to(back), 303)
-    auth.sign_in(request, response, token.strip(), zone)
+    await auth.sign_in(request, response, user, token.strip(), zone)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, settings: SettingsDep, csrf: Csrf = None) -> Response:
     try:
-        auth.check_csrf(auth.operator(request, settings.jwt_secret), csrf)
+        auth.check_csrf(await auth.operator(request, settings), csrf)
     except Problem as problem:
         return refused(request, problem)
     response = RedirectResponse("/console/login", 303)
-    auth.sign_out(response)
+    await auth.sign_out(request, response)
     return response

@@ -5,12 +5,20 @@ deadlines of a case running out on their own (the fast API's seconds-long deadli
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from api.app import create_app
+from api.purge import purge_images
+from scripts.serve import listening_socket, serving, url_of
+from store.blobs import FileBlobStore
+from store.db import Database
 from tests.e2e.harness import ADDRESS, Json, Stack, User, eventually, expect_problem, ok
 
 pytestmark = pytest.mark.e2e
@@ -439,3 +447,80 @@ async def test_a_refund_request_left_unanswered_is_agreed_on_its_own(stack: Stac
         buyer, order["id"], lambda o: o["refund_requests"][0]["status"] == "REFUNDED", "auto-agree"
     )
     assert done["refunded_cents"] == 1000
+
+
+# ---- the public edge: a buyer's evidence images are bounded, and let go of -------------------
+
+
+def png(n: int) -> tuple[str, bytes, str]:
+    """A distinct PNG of 64 bytes (its last byte says which)."""
+    return (f"{n}.png", PNG[:-8] + bytes(7) + bytes([n]), "image/png")
+
+
+@asynccontextmanager
+async def api_with(stack: Stack, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The same API with other settings, on its own port, sharing the stack's database."""
+    db = Database(stack.settings.database_url)
+    app = create_app(stack.settings.model_copy(update=changes), temporal=stack.temporal, db=db)
+    sock = listening_socket()
+    try:
+        async with (
+            serving(app, sock, "api-with"),
+            httpx.AsyncClient(base_url=url_of(sock), timeout=30) as http,
+        ):
+            yield http
+    finally:
+        sock.close()
+        await db.dispose()
+
+
+async def test_a_buyers_images_stop_at_a_quota_and_ended_cases_let_theirs_go(stack: Stack) -> None:
+    buyer, other = stack.buyer(), stack.buyer()
+    sku = await stack.put_sku({"WH-A": 9}, price_cents=1000)
+    first, second, third, fourth = [await shipped(stack, buyer, [(sku, 1)]) for _ in range(4)]
+    async with api_with(stack, max_image_bytes_per_buyer=200) as http:
+
+        async def case(order: Json, images: list[Any], who: User = buyer) -> httpx.Response:
+            return await open_case(
+                stack, who, order["id"], form("REFUND_ONLY", [(sku, 1)]), images, http=http
+            )
+
+        withdrawn = ok(await case(first, [png(1), png(2)]), 201)  # 128 of 200 bytes
+        before = blob_files(stack)
+        refused = expect_problem(await case(second, [png(3), png(4)]), 429, "IMAGE_QUOTA_EXCEEDED")
+        assert (refused["held_bytes"], refused["adding_bytes"], refused["quota_bytes"]) == (
+            128,
+            128,
+            200,
+        )
+        assert blob_files(stack) == before  # nothing of the refused case was stored
+        assert (await stack.order(buyer, second["id"]))["cases"] == []
+        theirs = await shipped(stack, other, [(sku, 1)])  # another buyer has a quota of their own
+        ok(await case(theirs, [png(1), png(3)], who=other), 201)
+
+        # withdrawn: its images still count until they are deleted, a week after it ended
+        ok(await case_act(stack, buyer, withdrawn, "withdraw"))
+        expect_problem(await case(second, [png(3), png(4)]), 429, "IMAGE_QUOTA_EXCEEDED")
+        settings, db = stack.settings, Database(stack.settings.database_url)
+        try:
+            assert await purge_images(db, FileBlobStore(settings.blob_dir), settings) == 0
+            later = datetime.now(UTC) + timedelta(days=settings.ended_case_images_days, hours=1)
+            deleted = await purge_images(db, FileBlobStore(settings.blob_dir), settings, later)
+        finally:
+            await db.dispose()
+        assert deleted == 1  # png(2); png(1) is also the other buyer's, and stays
+        assert {h for h in withdrawn["images"]} - blob_files(stack) == {withdrawn["images"][1]}
+        for sha in withdrawn["images"]:
+            gone = expect_problem(
+                await stack.http.get(
+                    f"/after-sales/{withdrawn['id']}/images/{sha}", headers=buyer.headers
+                ),
+                404,
+                "NOT_FOUND",
+            )
+            assert "deleted" in gone["detail"]
+        ok(await case(second, [png(3), png(4)]), 201)  # the quota is free again: 128 held
+
+        # one buyer's cases at once, 64 bytes each, room for one: exactly one is opened
+        racing = await asyncio.gather(case(third, [png(5)]), case(fourth, [png(6)]))
+        assert sorted(r.status_code for r in racing) == [201, 429], [r.text for r in racing]

@@ -1,8 +1,10 @@
 """The merchant and admin console, driven in headless Chromium (Debian's package, started by
 Playwright from /usr/bin/chromium; no browser is downloaded) against the session's API."""
 
+import hashlib
+import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -12,7 +14,10 @@ import pytest
 from playwright._impl._api_structures import SetCookieParam
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.e2e.harness import Json, Stack, User, ok
+from api.auth import Role
+from store.db import Database
+from store.tables import ConsoleSessionRow
+from tests.e2e.harness import Json, Stack, User, expect_problem, ok
 from tests.e2e.test_e2e_after_sales import PNG, case_act, form, open_case, shipped
 
 pytestmark = pytest.mark.e2e
@@ -230,16 +235,20 @@ async def _submit(page: Page, index: int) -> Any:
     return await navigation.value
 
 
-async def test_every_action_is_refused_without_csrf_and_for_a_buyer(
+async def _session_of(context: BrowserContext) -> str:
+    return next(c["value"] for c in await context.cookies() if c["name"] == "console_session")
+
+
+async def test_every_action_is_refused_without_csrf_a_session_or_the_role(
     stack: Stack, world: World, context: BrowserContext
 ) -> None:
     before = await _versions(stack, world)
+    await sign_in(stack, context, stack.merchant)
+    merchant_cookie = session_cookie(stack, await _session_of(context))
+    await context.clear_cookies()
     page = await sign_in(stack, context, stack.admin)
-    admin_token = next(
-        c["value"] for c in await context.cookies() if c["name"] == "console_session"
-    )
-    admin_cookie = session_cookie(stack, admin_token)
-    buyer_cookie = session_cookie(stack, world.buyer.token)
+    admin_cookie = session_cookie(stack, await _session_of(context))
+    token_cookie = session_cookie(stack, stack.admin.token)  # a token itself is no session
     seen: dict[str, int] = {}
     for url in _pages(stack, world):
         await page.goto(url)
@@ -262,14 +271,21 @@ async def test_every_action_is_refused_without_csrf_and_for_a_buyer(
                 "the form carries no CSRF token: reload the page"
             )
 
-            # the same form, sent with a buyer's token in the session cookie
+            # the same form, with the admin's bearer token itself in the session cookie
             await page.goto(url)
-            await context.add_cookies([buyer_cookie])
+            await context.add_cookies([token_cookie])
             answer = await _submit(page, n)
             await context.add_cookies([admin_cookie])
-            assert answer.status == 403, action
-            needs = "admin" if action.endswith(("/retry", "/rule")) else "merchant or admin"
-            assert await page.locator(".error").inner_text() == f"this needs role {needs}"
+            assert answer.status == 401, action
+            assert await page.locator(".error").inner_text() == "sign in to the console first"
+
+            if action.endswith(("/retry", "/rule")):  # an admin's: a merchant's session
+                await page.goto(url)
+                await context.add_cookies([merchant_cookie])
+                answer = await _submit(page, n)
+                await context.add_cookies([admin_cookie])
+                assert answer.status == 403, action
+                assert await page.locator(".error").inner_text() == "this needs role admin"
 
     # each kind of action was offered (and refused); nothing changed anywhere
     assert set(seen) == {
@@ -295,11 +311,11 @@ async def test_a_buyer_cannot_sign_in_or_read_the_console(
         "the console is for merchants and admins, not a buyer"
     )
     assert not [c for c in await context.cookies() if c["name"] == "console_session"]
-    cookie = session_cookie(stack, world.buyer.token)
+    cookie = session_cookie(stack, world.buyer.token)  # a buyer's token is no session either
     await context.add_cookies([cookie])
     answer = await page.goto(f"{stack.base_url}/console/orders/{world.orders['ship']['id']}")
-    assert answer is not None and answer.status == 403
-    assert await page.locator(".error").inner_text() == "this needs role merchant or admin"
+    assert answer is not None and answer.status == 200
+    assert urlsplit(page.url).path == "/console/login"
 
 
 async def _listed(page: Page, url: str, what: str = "order") -> list[str]:
@@ -450,3 +466,64 @@ async def test_signing_in_returns_to_the_page_asked_for_and_only_to_the_console(
         await page.click("button[type=submit]")
         assert page.url == f"{stack.base_url}/console/orders", elsewhere
         await context.clear_cookies()
+
+
+# ---- sessions: server-side, ended by signing out, by an admin, and by idleness -------------
+
+
+async def _lands_on(page: Page, url: str) -> str:
+    await page.goto(url)
+    return urlsplit(page.url).path
+
+
+async def test_a_console_session_ends_on_sign_out_by_an_admin_and_when_idle(
+    stack: Stack, browser: Browser, context: BrowserContext
+) -> None:
+    merchant = stack.user(f"m-sessions-{uuid.uuid4().hex[:6]}", Role.MERCHANT)
+    orders = f"{stack.base_url}/console/orders"
+
+    # signing out ends the session itself: its cookie, kept and sent again, opens nothing
+    page = await sign_in(stack, context, merchant)
+    kept = session_cookie(stack, await _session_of(context))
+    assert len(kept["value"]) == 43 and "." not in kept["value"]  # opaque, not a JWT
+    await page.click("form[action='/console/logout'] button")
+    await context.add_cookies([kept])
+    assert await _lands_on(page, orders) == "/console/login"
+
+    # an admin ends every session of a user: two browsers signed in, both sent to sign in
+    other = await browser.new_context()
+    try:
+        pages = [await sign_in(stack, ctx, merchant) for ctx in (context, other)]
+        assert [await _lands_on(p, orders) for p in pages] == ["/console/orders"] * 2
+        path = f"/admin/users/{merchant.id}/console-sessions"
+        expect_problem(await stack.http.delete(path, headers=merchant.headers), 403, "FORBIDDEN")
+        ended = ok(await stack.http.delete(path, headers=stack.admin.headers))
+        assert ended == {"user_id": merchant.id, "ended": 2}
+        assert [await _lands_on(p, orders) for p in pages] == ["/console/login"] * 2
+        assert ok(await stack.http.delete(path, headers=stack.admin.headers))["ended"] == 0
+    finally:
+        await other.close()
+
+    # idle: used 11 h ago it lives on (and is renewed); 12 h unused it has ended
+    page = await sign_in(stack, context, merchant)
+    key = hashlib.sha256((await _session_of(context)).encode()).hexdigest()
+    idle = stack.settings.console_session_seconds
+    db = Database(stack.settings.database_url)
+    try:
+
+        async def last_used(seconds_ago: int) -> None:
+            async with db.transaction() as tx:
+                row = await tx.get(ConsoleSessionRow, key)
+                assert row is not None
+                row.last_seen_at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+
+        await last_used(idle - 3600)
+        assert await _lands_on(page, orders) == "/console/orders"
+        async with db.sessions() as session:
+            row = await session.get(ConsoleSessionRow, key)
+            assert row is not None
+            assert row.last_seen_at > datetime.now(UTC) - timedelta(minutes=1)  # renewed
+        await last_used(idle + 1)
+        assert await _lands_on(page, orders) == "/console/login"
+    finally:
+        await db.dispose()

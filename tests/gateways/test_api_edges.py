@@ -156,4 +156,5 @@ async def test_a_strangers_upload_is_refused_before_its_body_is_read(
         content=body(8),
         headers=buyer | {"Content-Type": "multipart/form-data; boundary=x"},
     )
-    assert r.status_code != 401 and len(sent) == 8  # a buyer's upload is read, as before
+    # a buyer's upload is read: here the form parser finds no part in it
+    assert (r.status_code, r.json()["code"]) == (400, "MALFORMED_BODY") and len(sent) >= 1

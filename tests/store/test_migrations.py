@@ -1,11 +1,20 @@
-"""Migration 0007 fills the operators' filter columns from the snapshots already stored."""
+"""Migrations that fill what they add from the data already stored: 0007 the operators'
+filter columns from order snapshots, 0010 each case's evidence images (on both databases)."""
 
+import asyncio
 import json
 import sqlite3
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from store.migrate import upgrade
+from store.tables import CaseImageRow
+from tests.conftest import _pg_exec, _pg_url
 from tests.store.helpers import flagged
 from tests.unit.test_domain_order import T0, line, paid, placed
 
@@ -41,3 +50,51 @@ def test_0007_fills_the_filter_columns_of_existing_orders(tmp_path: Path) -> Non
         ("O-1", " REFUNDING ", "2025-03-01 12:05:00.000000", 1, 1),
         ("O-2", " ", None, 0, 0),
     ]
+
+
+A, B = "a" * 64, "b" * 64
+
+
+async def _with_a_case_before_0010(url: str) -> list[tuple[str, str, str, int]]:
+    await asyncio.to_thread(upgrade, url, "0009")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO after_sales_cases (id, order_id, buyer_id, status, type, "
+                    "version, snapshot, created_at, updated_at) VALUES ('AS1', 'o-1', 'b-1', "
+                    "'CANCELLED', 'REFUND_ONLY', 2, :snap, :at, :at)"
+                ),
+                {"snap": json.dumps({"images": [A, B]}), "at": datetime.now(UTC)},
+            )
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    CaseImageRow.case_id,
+                    CaseImageRow.sha256,
+                    CaseImageRow.buyer_id,
+                    CaseImageRow.size_bytes,
+                ).order_by(CaseImageRow.sha256)
+            )
+            return [(r.case_id, r.sha256, r.buyer_id, r.size_bytes) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+EXPECTED = [("AS1", A, "b-1", 0), ("AS1", B, "b-1", 0)]
+
+
+async def test_0010_records_the_images_of_existing_cases_sqlite(tmp_path: Path) -> None:
+    assert await _with_a_case_before_0010(f"sqlite+aiosqlite:///{tmp_path}/m.db") == EXPECTED
+
+
+@pytest.mark.postgres
+async def test_0010_records_the_images_of_existing_cases_postgres() -> None:
+    name = f"orders_m_{uuid.uuid4().hex[:10]}"
+    await _pg_exec(f"CREATE DATABASE {name}")
+    try:
+        assert await _with_a_case_before_0010(_pg_url(name)) == EXPECTED
+    finally:
+        await _pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,79 @@
+"""The API's memory under large uploads, measured on a real API process (its peak resident
+memory, /proc's VmHWM): bodies are counted as they stream, never buffered whole; a stranger's
+upload is refused before it is read, and a buyer's files go to disk as they arrive."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.auth import Role, mint
+from scripts.cluster import BIN, Cluster
+from settings import DEV_SECRETS
+from tests.e2e.test_e2e_production import command
+
+pytestmark = pytest.mark.e2e
+
+MB = 1_048_576
+UPLOAD_MB = 40
+BOUNDARY = "edge-test-boundary"
+
+
+async def multipart(megabytes: int) -> AsyncIterator[bytes]:
+    """A case form whose one image part is `megabytes` long, sent chunked (no length)."""
+    yield (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="type"\r\n\r\nREFUND_ONLY\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="reason"\r\n\r\nbroken\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="lines"\r\n\r\n'
+        f'[{{"sku": "TEA", "quantity": 1}}]\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    yield b"\x89PNG\r\n\x1a\n"
+    for _ in range(megabytes):
+        yield bytes(MB)
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+async def test_four_40_mb_uploads_at_once_hold_less_than_40_mb(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/orders.db")
+    buyer = {"Authorization": f"Bearer {mint(DEV_SECRETS['jwt_secret'], 'b-mem', Role.BUYER)}"}
+    try:
+        await asyncio.to_thread(command, str(BIN / "orders-migrate"), env=cluster.env())
+        await cluster.start("temporal")
+        await cluster.start("api")
+        async with httpx.AsyncClient(base_url=cluster.api_url, timeout=120) as http:
+
+            async def upload(headers: dict[str, str], megabytes: int) -> httpx.Response:
+                return await http.post(
+                    f"/orders/o-{uuid.uuid4().hex[:8]}/after-sales",
+                    content=multipart(megabytes),
+                    headers=headers | {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+                )
+
+            # warm: every code path below has run once, at a size that rolls over to disk
+            assert (await upload({}, 2)).status_code == 401
+            assert (await upload(buyer, 2)).status_code == 404
+            base = cluster.rss_mb("api", "VmHWM")
+
+            strangers = await asyncio.gather(*(upload({}, UPLOAD_MB) for _ in range(4)))
+            assert [r.json()["code"] for r in strangers] == ["UNAUTHENTICATED"] * 4
+            forged = {"Authorization": "Bearer " + "x" * 200}
+            assert (await upload(forged, UPLOAD_MB)).json()["code"] == "UNAUTHENTICATED"
+
+            # a buyer's: read to the end (to disk), then its image is too large for a case
+            buyers = await asyncio.gather(*(upload(buyer, UPLOAD_MB) for _ in range(4)))
+            assert [(r.status_code, r.json()["code"]) for r in buyers] == [
+                (413, "PAYLOAD_TOO_LARGE")
+            ] * 4, [r.text for r in buyers]
+            # past the upload limit (48 MB), refused while it streams
+            over = await upload(buyer, 60)
+            assert (over.status_code, over.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+            grown = cluster.rss_mb("api", "VmHWM") - base
+        print(f"peak memory grew by {grown:.1f} MB")
+        assert grown < UPLOAD_MB, f"the API's peak memory grew by {grown:.1f} MB"
+    finally:
+        cluster.stop()
