@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test chaos lint bench clean
+.PHONY: setup run test chaos fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ chaos: setup
 	CHAOS_DB_OUTAGE_SECONDS=$${CHAOS_DB_OUTAGE_SECONDS:-30} \
 	CHAOS_REFUND_FAULT_SECONDS=$${CHAOS_REFUND_FAULT_SECONDS:-60} \
 	CHAOS_CONCURRENCY=$${CHAOS_CONCURRENCY:-10} $(PY) -m pytest -q -p no:cacheprovider -s tests/chaos
+
+# schemathesis with every check, as a buyer, a merchant and an admin, against the processes
+# `make run` starts (make test runs a few examples of it); FUZZ_EXAMPLES per operation
+fuzz: setup
+	$(PY) -m scripts.fuzz --examples $${FUZZ_EXAMPLES:-100}
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -69,6 +69,9 @@ SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="a JWT: `make run` prints demo tokens")
+# the same scheme where a token is optional: the OpenAPI document says so (api/openapi.py)
+OPTIONAL_BEARER = "OptionalBearer"
+_optional_bearer = HTTPBearer(auto_error=False, scheme_name=OPTIONAL_BEARER)
 
 
 async def _user(
@@ -96,7 +99,7 @@ def _role(*roles: Role) -> params.Depends:
 
 async def _maybe_user(
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)],
 ) -> User | None:
     """A route anyone may call, showing staff more: no token is anyone; a bad one is 401."""
     if credentials is None or not credentials.credentials:

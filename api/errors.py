@@ -1,6 +1,7 @@
 """The one place that maps errors to HTTP: RFC 9457 problem JSON with a `code`."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
@@ -72,7 +74,9 @@ class Problem(Exception):
         self.status = status or STATUS.get(code, 500)
 
 
-def problem_response(code: str, detail: str, status: int, **extra: Any) -> JSONResponse:
+def problem_response(
+    code: str, detail: str, status: int, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": f"/problems/{code.lower().replace('_', '-')}",
         "title": TITLES.get(status, "Error"),
@@ -81,9 +85,11 @@ def problem_response(code: str, detail: str, status: int, **extra: Any) -> JSONR
         "code": code,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if status == 503:  # a dependency is away: clients and partners retry
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -155,6 +161,22 @@ def as_problem(exc: Exception) -> Problem | None:
     return None
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route takes at this path (a path's methods may live in two routes,
+    which a router's own 405 does not add up)."""
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -206,11 +228,14 @@ def install(app: FastAPI) -> None:
         return internal(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {
             400: "MALFORMED_BODY",  # a body that cannot be decoded (not JSON, nested too deep)
             404: "NOT_FOUND",
             405: "METHOD_NOT_ALLOWED",
             413: "PAYLOAD_TOO_LARGE",
         }.get(exc.status_code, "HTTP_ERROR")
-        return problem_response(code, str(exc.detail), exc.status_code)
+        headers = exc.headers
+        if exc.status_code == 405:  # every method the path takes, over all its routes
+            headers = {"Allow": ", ".join(allowed_methods(request))}
+        return problem_response(code, str(exc.detail), exc.status_code, headers)

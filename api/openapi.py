@@ -9,6 +9,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from api.deps import OPTIONAL_BEARER
 from api.errors import TITLES, Problem
 from domain.errors import ErrorCode
 
@@ -75,10 +76,13 @@ def install(app: FastAPI) -> None:
             components.pop(name, None)  # our 422 is a problem, not FastAPI's default shape
         schemes = schema["components"].setdefault("securitySchemes", {})
         schemes["PartnerSignature"] = SIGNATURE_SCHEME
+        schemes.pop(OPTIONAL_BEARER, None)
         for path, operations in schema.get("paths", {}).items():
             for method, op in operations.items():
                 if path.startswith("/webhooks/"):
                     op["security"] = [{"PartnerSignature": []}]
+                if {OPTIONAL_BEARER: []} in op.get("security", []):  # anyone may call
+                    op["security"] = [{}, {"HTTPBearer": []}]  # (a token shows staff more)
                 if path.endswith("/images/{sha256}"):
                     op["responses"]["200"] = {
                         "description": "the image, as it was uploaded",

@@ -3,6 +3,7 @@
 Money is integer cents; times are timezone-aware UTC datetimes.
 """
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -50,6 +52,19 @@ def sane_time(at: datetime) -> datetime:
 
 
 Instant = Annotated[AwareDatetime, AfterValidator(sane_time)]  # a time a partner sends
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(raw: object) -> object:
+    """A time given as text must be written as one (a number is not a Unix time here)."""
+    if isinstance(raw, str) and not RFC3339.match(raw):
+        raise ValueError("an RFC 3339 time with a zone, e.g. 2026-11-30T08:00:00+08:00")
+    return raw
+
+
+# a time in a query string, written as RFC 3339 text (its zone and years are checked where it
+# is read, naming the parameter)
+QueryTime = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 def printable(text: str) -> str:

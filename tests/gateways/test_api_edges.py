@@ -66,6 +66,10 @@ async def test_every_operation_documents_its_problem_answers(api: httpx.AsyncCli
     assert {"401", "403", "404", "409"} <= set(pay["responses"])
     channel = spec["components"]["schemas"]["PayBody"]["properties"]["channel"]
     assert sorted(channel["enum"]) == ["balance", "credit"]  # only what /pay accepts
+    # the catalog's reads take a token or none (a token shows staff more); writes need one
+    assert spec["paths"]["/skus"]["get"]["security"] == [{}, {"HTTPBearer": []}]
+    assert spec["paths"]["/skus/{sku}"]["put"]["security"] == [{"HTTPBearer": []}]
+    assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "PartnerSignature"}
 
 
 async def test_the_document_names_every_answer_an_edge_can_give(api: httpx.AsyncClient) -> None:

@@ -130,3 +130,26 @@ async def test_a_signed_callback_saying_a_key_twice_is_refused(
 async def inbox_rows(db: Database) -> int:
     async with db.sessions() as session:
         return int(await session.scalar(text("SELECT count(*) FROM webhook_events")) or 0)
+
+
+@pytest.mark.parametrize("raw", ["0.5", "1764460800", "true", "30/11/2026"])
+async def test_a_list_filter_takes_a_time_only_as_rfc_3339_text(
+    api: httpx.AsyncClient, settings: Settings, raw: str
+) -> None:
+    r = await api.get(f"/orders?placed_to={raw}", headers=as_(settings, Role.ADMIN))
+    assert (r.status_code, r.json()["code"]) == (422, "VALIDATION"), r.text
+    assert "placed_to" in r.json()["detail"] and "RFC 3339" in r.json()["detail"]
+    good = await api.get(
+        "/orders?placed_to=2026-11-30T08:00:00%2B08:00", headers=as_(settings, Role.ADMIN)
+    )
+    assert good.status_code == 200, good.text
+
+
+async def test_a_method_a_path_does_not_take_is_405_listing_all_it_does(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """GET and PUT /freight-rule are two routes: the Allow header names both."""
+    for path, allowed in (("/freight-rule", "GET, PUT"), ("/orders", "GET, POST")):
+        r = await api.request("PATCH", path, headers=as_(settings, Role.ADMIN))
+        assert (r.status_code, r.json()["code"]) == (405, "METHOD_NOT_ALLOWED")
+        assert r.headers["allow"] == allowed
