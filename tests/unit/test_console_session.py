@@ -1,23 +1,27 @@
-"""The console's sign-in over HTTP, without Temporal or a database (signing in needs
-neither): the cookies it sets, and what it refuses."""
+"""The console's sign-in over HTTP, without Temporal (signing in needs only the database,
+where its session is kept): the cookies it sets, and what it refuses."""
 
 import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from api.app import create_app
 from api.auth import Role, mint
+from store.db import Database
+from store.tables import ConsoleSessionRow
 from tests.conftest import test_settings as settings_for
 
 SECRET = "unit-console-secret-0123456789abcdef"
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[httpx.AsyncClient]:
+async def browser(sqlite_db: Database) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings_for(jwt_secret=SECRET))
     app.state.settings = settings_for(jwt_secret=SECRET)  # what the lifespan would set
+    app.state.db = sqlite_db
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://shop.test") as client:
         yield client
@@ -42,6 +46,7 @@ async def test_over_https_the_session_cookie_is_secure_httponly_and_strict(
     session = next(c for c in answer.headers.get_list("set-cookie") if "console_session=" in c)
     flags = {f.strip().lower() for f in session.split(";")[1:]}
     assert {"httponly", "secure", "samesite=strict", "path=/console"} <= flags
+    assert token not in session  # the cookie names a session; it is not the token
 
 
 @pytest.mark.parametrize(
@@ -56,10 +61,16 @@ async def test_over_https_the_session_cookie_is_secure_httponly_and_strict(
     ],
 )
 async def test_a_bad_sign_in_is_refused_with_its_reason_and_sets_no_session(
-    browser: httpx.AsyncClient, fields: dict[str, str], status: int, reason: str
+    browser: httpx.AsyncClient,
+    sqlite_db: Database,
+    fields: dict[str, str],
+    status: int,
+    reason: str,
 ) -> None:
     data = {"zone": "UTC", "csrf": await _form_token(browser), **fields}
     answer = await browser.post("/console/login", data=data)
     assert answer.status_code == status
     assert reason in answer.text
     assert not [c for c in answer.headers.get_list("set-cookie") if "console_session=" in c]
+    async with sqlite_db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ConsoleSessionRow)) == 0
