@@ -20,7 +20,7 @@ from domain.messages import (
     SupplierCancelResult,
 )
 from domain.models import GATEWAY_CHANNELS, SYSTEM, OrderEvent, OrderState, Refund, RefundStatus
-from domain.order import refund_failed
+from domain.order import PaymentAccepted, Placement, placement_of, refund_failed
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
 from metrics import BusinessMetrics
@@ -50,11 +50,12 @@ class OrderActivities:
         return txn(self.db, write=write)
 
     @activity.defn(name=ids.PLACE_ORDER)
-    async def place_order(self, inp: PlaceOrderInput) -> OrderState:
+    async def place_order(self, inp: PlaceOrderInput) -> Placement:
+        """The order is saved; the workflow builds it again from what this answers."""
         async with self._txn() as session:
             state = await placement.place_order(session, inp, self.max_unpaid_orders)
         self.metrics.placed()
-        return state
+        return placement_of(state)
 
     @activity.defn(name=ids.LOAD_ORDER)
     async def load_order(self, order_id: str) -> OrderState:
@@ -69,14 +70,15 @@ class OrderActivities:
         return state
 
     @activity.defn(name=ids.ACCEPT_PAYMENT)
-    async def accept_payment(self, inp: AcceptPaymentInput) -> OrderState:
+    async def accept_payment(self, inp: AcceptPaymentInput) -> PaymentAccepted:
+        """The paid order is saved; the workflow marks it paid again from what this answers."""
         try:
             async with self._txn() as session:
                 state = await payments.accept_payment(session, inp)
         except orders.StaleWrite:  # a later workflow task has moved on: what it stored
-            return await self.load_order(inp.state.id)
+            return PaymentAccepted(state=await self.load_order(inp.state.id))
         self.metrics.paid()
-        return state
+        return PaymentAccepted(allocations=state.allocations, at=state.updated_at)
 
     @activity.defn(name=ids.SAVE_ORDER)
     async def save_order(self, inp: SaveOrderInput) -> None:

@@ -24,7 +24,7 @@ from api.auth import User
 from api.errors import Problem, from_failure
 from domain.after_sales import AfterSalesCase, CaseCommand
 from domain.errors import ErrorCode
-from domain.messages import OrderWorkflowInput
+from domain.messages import OrderReceipt, OrderWorkflowInput
 from domain.models import OrderState, OrderStatus
 from domain.stock import quantities
 from store import cases, orders, placement
@@ -83,7 +83,7 @@ async def _place(
         static_summary=details.summary(inp.order_id, inp.buyer_id, lines),
     )
     try:
-        state: OrderState = await client.execute_update_with_start_workflow(
+        await client.execute_update_with_start_workflow(
             OrderWorkflow.place, start_workflow_operation=start, id=ids.PLACE_UPDATE_ID
         )
     except WorkflowUpdateFailedError as err:
@@ -91,14 +91,14 @@ async def _place(
     except (WorkflowAlreadyStartedError, RPCError) as err:
         if isinstance(err, RPCError) and err.status is not RPCStatusCode.ALREADY_EXISTS:
             raise
-        async with db.sessions() as session:  # the workflow is gone; the database remembers
-            saved = await orders.get(session, inp.order_id)
-        if saved is None:
-            raise Problem(
-                ErrorCode.IDEMPOTENCY_CONFLICT,
-                "this Idempotency-Key was used for an order that was refused",
-            ) from None
-        state = saved
+        # the workflow is gone; the database remembers (below)
+    async with db.sessions() as session:  # the order as placement saved it
+        state = await orders.get(session, inp.order_id)
+    if state is None:
+        raise Problem(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "this Idempotency-Key was used for an order that was refused",
+        )
     if not same_request(inp, state):
         raise Problem(
             ErrorCode.IDEMPOTENCY_CONFLICT,
@@ -163,6 +163,24 @@ async def update(
     raise Problem(
         ErrorCode.INVALID_TRANSITION, f"order is {saved.status} and no longer takes this action"
     )
+
+
+async def act(
+    client: Client,
+    db: Database,
+    user: User,
+    order_id: str,
+    handler: UpdateMethodMultiParam[[OrderWorkflow, Req], OrderReceipt],
+    arg: Req,
+) -> OrderState:
+    """An action on an order: the workflow answers a receipt, the order is the snapshot it
+    saved in the same step."""
+    done = await update(client, db, user, order_id, handler, arg)
+    async with db.sessions() as session:
+        state = await orders.get(session, order_id)
+    if state is None or state.version < done.version:  # saved before the receipt, always
+        raise Problem(ErrorCode.NOT_FOUND, f"no order {order_id} at version {done.version}")
+    return state
 
 
 async def case_update(

@@ -235,7 +235,7 @@ async def pay(
     order_id: str, body: PayBody, user: Buyer, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:
     req = PayRequest(channel=body.channel, actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.pay, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.pay, req)
 
 
 @router.post("/orders/{order_id}/payment-intents", status_code=201, response_model=IntentOut)
@@ -285,7 +285,7 @@ async def ship(
     req = ShipRequest(
         package_id=package_id, carrier=body.carrier, tracking_no=body.tracking_no, actor=user.actor
     )
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.ship, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.ship, req)
 
 
 @router.post("/orders/{order_id}/confirm-receipt", response_model=OrderState)
@@ -297,7 +297,7 @@ async def confirm_receipt(
     body: ConfirmBody | None = None,
 ) -> OrderState:
     req = ConfirmRequest(package_ids=body.package_ids if body else None, actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.confirm_receipt, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.confirm_receipt, req)
 
 
 @router.post("/orders/{order_id}/extend-receipt", response_model=OrderState)
@@ -305,7 +305,7 @@ async def extend_receipt(
     order_id: str, user: Buyer, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:
     req = ExtendRequest(actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.extend_receipt, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.extend_receipt, req)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderState)
@@ -317,7 +317,7 @@ async def cancel(
     body: ReasonBody | None = None,
 ) -> OrderState:
     req = CloseRequest(reason=body.reason if body else "", actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.cancel, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.cancel, req)
 
 
 @router.post("/orders/{order_id}/close", response_model=OrderState)
@@ -329,7 +329,7 @@ async def close(
     body: ReasonBody | None = None,
 ) -> OrderState:
     req = CloseRequest(reason=body.reason if body else "", actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.close, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.close, req)
 
 
 @router.post("/orders/{order_id}/packages/{package_id}/return-received", response_model=OrderState)
@@ -338,7 +338,7 @@ async def return_received(
 ) -> OrderState:
     """A rejected package arrived back at its location: its goods go back on hand."""
     req = PackageRequest(package_id=package_id, actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.confirm_return, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.confirm_return, req)
 
 
 class ReorderOut(BaseModel):

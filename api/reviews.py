@@ -51,7 +51,7 @@ async def review(
     """Once per completed order, within its after-sales window; AWAITING_REVIEW clears and the
     review shows under each SKU of the order."""
     req = ReviewRequest(rating=body.rating, text=body.text, actor=user.actor)
-    return await messaging.update(client, db, user, order_id, OrderWorkflow.review, req)
+    return await messaging.act(client, db, user, order_id, OrderWorkflow.review, req)
 
 
 @router.get("/skus/{sku}/reviews", response_model=ReviewPage)

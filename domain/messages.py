@@ -16,6 +16,7 @@ from domain.models import (
     LineRequest,
     OrderEvent,
     OrderState,
+    OrderStatus,
     OrderTimings,
     Package,
     Payment,
@@ -40,6 +41,20 @@ class OrderWorkflowInput(BaseModel):
 class PlaceOrderInput(OrderWorkflowInput):
     now: datetime
     write_seq: int = 0  # when the workflow wrote it (see SaveOrderInput)
+
+
+class OrderReceipt(BaseModel):
+    """What an action on an order answers through Temporal: which version it made. The
+    order itself is read from the snapshot saved in the same step (the read model), so no
+    copy of it travels in the workflow's history."""
+
+    order_id: str
+    version: int
+    status: OrderStatus
+
+
+def receipt(state: OrderState) -> OrderReceipt:
+    return OrderReceipt(order_id=state.id, version=state.version, status=state.status)
 
 
 class PayRequest(BaseModel):

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from domain.errors import invalid_transition
 from domain.freight import allocate_freight
 from domain.models import (
@@ -193,6 +195,75 @@ def new_order(
             "unavailable": [u.model_dump(mode="json") for u in state.unavailable],
         }
     return applied(state, now, actor, "PLACED", data)
+
+
+class Placement(BaseModel):
+    """What placing an order took from the database (prices, freight, where its stock is
+    held, its payment deadline, when): the workflow builds the same order from it and its
+    own input (`placed`), so the order itself never travels back through its history."""
+
+    model_config = ConfigDict(extra="forbid")  # an older result (a whole order) is not one
+    lines: list[OrderLine]
+    freight_cents: int
+    freight_policy: FreightPolicy
+    allocations: list[Allocation]
+    low_stock: bool
+    deadline: datetime
+    unavailable: list[Unavailable] = []
+    at: datetime
+
+
+def placement_of(state: OrderState) -> Placement:
+    """The placement an order was built from (a retried placement answers with it)."""
+    return Placement(
+        lines=state.lines,
+        freight_cents=state.freight_cents,
+        freight_policy=state.freight_policy,
+        allocations=state.allocations,
+        low_stock=state.low_stock,
+        deadline=state.payment_deadline,
+        unavailable=state.unavailable,
+        at=state.created_at,
+    )
+
+
+def placed(
+    p: Placement,
+    *,
+    order_id: str,
+    buyer_id: str,
+    address: Address,
+    timings: OrderTimings,
+    reorder_of: str | None,
+) -> Change:
+    """The order a placement makes: the same in the store that saves it and in the workflow."""
+    return new_order(
+        order_id=order_id,
+        buyer_id=buyer_id,
+        lines=p.lines,
+        address=address,
+        freight_cents=p.freight_cents,
+        freight_policy=p.freight_policy,
+        allocations=p.allocations,
+        low_stock=p.low_stock,
+        deadline=p.deadline,
+        timings=timings,
+        now=p.at,
+        actor=Actor(kind="buyer", id=buyer_id),
+        reorder_of=reorder_of,
+        unavailable=p.unavailable if reorder_of else [],
+    )
+
+
+class PaymentAccepted(BaseModel):
+    """What accepting a payment took from the database: where the stock was deducted, and
+    when. The workflow marks the order paid from it (`mark_paid`), as the store did; `state`
+    only when a later workflow task had already moved the order on (the stored order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    allocations: list[Allocation] = []
+    at: datetime | None = None
+    state: OrderState | None = None
 
 
 # ---- payment ----------------------------------------------------------------------------

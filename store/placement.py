@@ -7,8 +7,8 @@ from domain.availability import SkuFacts, assess, nothing_available
 from domain.errors import DomainError, ErrorCode
 from domain.freight import freight_for
 from domain.messages import OrderWorkflowInput, PlaceOrderInput
-from domain.models import Actor, OrderLine, OrderState, ProductType, StockPolicy
-from domain.order import new_order, payment_deadline
+from domain.models import OrderLine, OrderState, ProductType, StockPolicy
+from domain.order import Placement, payment_deadline, placed
 from domain.stock import allocate, is_low_stock, quantities
 from store import catalog, orders
 from store.stock import (
@@ -95,23 +95,24 @@ async def place_order(
     ]
     goods = sum(line.quantity * line.unit_price_cents for line in lines)
     rule = await catalog.freight_rule(session)
-    change = new_order(
+    change = placed(
+        Placement(
+            lines=lines,
+            freight_cents=freight_for(goods, rule),
+            freight_policy=rule.policy,
+            allocations=[a for a in allocations if a.sku in locking],
+            low_stock=low_stock,
+            deadline=payment_deadline(
+                inp.now, inp.timings, (skus[s].payment_window_minutes for s in wanted)
+            ),
+            unavailable=verdict.unavailable if inp.reorder_of else [],
+            at=inp.now,
+        ),
         order_id=inp.order_id,
         buyer_id=inp.buyer_id,
-        lines=lines,
         address=inp.address,
-        freight_cents=freight_for(goods, rule),
-        freight_policy=rule.policy,
-        allocations=[a for a in allocations if a.sku in locking],
-        low_stock=low_stock,
-        deadline=payment_deadline(
-            inp.now, inp.timings, (skus[s].payment_window_minutes for s in wanted)
-        ),
         timings=inp.timings,
-        now=inp.now,
-        actor=Actor(kind="buyer", id=inp.buyer_id),
         reorder_of=inp.reorder_of,
-        unavailable=verdict.unavailable if inp.reorder_of else [],
     )
     await record_purchases(session, inp.order_id, inp.buyer_id, wanted, inp.now)
     await orders.save(session, change.state, change.event, write_seq=inp.write_seq)

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ExtendRequest,
         OpenCaseRequest,
         OrderErrorInput,
+        OrderReceipt,
         OrderWorkflowInput,
         PackageRequest,
         PaymentNotice,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         SupplierCancelInput,
         SupplierCancelResult,
         SupplierNotice,
+        receipt,
     )
     from domain.models import (
         GATEWAY_CHANNELS,
@@ -66,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         RefundStatus,
     )
+    from domain.order import PaymentAccepted, Placement
     from workflows import calls, compat, details, ids
     from workflows.errors import ACTIVITY_FAILURES, is_refusal, rule, unwrap
 
@@ -225,35 +229,36 @@ class OrderWorkflow:
     # ---- placement --------------------------------------------------------------------
 
     @workflow.update
-    async def place(self) -> OrderState:
+    async def place(self) -> OrderReceipt:
         """Price, check limits, lock stock: the order exists once this returns."""
         if self.inp.resume:  # a placement retried after reconciliation: the stored order
             await workflow.wait_condition(lambda: self.state is not None)
         async with self.lock:
             if self.state is not None:
-                return self.state
+                return receipt(self.state)
             if self.rejection is not None:
                 raise self.rejection
             try:
-                self.state = await calls.db(
+                done: OrderState | Placement = await calls.db(
                     ids.PLACE_ORDER,
                     PlaceOrderInput(
                         **self.inp.model_dump(), now=workflow.now(), write_seq=_write_seq()
                     ),
                     "price, limits, stock",
-                    OrderState,
+                    PLACED,
                 )
             except ACTIVITY_FAILURES as err:
                 self.rejection = unwrap(err)
                 details.publish_rejected(self.inp.buyer_id, self.rejection)
                 raise self.rejection from None
+            self.state = done if isinstance(done, OrderState) else self._built(done)
             details.publish(self.state)
-            return self.state
+            return receipt(self.state)
 
     # ---- payment ----------------------------------------------------------------------
 
     @workflow.update
-    async def pay(self, req: PayRequest) -> OrderState:
+    async def pay(self, req: PayRequest) -> OrderReceipt:
         """Pay from the buyer's balance or credit line (no gateway involved)."""
         async with self.lock:
             state = self._placed()
@@ -266,7 +271,7 @@ class OrderWorkflow:
             )
             self.seen_txns.add(payment.txn_id)
             await self._accept(payment, charge_wallet=True, actor=req.actor)
-            return self._placed()
+            return receipt(self._placed())
 
     @pay.validator
     def _validate_pay(self, req: PayRequest) -> None:
@@ -345,7 +350,7 @@ class OrderWorkflow:
     async def _accept(self, payment: Payment, *, charge_wallet: bool, actor: Actor) -> None:
         state = self._placed()
         try:
-            self.state = await calls.db(
+            paid: OrderState | PaymentAccepted = await calls.db(
                 ids.ACCEPT_PAYMENT,
                 AcceptPaymentInput(
                     state=state,
@@ -356,7 +361,7 @@ class OrderWorkflow:
                     write_seq=_write_seq(),
                 ),
                 "charge, deduct stock, split packages",
-                OrderState,
+                PAID,
             )
         except ACTIVITY_FAILURES as err:
             error = unwrap(err)
@@ -374,6 +379,13 @@ class OrderWorkflow:
             )
             await self._commit(change, release_stock=True)
             return
+        if isinstance(paid, OrderState):  # a history recorded before receipts
+            self.state = paid
+        elif paid.state is not None:  # a later workflow task had moved the order on
+            self.state = paid.state
+        else:  # as the store marked it paid
+            assert paid.at is not None
+            self.state = rules.mark_paid(state, payment, paid.allocations, paid.at, actor).state
         details.publish(self.state)
 
     # ---- money back -------------------------------------------------------------------
@@ -547,7 +559,7 @@ class OrderWorkflow:
     # ---- shipping, receipt, rejection -------------------------------------------------
 
     @workflow.update
-    async def ship(self, req: ShipRequest) -> OrderState:
+    async def ship(self, req: ShipRequest) -> OrderReceipt:
         async with self.lock:
             change = rule(
                 rules.ship,
@@ -559,14 +571,14 @@ class OrderWorkflow:
                 req.actor,
             )
             await self._commit(change)
-            return change.state
+            return receipt(change.state)
 
     @ship.validator
     def _validate_ship(self, req: ShipRequest) -> None:
         rule(rules.check_can_ship, self._placed(), req.package_id, req.carrier, req.tracking_no)
 
     @workflow.update
-    async def confirm_receipt(self, req: ConfirmRequest) -> OrderState:
+    async def confirm_receipt(self, req: ConfirmRequest) -> OrderReceipt:
         async with self.lock:
             change = rule(
                 rules.confirm_receipt,
@@ -577,7 +589,7 @@ class OrderWorkflow:
                 "buyer",
             )
             await self._commit(change)
-            return change.state
+            return receipt(change.state)
 
     @confirm_receipt.validator
     def _validate_confirm(self, req: ConfirmRequest) -> None:
@@ -586,11 +598,11 @@ class OrderWorkflow:
         rule(rules.check_can_confirm, state, req.package_ids)
 
     @workflow.update
-    async def extend_receipt(self, req: ExtendRequest) -> OrderState:
+    async def extend_receipt(self, req: ExtendRequest) -> OrderReceipt:
         async with self.lock:
             change = rule(rules.extend_receipt, self._placed(), workflow.now(), req.actor)
             await self._commit(change)
-            return change.state
+            return receipt(change.state)
 
     @extend_receipt.validator
     def _validate_extend(self, req: ExtendRequest) -> None:
@@ -639,13 +651,13 @@ class OrderWorkflow:
         await self._commit(change, restore=restore)
 
     @workflow.update
-    async def confirm_return(self, req: PackageRequest) -> OrderState:
+    async def confirm_return(self, req: PackageRequest) -> OrderReceipt:
         """The merchant confirms a rejected package arrived back: its goods are on hand."""
         async with self.lock:
             state = self._placed()
             change = rule(fulfil.confirm_return, state, req.package_id, workflow.now(), req.actor)
             await self._commit(change, restore=fulfil.package_allocations(state, [req.package_id]))
-            return change.state
+            return receipt(change.state)
 
     @confirm_return.validator
     def _validate_confirm_return(self, req: PackageRequest) -> None:
@@ -654,14 +666,14 @@ class OrderWorkflow:
     # ---- review -----------------------------------------------------------------------
 
     @workflow.update
-    async def review(self, req: ReviewRequest) -> OrderState:
+    async def review(self, req: ReviewRequest) -> OrderReceipt:
         """The buyer reviews the completed order once; its rows go in with the event."""
         async with self.lock:
             change = rule(
                 rules.review, self._placed(), req.rating, req.text, workflow.now(), req.actor
             )
             await self._commit(change, review=req)
-            return change.state
+            return receipt(change.state)
 
     @review.validator
     def _validate_review(self, req: ReviewRequest) -> None:
@@ -672,7 +684,7 @@ class OrderWorkflow:
     # ---- closing ----------------------------------------------------------------------
 
     @workflow.update
-    async def cancel(self, req: CloseRequest) -> OrderState:
+    async def cancel(self, req: CloseRequest) -> OrderReceipt:
         """The buyer cancels: unpaid, or paid with nothing shipped (every package is
         intercepted; a purchased KEPLER package only if the supplier agrees)."""
         async with self.lock:
@@ -680,7 +692,7 @@ class OrderWorkflow:
             self._refuse_while_busy()
             await self._cancel(req, CloseReason.BUYER_CANCELLED)
         await self._refunds_answered()
-        return self._placed()
+        return receipt(self._placed())
 
     async def _cancel(self, req: CloseRequest, reason: CloseReason) -> OrderState:
         """Close an unpaid order; or intercept every package of a paid one, refund what its
@@ -989,11 +1001,11 @@ class OrderWorkflow:
         return CaseSettlement(refund=refund)
 
     @workflow.update
-    async def close(self, req: CloseRequest) -> OrderState:
+    async def close(self, req: CloseRequest) -> OrderReceipt:
         """The merchant closes an unpaid order."""
         async with self.lock:
             rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
-            return await self._close_unpaid(CloseReason.SELLER_CLOSED, req)
+            return receipt(await self._close_unpaid(CloseReason.SELLER_CLOSED, req))
 
     @close.validator
     def _validate_close(self, req: CloseRequest) -> None:
@@ -1018,6 +1030,18 @@ class OrderWorkflow:
     @workflow.query
     def current(self) -> OrderState | None:
         return self.state
+
+    def _built(self, placement: Placement) -> OrderState:
+        """The order as the store built and saved it from this placement."""
+        inp = self.inp
+        return rules.placed(
+            placement,
+            order_id=inp.order_id,
+            buyer_id=inp.buyer_id,
+            address=inp.address,
+            timings=inp.timings,
+            reorder_of=inp.reorder_of,
+        ).state
 
     def _placed(self) -> OrderState:
         if self.state is None:
@@ -1102,6 +1126,12 @@ class OrderWorkflow:
             await calls.db(ids.NOTE_ORDER_ERROR, note, f"ORDER_ERROR: {step}")
         except ACTIVITY_FAILURES as failure:  # the store is down too: the Web UI shows it
             workflow.logger.error("ORDER_ERROR not stored: %s", failure)
+
+
+# what the placement and payment steps answer: a receipt; a whole order in histories
+# recorded before receipts (each decodes as what it is: a receipt refuses unknown fields)
+PLACED: Any = OrderState | Placement
+PAID: Any = OrderState | PaymentAccepted
 
 
 def _write_seq() -> int:

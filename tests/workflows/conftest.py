@@ -111,7 +111,10 @@ class Shop:
             # twice: a timer that fired with the first may only then be queued on the lock
             await handle.execute_update(OrderWorkflow.place)
             await self._refunds_done(handle)
-            return await handle.execute_update(OrderWorkflow.place)
+            await handle.execute_update(OrderWorkflow.place)
+            state = await handle.query(OrderWorkflow.current)
+            assert state is not None
+            return state
         except RPCError:  # the workflow has ended
             final = await handle.result()
         assert final is not None

@@ -8,6 +8,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from domain.messages import ShipRequest
 from domain.models import Actor
+from store import orders
 from store.tables import RefundRow, StockHoldRow
 from tests.workflows.conftest import Shop, record
 from workflows.order import OrderWorkflow
@@ -231,3 +232,21 @@ async def test_refused_update_is_rejected_by_its_validator(shop: Shop) -> None:
     ]
     assert len(accepted) == 1  # placement only: the refused ship was never accepted
     assert (await shop.order(order["id"]))["version"] == 1
+
+
+async def test_no_whole_order_travels_through_the_history(shop: Shop) -> None:
+    """Placement and payment answer receipts and the workflow builds from them the very
+    order the store saved; the API answers actions from that snapshot."""
+    for channel in ("balance", "credit"):
+        order = await shop.place([("TEA", 2), ("MUG", 1)])  # locked on order; deducted on paying
+        handle = shop.handle(order["id"])
+        async with shop.db.sessions() as s:
+            assert await handle.query(OrderWorkflow.current) == await orders.get(s, order["id"])
+        paid = await shop.pay(order, channel)
+        assert paid["status"] == "PENDING_SHIPMENT" and len(paid["packages"]) >= 1
+        state = await shop.settle(order["id"])
+        async with shop.db.sessions() as s:
+            assert state == await orders.get(s, order["id"])
+        history = (await handle.fetch_history()).events
+        assert not [e.event_type for e in history if b"goods_cents" in e.SerializeToString()]
+        await record(handle, f"paid_with_{channel}_by_receipts")
