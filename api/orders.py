@@ -19,6 +19,7 @@ from api.deps import (
     TemporalDep,
 )
 from api.errors import Problem
+from api.views import OrderView
 from domain.errors import ErrorCode
 from domain.messages import (
     CloseRequest,
@@ -86,6 +87,11 @@ class IntentOut(BaseModel):
     pay_url: str
 
 
+class OrderViewPage(BaseModel):
+    items: list[OrderView]
+    next_cursor: str | None
+
+
 class OrderPage(BaseModel):
     items: list[OrderState]
     next_cursor: str | None
@@ -98,7 +104,7 @@ async def visible(session: SessionDep, user: CurrentUser, order_id: str) -> Orde
     return state
 
 
-@router.post("/orders", status_code=201, response_model=OrderState)
+@router.post("/orders", status_code=201, response_model=OrderView)
 async def place_order(
     body: PlaceOrderBody,
     user: Buyer,
@@ -117,7 +123,7 @@ async def place_order(
     return await messaging.place(client, db, settings.task_queue, inp)
 
 
-@router.get("/orders/{order_id}", response_model=OrderState)
+@router.get("/orders/{order_id}", response_model=OrderView)
 async def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> OrderState:
     return await visible(session, user, order_id)
 
@@ -190,7 +196,7 @@ async def order_page(
     return OrderPage(items=items, next_cursor=nxt)
 
 
-@router.get("/orders", response_model=OrderPage)
+@router.get("/orders", response_model=OrderViewPage)
 async def list_orders(
     user: CurrentUser,
     session: SessionDep,
@@ -230,7 +236,7 @@ async def list_orders(
     return await order_page(session, where, limit, cursor)
 
 
-@router.post("/orders/{order_id}/pay", response_model=OrderState)
+@router.post("/orders/{order_id}/pay", response_model=OrderView)
 async def pay(
     order_id: str, body: PayBody, user: Buyer, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:
@@ -272,7 +278,7 @@ async def payment_intent(
     )
 
 
-@router.post("/orders/{order_id}/packages/{package_id}/ship", response_model=OrderState)
+@router.post("/orders/{order_id}/packages/{package_id}/ship", response_model=OrderView)
 async def ship(
     order_id: str,
     package_id: str,
@@ -288,7 +294,7 @@ async def ship(
     return await messaging.act(client, db, user, order_id, OrderWorkflow.ship, req)
 
 
-@router.post("/orders/{order_id}/confirm-receipt", response_model=OrderState)
+@router.post("/orders/{order_id}/confirm-receipt", response_model=OrderView)
 async def confirm_receipt(
     order_id: str,
     user: Buyer,
@@ -300,7 +306,7 @@ async def confirm_receipt(
     return await messaging.act(client, db, user, order_id, OrderWorkflow.confirm_receipt, req)
 
 
-@router.post("/orders/{order_id}/extend-receipt", response_model=OrderState)
+@router.post("/orders/{order_id}/extend-receipt", response_model=OrderView)
 async def extend_receipt(
     order_id: str, user: Buyer, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:
@@ -308,7 +314,7 @@ async def extend_receipt(
     return await messaging.act(client, db, user, order_id, OrderWorkflow.extend_receipt, req)
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderState)
+@router.post("/orders/{order_id}/cancel", response_model=OrderView)
 async def cancel(
     order_id: str,
     user: Buyer,
@@ -320,7 +326,7 @@ async def cancel(
     return await messaging.act(client, db, user, order_id, OrderWorkflow.cancel, req)
 
 
-@router.post("/orders/{order_id}/close", response_model=OrderState)
+@router.post("/orders/{order_id}/close", response_model=OrderView)
 async def close(
     order_id: str,
     user: Merchant,
@@ -332,7 +338,7 @@ async def close(
     return await messaging.act(client, db, user, order_id, OrderWorkflow.close, req)
 
 
-@router.post("/orders/{order_id}/packages/{package_id}/return-received", response_model=OrderState)
+@router.post("/orders/{order_id}/packages/{package_id}/return-received", response_model=OrderView)
 async def return_received(
     order_id: str, package_id: str, user: Merchant, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:
@@ -342,7 +348,7 @@ async def return_received(
 
 
 class ReorderOut(BaseModel):
-    order: OrderState
+    order: OrderView
     unavailable: list[Unavailable]
 
 
@@ -370,4 +376,4 @@ async def reorder(
         reorder_of=old.id,
     )
     placed = await messaging.place(client, db, settings.task_queue, inp)
-    return ReorderOut(order=placed, unavailable=placed.unavailable)
+    return ReorderOut(order=views.order_view(placed), unavailable=placed.unavailable)

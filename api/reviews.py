@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from api import messaging
 from api.deps import Buyer, DatabaseDep, SessionDep, TemporalDep
 from api.errors import Problem
+from api.views import OrderView
 from domain.errors import ErrorCode
 from domain.messages import ReviewRequest
 from domain.models import OrderState, Sku
@@ -44,7 +45,7 @@ def masked(buyer_id: str) -> str:
     return f"{buyer_id[0]}***{buyer_id[-1]}" if len(buyer_id) > 2 else "***"
 
 
-@router.post("/orders/{order_id}/review", response_model=OrderState)
+@router.post("/orders/{order_id}/review", response_model=OrderView)
 async def review(
     order_id: str, body: ReviewBody, user: Buyer, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:

@@ -1,9 +1,76 @@
-"""What a user is shown of stored records: a buyer sees members of staff by their role
-("merchant", "platform"), never by their id."""
+"""What a user is shown of stored records. The API's order is `OrderView`, the documented
+contract: the workflow's state and the stored snapshot (`OrderState`) are internal and free to
+change (where its stock is held, its durations, how a case holds its units are not shown).
+A buyer sees members of staff by their role ("merchant", "platform"), never by their id."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
 
 from api.auth import Role, User
 from domain.after_sales import AfterSalesCase
-from domain.models import OrderEvent, as_seen_by_buyers
+from domain.models import (
+    Address,
+    CloseReason,
+    OrderEvent,
+    OrderLine,
+    OrderState,
+    OrderStatus,
+    Package,
+    Payment,
+    Refund,
+    RefundRequest,
+    SubStatus,
+    Unavailable,
+    as_seen_by_buyers,
+)
+
+
+class OrderCase(BaseModel):
+    """An after-sales case as its order shows it (the case itself: GET /after-sales/{id})."""
+
+    id: str
+    type: str
+    open: bool
+    refund_id: str | None = None
+
+
+class OrderView(BaseModel):
+    """An order, as the API shows it to its buyer, merchants and admins."""
+
+    id: str
+    buyer_id: str
+    status: OrderStatus
+    sub_statuses: list[SubStatus]
+    close_reason: CloseReason | None
+    lines: list[OrderLine]
+    address: Address
+    goods_cents: int
+    freight_cents: int
+    total_cents: int
+    paid_cents: int
+    refunded_cents: int
+    payment: Payment | None
+    payment_deadline: datetime
+    low_stock: bool  # "selling fast, pay soon", as placement found it
+    packages: list[Package]
+    refunds: list[Refund]
+    refund_requests: list[RefundRequest]
+    cases: list[OrderCase]
+    receipt_extended: bool
+    reorder_of: str | None
+    unavailable: list[Unavailable]
+    reviewed: bool
+    completed_at: datetime | None
+    closed_at: datetime | None
+    version: int  # each change adds one; the order's events carry it too
+    created_at: datetime
+    updated_at: datetime
+
+
+def order_view(state: OrderState) -> OrderView:
+    """The order's public fields (what it holds besides is internal)."""
+    return OrderView.model_validate(state.model_dump())
 
 
 def events_for(user: User, events: list[OrderEvent]) -> list[OrderEvent]:

@@ -252,6 +252,11 @@ async def test_a_return_and_refund_case_with_two_photos(stack: Stack) -> None:
         stack.settings.service_phone,
     )
     assert case["deadline"] and case["deadline_action"] == "agreed automatically"
+    # the order shows its cases by id and state; how a case holds its units stays inside
+    shown = (await stack.order(buyer, order["id"]))["cases"]
+    assert shown == [
+        {"id": case["id"], "type": "RETURN_AND_REFUND", "open": True, "refund_id": None}
+    ]
     got = ok(await stack.http.get(f"/after-sales/{case['id']}", headers=buyer.headers))
     assert got["timeline"][0]["action"] == "open" and got["version"] == case["version"]
     image_path = f"/after-sales/{case['id']}/images/{case['images'][1]}"

@@ -33,6 +33,9 @@ async def test_an_order_paid_from_the_balance_is_shipped_received_and_completed(
         5000 + FREIGHT_CENTS,
     )
     assert placed["version"] == 1
+    # the order's public view: where its stock is held and its durations stay inside
+    assert not {"allocations", "timings", "freight_policy"} & set(placed)
+    assert placed["low_stock"] is False  # "selling fast, pay soon" is shown
     assert await stack.stock(sku) == {"WH-A": (10, 2)}  # locked on order
     assert await stack.order(buyer, order_id) == placed
 
