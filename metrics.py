@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.common import MetricMeter
 
-from domain.models import OrderEvent, Refund
+from domain.models import EventType, OrderEvent, Refund
 
 
 class BusinessMetrics:
@@ -31,7 +31,7 @@ class BusinessMetrics:
 
     def saved(self, event: OrderEvent) -> None:
         self.events.add(1, {"type": event.type})
-        if event.type == "CLOSED":
+        if event.type is EventType.CLOSED:
             self.closed.add(1, {"reason": str(event.data.get("reason", ""))})
 
     def placed(self) -> None:

@@ -19,7 +19,15 @@ from domain.messages import (
     SupplierCancelInput,
     SupplierCancelResult,
 )
-from domain.models import GATEWAY_CHANNELS, SYSTEM, OrderEvent, OrderState, Refund, RefundStatus
+from domain.models import (
+    GATEWAY_CHANNELS,
+    SYSTEM,
+    EventType,
+    OrderEvent,
+    OrderState,
+    Refund,
+    RefundStatus,
+)
 from domain.order import PaymentAccepted, Placement, placement_of, refund_failed
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
@@ -120,7 +128,7 @@ class OrderActivities:
         event = OrderEvent(
             order_id=inp.order_id,
             version=0,
-            type="ORDER_ERROR",
+            type=EventType.ORDER_ERROR,
             actor=SYSTEM,
             at=inp.at,
             data={"step": inp.step, "reason": inp.reason},
@@ -133,9 +141,7 @@ class OrderActivities:
         """Money back through the paying channel, then the ledger; idempotent on refund id.
         Answers the refund SUCCEEDED; a refusal for good is a non-retryable error carrying
         the channel's reason."""
-        refund = inp.refund.model_copy(
-            update={"status": RefundStatus.SUCCEEDED.value, "failure": None}
-        )
+        refund = inp.refund.model_copy(update={"status": RefundStatus.SUCCEEDED, "failure": None})
         if refund.channel in GATEWAY_CHANNELS:
             async with self._txn(write=False) as session:  # never move another order's money
                 await payments.check_txn_is(session, refund.txn_id, inp.order_id)

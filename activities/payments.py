@@ -24,7 +24,7 @@ from domain.messages import (
     SweepInput,
     SweepResult,
 )
-from domain.models import PaymentChannel, Refund, RefundStatus
+from domain.models import EventType, PaymentChannel, Refund, RefundStatus
 from gateways.payments import (
     Capture,
     GatewayIntent,
@@ -39,7 +39,6 @@ from store.db import Database
 from workflows import ids
 
 log = logging.getLogger(__name__)
-LATE_REFUND_FAILED = "LATE_PAYMENT_REFUND_FAILED"  # the event when a late refund is refused
 
 
 def is_final(err: PaymentGatewayError) -> bool:
@@ -178,9 +177,7 @@ class PaymentActivities:
         """Refund a payment that came after its order's workflow ended, and record the
         outcome: SUCCEEDED, or FAILED with the gateway's reason when it refuses for good
         (not an error: an admin retries it). Idempotent on the refund id."""
-        refund = inp.refund.model_copy(
-            update={"status": RefundStatus.SUCCEEDED.value, "failure": None}
-        )
+        refund = inp.refund.model_copy(update={"status": RefundStatus.SUCCEEDED, "failure": None})
         async with txn(self.db, write=False) as session:  # never move another's money
             await payments.check_txn_is(session, refund.txn_id, inp.order_id)
         try:
@@ -189,7 +186,7 @@ class PaymentActivities:
             if not is_final(err):
                 raise gateway_failure(err) from err
             refund = refund.model_copy(
-                update={"status": RefundStatus.FAILED.value, "failure": err.message[:500]}
+                update={"status": RefundStatus.FAILED, "failure": err.message[:500]}
             )
         self.metrics.refund(refund, "SUCCEEDED" if refund.status != "FAILED" else "REFUSED")
         return await self.record_late_refund(inp.model_copy(update={"refund": refund}))
@@ -200,10 +197,10 @@ class PaymentActivities:
         reached within the refund's bounds)."""
         if inp.note_event is None:
             raise ApplicationError("a late refund is recorded with its note", non_retryable=True)
-        failed = inp.refund.status == RefundStatus.FAILED.value
+        failed = inp.refund.status == RefundStatus.FAILED
         note = inp.note_event.model_copy(
             update={
-                "type": LATE_REFUND_FAILED if failed else inp.note_event.type,
+                "type": EventType.LATE_PAYMENT_REFUND_FAILED if failed else inp.note_event.type,
                 "data": inp.refund.model_dump(mode="json"),
             }
         )

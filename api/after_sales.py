@@ -32,11 +32,10 @@ from domain.after_sales import (
     CaseAction,
     CaseCommand,
     CaseStatus,
-    CaseType,
 )
 from domain.errors import ErrorCode
 from domain.messages import OpenCaseRequest
-from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, LineRequest
+from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, CaseType, LineRequest
 from store import case_images, cases
 from store.blobs import BlobStore, digest_of, sniff_image
 from store.db import Database
@@ -94,7 +93,9 @@ async def _check_images(images: list[UploadFile]) -> None:
     for n, image in enumerate(images):
         if image.size is None or image.size > MAX_IMAGE_BYTES:
             raise Problem(
-                "PAYLOAD_TOO_LARGE", f"images[{n}]: larger than {MAX_IMAGE_BYTES} bytes", 413
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"images[{n}]: larger than {MAX_IMAGE_BYTES} bytes",
+                413,
             )
         head = await image.read(16)
         await image.seek(0)

@@ -117,7 +117,7 @@ def _too_large_detail(limit: int) -> str:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return problem_response("PAYLOAD_TOO_LARGE", _too_large_detail(limit), 413)
+    return problem_response(ErrorCode.PAYLOAD_TOO_LARGE, _too_large_detail(limit), 413)
 
 
 READY_TIMEOUT = 2.0

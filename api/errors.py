@@ -98,7 +98,9 @@ def problem_response(
 def unavailable() -> Problem:
     """Temporal cannot be reached (or answered too late): retry shortly."""
     return Problem(
-        "TEMPORAL_UNAVAILABLE", "the order service is briefly unavailable; retry shortly", 503
+        ErrorCode.TEMPORAL_UNAVAILABLE,
+        "the order service is briefly unavailable; retry shortly",
+        503,
     )
 
 
@@ -120,7 +122,7 @@ def temporal_unavailable() -> JSONResponse:
 def internal(exc: Exception, what: str = "unexpected error") -> JSONResponse:
     """A 500 for an error nobody expected, logged with its traceback."""
     log.exception(what, exc_info=exc)
-    return problem_response("INTERNAL", "unexpected error; it has been logged", 500)
+    return problem_response(ErrorCode.INTERNAL, "unexpected error; it has been logged", 500)
 
 
 def first_error(errors: list[Any]) -> str:
@@ -138,7 +140,7 @@ def from_failure(err: BaseException) -> Problem:
             return Problem(cause.type, cause.message, **extra)
         cause = cause.__cause__ if not isinstance(cause, FailureError) else cause.cause
     log.error("unmapped workflow failure: %r", err)
-    return Problem("INTERNAL", "the order could not process the request", 500)
+    return Problem(ErrorCode.INTERNAL, "the order could not process the request", 500)
 
 
 def as_problem(exc: Exception) -> Problem | None:
@@ -230,11 +232,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {
-            400: "MALFORMED_BODY",  # a body that cannot be decoded (not JSON, nested too deep)
-            404: "NOT_FOUND",
-            405: "METHOD_NOT_ALLOWED",
-            413: "PAYLOAD_TOO_LARGE",
-        }.get(exc.status_code, "HTTP_ERROR")
+            400: ErrorCode.MALFORMED_BODY,  # a body not to be decoded (not JSON, too deep)
+            404: ErrorCode.NOT_FOUND,
+            405: ErrorCode.METHOD_NOT_ALLOWED,
+            413: ErrorCode.PAYLOAD_TOO_LARGE,
+        }.get(exc.status_code, ErrorCode.HTTP_ERROR)
         headers = exc.headers
         if exc.status_code == 405:  # every method the path takes, over all its routes
             headers = {"Allow": ", ".join(allowed_methods(request))}

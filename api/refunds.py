@@ -127,13 +127,13 @@ async def retry_refund(
 def retried(refund: Refund, response: Response) -> Refund:
     """The retry's real outcome: 200 SUCCEEDED; 202 PENDING (the channel has not answered
     yet; the order shows it when it does); 502 REFUND_FAILED with the channel's reason."""
-    if refund.status == RefundStatus.FAILED.value:
+    if refund.status == RefundStatus.FAILED:
         raise Problem(
             ErrorCode.REFUND_FAILED,
             f"the channel refused refund {refund.id} again: {refund.failure}",
             refund_id=refund.id,
             failure=refund.failure,
         )
-    if refund.status == RefundStatus.PENDING.value:
+    if refund.status == RefundStatus.PENDING:
         response.status_code = 202
     return refund

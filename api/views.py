@@ -11,6 +11,7 @@ from api.auth import Role, User
 from domain.after_sales import AfterSalesCase
 from domain.models import (
     Address,
+    CaseType,
     CloseReason,
     OrderEvent,
     OrderLine,
@@ -30,7 +31,7 @@ class OrderCase(BaseModel):
     """An after-sales case as its order shows it (the case itself: GET /after-sales/{id})."""
 
     id: str
-    type: str
+    type: CaseType
     open: bool
     refund_id: str | None = None
 

@@ -13,12 +13,14 @@ from api.errors import Problem
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import check_supplier_notice
 from domain.messages import (
+    CarrierEvent,
     CarrierNotice,
     InboxEvent,
     InboxSource,
     PaymentNotice,
     ReusedEvent,
     SupplierNotice,
+    SupplierState,
 )
 from domain.models import MAX_AMOUNT_CENTS, Instant, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
@@ -51,7 +53,7 @@ class CarrierCallback(BaseModel):
     event_id: str = Field(min_length=1, max_length=128)
     carrier: str = Field(min_length=1, max_length=32)
     tracking_no: str = Field(min_length=1, max_length=64)
-    event: Literal["IN_TRANSIT", "DELIVERED", "REJECTED"]
+    event: CarrierEvent
     at: Instant
 
 
@@ -60,7 +62,7 @@ class SupplierCallback(BaseModel):
     event_id: str = Field(min_length=1, max_length=128)
     supplier_order_id: str = Field(min_length=1, max_length=128)
     package_id: str = Field(min_length=1, max_length=80)
-    state: Literal["AWAITING_RECEIPT", "RECEIVED", "REJECTED"]
+    state: SupplierState
     at: Instant
 
 

@@ -19,6 +19,8 @@ from domain.models import (
     SYSTEM,
     Actor,
     CaseClaim,
+    CaseType,
+    EventType,
     LineRequest,
     OrderState,
     OrderStatus,
@@ -32,11 +34,6 @@ from domain.refunds import Money, book, line_refund, merged, money_for, plan_tak
 MAX_IMAGES = 9
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_CASES_PER_ORDER = 50
-
-
-class CaseType(StrEnum):
-    REFUND_ONLY = "REFUND_ONLY"  # 仅退款: the buyer keeps the goods
-    RETURN_AND_REFUND = "RETURN_AND_REFUND"  # 退货退款: the goods come back first
 
 
 class CaseStatus(StrEnum):
@@ -251,7 +248,7 @@ def new_case(
         s,
         now,
         actor,
-        "CASE_OPENED",
+        EventType.CASE_OPENED,
         {"case_id": case_id, "type": type_.value, "claim_cents": case.claim_cents},
     )
     return change, case
@@ -300,8 +297,8 @@ def settle_claim(
         c.refund_id = refund.id
         book(s, refund, now)
         data = {"case_id": case_id, "refund_id": refund.id, "amount_cents": refund.amount_cents}
-        return applied(s, now, actor, "CASE_REFUNDED", data | {"status": refund.status})
-    return applied(s, now, actor, "CASE_CLOSED", {"case_id": case_id})
+        return applied(s, now, actor, EventType.CASE_REFUNDED, data | {"status": refund.status})
+    return applied(s, now, actor, EventType.CASE_CLOSED, {"case_id": case_id})
 
 
 # ---- the case's own machine -----------------------------------------------------------------

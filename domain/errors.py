@@ -32,6 +32,27 @@ class ErrorCode(StrEnum):
     ORDER_ERROR = "ORDER_ERROR"  # a step the order could not take, for good: operators look
     EVENT_ID_REUSED = "EVENT_ID_REUSED"  # a partner's event id again, with another payload
     REFUND_FAILED = "REFUND_FAILED"  # the channel refused a refund (again): its reason says why
+    # failures, not refusals: the request was not judged by any rule
+    INTERNAL = "INTERNAL"  # unexpected: logged
+    TEMPORAL_UNAVAILABLE = "TEMPORAL_UNAVAILABLE"  # past the deadline on Temporal: retry (503)
+    MALFORMED_BODY = "MALFORMED_BODY"  # not JSON, or nested too deep (400)
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"  # (405, with Allow)
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # (413)
+    HTTP_ERROR = "HTTP_ERROR"  # any other HTTP-level refusal
+
+
+# what no business rule decided: never a refusal to hand back as the caller's answer
+FAILURES = frozenset(
+    {
+        ErrorCode.ORDER_ERROR,
+        ErrorCode.INTERNAL,
+        ErrorCode.TEMPORAL_UNAVAILABLE,
+        ErrorCode.MALFORMED_BODY,
+        ErrorCode.METHOD_NOT_ALLOWED,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.HTTP_ERROR,
+    }
+)
 
 
 class DomainError(Exception):

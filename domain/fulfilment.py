@@ -11,6 +11,7 @@ from domain.models import (
     Actor,
     Allocation,
     CloseReason,
+    EventType,
     FreightPolicy,
     OrderState,
     OrderStatus,
@@ -18,6 +19,7 @@ from domain.models import (
     ProductType,
     Refund,
     RefundRequestStatus,
+    RefundStatus,
 )
 from domain.order import (
     AWAITING_RECEIPT,
@@ -44,7 +46,7 @@ def mark_purchased(
         s,
         now,
         actor,
-        "SUPPLIER_PURCHASED",
+        EventType.SUPPLIER_PURCHASED,
         {"package_id": package_id, "supplier_order_id": supplier_order_id},
     )
 
@@ -78,7 +80,9 @@ def supplier_shipped(
     p = package_of(s, package_id)
     p.status, p.shipped_at, p.carrier = PackageStatus.SHIPPED, now, "supplier"
     p.auto_confirm_at = now + timedelta(seconds=s.timings.auto_confirm_seconds)
-    return applied(s, now, actor, "PACKAGE_SHIPPED", {"package_id": package_id, "by": "supplier"})
+    return applied(
+        s, now, actor, EventType.PACKAGE_SHIPPED, {"package_id": package_id, "by": "supplier"}
+    )
 
 
 # ---- refunds of packages ------------------------------------------------------------------
@@ -89,7 +93,7 @@ def _returned(state: OrderState) -> list[Refund]:
     if state.payment is None:
         return []
     txn = state.payment.txn_id
-    return [r for r in state.refunds if r.txn_id == txn and r.status != "FAILED"]
+    return [r for r in state.refunds if r.txn_id == txn and r.status != RefundStatus.FAILED]
 
 
 def paid_and_kept(state: OrderState) -> int:
@@ -184,7 +188,7 @@ def reject(
         s,
         now,
         actor,
-        "PACKAGE_REJECTED",
+        EventType.PACKAGE_REJECTED,
         {
             "package_id": package_id,
             "refund_id": refund.id,
@@ -206,7 +210,7 @@ def confirm_return(state: OrderState, package_id: str, now: datetime, actor: Act
     check_can_confirm_return(state, package_id)
     s = copied(state)
     package_of(s, package_id).restocked = True
-    return applied(s, now, actor, "RETURN_RECEIVED", {"package_id": package_id})
+    return applied(s, now, actor, EventType.RETURN_RECEIVED, {"package_id": package_id})
 
 
 def cancel_packages(
@@ -224,7 +228,7 @@ def cancel_packages(
         s,
         now,
         actor,
-        "PACKAGES_CANCELLED",
+        EventType.PACKAGES_CANCELLED,
         {"package_ids": package_ids, "reason": reason, "refunds": [r.id for r in refunds]},
     )
 
@@ -275,7 +279,7 @@ def cancel_paid(
         s,
         now,
         actor,
-        "CLOSED",
+        EventType.CLOSED,
         {
             "reason": reason,
             "note": note,

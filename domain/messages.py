@@ -1,17 +1,19 @@
 """One input model per workflow, update, signal and activity."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.after_sales import MAX_IMAGES, AfterSalesCase, CaseType
+from domain.after_sales import MAX_IMAGES, AfterSalesCase
 from domain.models import (
     MAX_AMOUNT_CENTS,
     MAX_LINES,
     Actor,
     Address,
     Allocation,
+    CaseType,
     CloseReason,
     LineRequest,
     OrderEvent,
@@ -102,9 +104,21 @@ class Stop(BaseModel):
     actor: Actor
 
 
+class CarrierEvent(StrEnum):
+    IN_TRANSIT = "IN_TRANSIT"
+    DELIVERED = "DELIVERED"  # signed for (for self-operated goods: received)
+    REJECTED = "REJECTED"  # 拒收: refused at the door, on its way back
+
+
+class SupplierState(StrEnum):
+    AWAITING_RECEIPT = "AWAITING_RECEIPT"  # shipped by the supplier
+    RECEIVED = "RECEIVED"
+    REJECTED = "REJECTED"
+
+
 class CarrierNotice(BaseModel):
     package_id: str
-    event: str  # IN_TRANSIT | DELIVERED | REJECTED
+    event: CarrierEvent
     at: datetime
     carrier: str = ""
 
@@ -222,10 +236,10 @@ class SupplierCancelResult(BaseModel):
 
 
 class SupplierNotice(BaseModel):
-    """The supplier's word on a package (signal): AWAITING_RECEIPT | RECEIVED | REJECTED."""
+    """The supplier's word on a package (signal)."""
 
     package_id: str
-    state: str
+    state: SupplierState
     at: datetime
     supplier_order_id: str = ""
 

@@ -155,11 +155,23 @@ class Unavailable(BaseModel):
     placed: int = 0
 
 
+class ActorKind(StrEnum):
+    BUYER = "buyer"
+    MERCHANT = "merchant"
+    ADMIN = "admin"
+    PLATFORM = "platform"  # a member of staff as a buyer is shown them
+    OPERATOR = "operator"  # in the Temporal Web UI
+    SYSTEM = "system"  # the order's own timers, reconciliation
+    GATEWAY = "gateway"
+    CARRIER = "carrier"
+    SUPPLIER = "supplier"
+
+
 class Actor(BaseModel):
     """Who caused a transition: a user, a partner, or the order's own timer."""
 
     model_config = ConfigDict(frozen=True)
-    kind: str  # buyer | merchant | admin | system | gateway | carrier | supplier
+    kind: ActorKind
     id: str = ""
 
 
@@ -276,7 +288,7 @@ class Refund(BaseModel):
     freight_borne_by: str = "merchant"  # who bears the freight part
     package_id: str | None = None
     reason: str
-    status: str = RefundStatus.SUCCEEDED.value  # a RefundStatus
+    status: RefundStatus = RefundStatus.SUCCEEDED
     failure: str | None = None  # the channel's reason, when it refused for good
     created_at: datetime
 
@@ -331,11 +343,16 @@ class RefundRequest(BaseModel):
     decided_at: datetime | None = None
 
 
+class CaseType(StrEnum):
+    REFUND_ONLY = "REFUND_ONLY"  # 仅退款: the buyer keeps the goods
+    RETURN_AND_REFUND = "RETURN_AND_REFUND"  # 退货退款: the goods come back first
+
+
 class CaseClaim(BaseModel):
     """What the order knows of an after-sales case: the shipped units it holds."""
 
     id: str
-    type: str  # REFUND_ONLY | RETURN_AND_REFUND
+    type: CaseType
     takes: list[Take]
     open: bool = True
     refund_id: str | None = None
@@ -377,12 +394,45 @@ class OrderState(BaseModel):
     updated_at: datetime
 
 
+class EventType(StrEnum):
+    """What an order's event log says happened (its rows and the API carry these names)."""
+
+    PLACED = "PLACED"
+    PAID = "PAID"
+    SUPPLIER_PURCHASED = "SUPPLIER_PURCHASED"
+    PACKAGE_SHIPPED = "PACKAGE_SHIPPED"
+    PACKAGE_DELIVERED = "PACKAGE_DELIVERED"
+    PACKAGE_REJECTED = "PACKAGE_REJECTED"
+    PACKAGES_CANCELLED = "PACKAGES_CANCELLED"
+    RETURN_RECEIVED = "RETURN_RECEIVED"
+    RECEIPT_CONFIRMED = "RECEIPT_CONFIRMED"
+    RECEIPT_EXTENDED = "RECEIPT_EXTENDED"
+    REVIEWED = "REVIEWED"
+    CLOSED = "CLOSED"
+    CANCEL_REFUSED = "CANCEL_REFUSED"
+    REFUND_REQUESTED = "REFUND_REQUESTED"
+    REFUND_REFUSED = "REFUND_REFUSED"
+    REFUND_AGREED = "REFUND_AGREED"
+    REFUNDED = "REFUNDED"
+    REFUND_SUCCEEDED = "REFUND_SUCCEEDED"
+    REFUND_FAILED = "REFUND_FAILED"
+    REFUND_RETRIED = "REFUND_RETRIED"
+    REFUND_WITHDRAWN = "REFUND_WITHDRAWN"
+    CASE_OPENED = "CASE_OPENED"
+    CASE_REFUNDED = "CASE_REFUNDED"
+    CASE_CLOSED = "CASE_CLOSED"
+    PAYMENT_ANOMALY = "PAYMENT_ANOMALY"  # another order's transaction: recorded, not applied
+    LATE_PAYMENT_REFUNDED = "LATE_PAYMENT_REFUNDED"  # paid after the order's workflow ended
+    LATE_PAYMENT_REFUND_FAILED = "LATE_PAYMENT_REFUND_FAILED"
+    ORDER_ERROR = "ORDER_ERROR"  # a step the order could not take, for good
+
+
 class OrderEvent(BaseModel):
     """One row of the order's event log: who did what, when, at which version."""
 
     order_id: str
     version: int
-    type: str
+    type: EventType
     actor: Actor
     at: datetime
     data: dict[str, Any] = {}

@@ -21,6 +21,7 @@ from domain.models import (
     Address,
     Allocation,
     CloseReason,
+    EventType,
     FreightPolicy,
     OrderEvent,
     OrderLine,
@@ -34,6 +35,7 @@ from domain.models import (
     ProductType,
     Refund,
     RefundRequestStatus,
+    RefundStatus,
     SubStatus,
     Take,
     Unavailable,
@@ -96,7 +98,7 @@ def has_open_refunds(state: OrderState) -> bool:
     return (
         bool(requested_takes(state))
         or any(c.open for c in state.cases)
-        or any(r.status == "PENDING" for r in state.refunds)
+        or any(r.status == RefundStatus.PENDING for r in state.refunds)
     )
 
 
@@ -121,7 +123,7 @@ def derive_status(state: OrderState) -> tuple[OrderStatus, list[SubStatus]]:
 
 
 def applied(
-    state: OrderState, now: datetime, actor: Actor, type_: str, data: dict[str, Any]
+    state: OrderState, now: datetime, actor: Actor, type_: EventType, data: dict[str, Any]
 ) -> Change:
     """Finish a transition: re-derive the status, bump the version, describe it."""
     status, subs = derive_status(state)
@@ -194,7 +196,7 @@ def new_order(
             "reorder_of": reorder_of,
             "unavailable": [u.model_dump(mode="json") for u in state.unavailable],
         }
-    return applied(state, now, actor, "PLACED", data)
+    return applied(state, now, actor, EventType.PLACED, data)
 
 
 class Placement(BaseModel):
@@ -335,7 +337,7 @@ def mark_paid(
         s,
         now,
         actor,
-        "PAID",
+        EventType.PAID,
         {
             "channel": payment.channel,
             "txn_id": payment.txn_id,
@@ -399,7 +401,7 @@ def ship(
         s,
         now,
         actor,
-        "PACKAGE_SHIPPED",
+        EventType.PACKAGE_SHIPPED,
         {"package_id": package_id, "carrier": carrier, "tracking_no": tracking_no},
     )
 
@@ -429,7 +431,7 @@ def confirm_receipt(
     for pid in ids:
         p = package_of(s, pid)
         p.status, p.received_at, p.auto_confirm_at = PackageStatus.RECEIVED, now, None
-    return applied(s, now, actor, "RECEIPT_CONFIRMED", {"package_ids": ids, "how": how})
+    return applied(s, now, actor, EventType.RECEIPT_CONFIRMED, {"package_ids": ids, "how": how})
 
 
 def carrier_delivered(
@@ -444,7 +446,7 @@ def carrier_delivered(
     s = copied(state)
     q = package_of(s, package_id)
     q.status, q.delivered_at = PackageStatus.DELIVERED, now
-    return applied(s, now, actor, "PACKAGE_DELIVERED", {"package_id": package_id})
+    return applied(s, now, actor, EventType.PACKAGE_DELIVERED, {"package_id": package_id})
 
 
 def check_can_extend(state: OrderState) -> None:
@@ -463,7 +465,7 @@ def extend_receipt(state: OrderState, now: datetime, actor: Actor) -> Change:
         if p.status in AWAITING_RECEIPT and p.auto_confirm_at is not None:
             p.auto_confirm_at += extra
     return applied(
-        s, now, actor, "RECEIPT_EXTENDED", {"seconds": s.timings.receipt_extension_seconds}
+        s, now, actor, EventType.RECEIPT_EXTENDED, {"seconds": s.timings.receipt_extension_seconds}
     )
 
 
@@ -485,7 +487,9 @@ def review(state: OrderState, rating: int, text: str, now: datetime, actor: Acto
     s = copied(state)
     s.reviewed = True
     skus = [line.sku for line in s.lines]
-    return applied(s, now, actor, "REVIEWED", {"rating": rating, "text": text, "skus": skus})
+    return applied(
+        s, now, actor, EventType.REVIEWED, {"rating": rating, "text": text, "skus": skus}
+    )
 
 
 # ---- closing and refunds ----------------------------------------------------------------
@@ -505,7 +509,7 @@ def close(
         raise invalid_transition("order is already closed")
     s = copied(state)
     s.close_reason, s.closed_at = reason, now
-    return applied(s, now, actor, "CLOSED", {"reason": reason, "note": note})
+    return applied(s, now, actor, EventType.CLOSED, {"reason": reason, "note": note})
 
 
 def cancel_refused(
@@ -513,20 +517,22 @@ def cancel_refused(
 ) -> Change:
     """An operator's cancellation (or reconciliation's) that the order's state does not allow
     (a package has shipped): written down, and the order goes on."""
-    return applied(copied(state), now, actor, "CANCEL_REFUSED", {"reason": reason, "detail": why})
+    return applied(
+        copied(state), now, actor, EventType.CANCEL_REFUSED, {"reason": reason, "detail": why}
+    )
 
 
 def count_refund(s: OrderState, refund: Refund) -> None:
     """Put a refund on a copy of the order; only money that moved counts as refunded."""
     s.refunds.append(refund)
-    if refund.status != "FAILED":
+    if refund.status != RefundStatus.FAILED:
         s.refunded_cents += refund.amount_cents
 
 
 def add_refund(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> Change:
     s = copied(state)
     count_refund(s, refund)
-    return applied(s, now, actor, "REFUNDED", refund.model_dump(mode="json"))
+    return applied(s, now, actor, EventType.REFUNDED, refund.model_dump(mode="json"))
 
 
 # ---- timers -----------------------------------------------------------------------------
@@ -584,7 +590,7 @@ def held_open(state: OrderState) -> bool:
 
 def failed_refunds(state: OrderState) -> list[Refund]:
     """Refunds the channel refused for good: an admin retries them."""
-    return [r for r in state.refunds if r.status == "FAILED"]
+    return [r for r in state.refunds if r.status == RefundStatus.FAILED]
 
 
 def refund_failed(state: OrderState) -> bool:

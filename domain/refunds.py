@@ -15,6 +15,7 @@ from domain.models import (
     Actor,
     Allocation,
     CloseReason,
+    EventType,
     FreightPolicy,
     LineRequest,
     OrderState,
@@ -322,7 +323,7 @@ def request_refund(
         created_at=now,
     )
     s.refund_requests.append(request)
-    return applied(s, now, actor, "REFUND_REQUESTED", request.model_dump(mode="json"))
+    return applied(s, now, actor, EventType.REFUND_REQUESTED, request.model_dump(mode="json"))
 
 
 def request_of(state: OrderState, request_id: str) -> RefundRequest:
@@ -346,7 +347,9 @@ def refuse_request(
     s = copied(state)
     r = request_of(s, request_id)
     r.status, r.refuse_reason, r.decided_at = RefundRequestStatus.REFUSED, reason, now
-    return applied(s, now, actor, "REFUND_REFUSED", {"request_id": request_id, "reason": reason})
+    return applied(
+        s, now, actor, EventType.REFUND_REFUSED, {"request_id": request_id, "reason": reason}
+    )
 
 
 def supplier_packages_to_cancel(state: OrderState, request_id: str) -> list[Package]:
@@ -377,7 +380,9 @@ def complete_request(
     take_out(s, request.takes, money, now)
     r = request_of(s, request_id)
     r.status = (
-        RefundRequestStatus.FAILED if refund.status == "FAILED" else RefundRequestStatus.REFUNDED
+        RefundRequestStatus.FAILED
+        if refund.status == RefundStatus.FAILED
+        else RefundRequestStatus.REFUNDED
     )
     r.goods_cents, r.freight_cents, r.amount_cents = (
         refund.goods_cents,
@@ -390,7 +395,7 @@ def complete_request(
         s,
         now,
         actor,
-        "REFUND_AGREED",
+        EventType.REFUND_AGREED,
         {
             "request_id": request_id,
             "refund_id": refund.id,
@@ -412,7 +417,7 @@ def due_requests(state: OrderState, now: datetime) -> list[RefundRequest]:
 def check_can_retry(state: OrderState, refund_id: str) -> Refund:
     for r in state.refunds:
         if r.id == refund_id:
-            if r.status != "FAILED":
+            if r.status != RefundStatus.FAILED:
                 raise invalid_transition(f"refund {refund_id} is {r.status}, not FAILED")
             return r
     raise DomainError(ErrorCode.NOT_FOUND, f"order {state.id} has no refund {refund_id}")
@@ -425,13 +430,13 @@ def retry_started(state: OrderState, refund_id: str, now: datetime, actor: Actor
     s = copied(state)
     for r in s.refunds:
         if r.id == refund_id:
-            r.status, r.failure = RefundStatus.PENDING.value, None
+            r.status, r.failure = RefundStatus.PENDING, None
             s.refunded_cents += r.amount_cents
     for request in s.refund_requests:
         if request.refund_id == refund_id:
             request.status = RefundRequestStatus.REFUNDED
-    data = {"refund_id": refund_id, "status": RefundStatus.PENDING.value}
-    return applied(s, now, actor, "REFUND_RETRIED", data)
+    data = {"refund_id": refund_id, "status": RefundStatus.PENDING}
+    return applied(s, now, actor, EventType.REFUND_RETRIED, data)
 
 
 def pending_refund(state: OrderState, refund_id: str) -> Refund:
@@ -452,16 +457,16 @@ def refund_settled(
     s = copied(state)
     r = next(r for r in s.refunds if r.id == refund_id)
     if failure is None:
-        r.status = RefundStatus.SUCCEEDED.value
+        r.status = RefundStatus.SUCCEEDED
         data = {"refund_id": refund_id, "amount_cents": refund.amount_cents}
-        return applied(s, now, actor, "REFUND_SUCCEEDED", data)
-    r.status, r.failure = RefundStatus.FAILED.value, failure
+        return applied(s, now, actor, EventType.REFUND_SUCCEEDED, data)
+    r.status, r.failure = RefundStatus.FAILED, failure
     s.refunded_cents -= refund.amount_cents  # counted while it was under way
     for request in s.refund_requests:
         if request.refund_id == refund_id:
             request.status = RefundRequestStatus.FAILED
     data = {"refund_id": refund_id, "amount_cents": refund.amount_cents, "failure": failure}
-    return applied(s, now, actor, "REFUND_FAILED", data)
+    return applied(s, now, actor, EventType.REFUND_FAILED, data)
 
 
 def refund_withdrawn(
@@ -474,7 +479,7 @@ def refund_withdrawn(
     s.refunds = [r for r in s.refunds if r.id != refund_id]
     s.refunded_cents -= refund.amount_cents
     data = {"refund_id": refund_id, "txn_id": refund.txn_id, "why": why}
-    return applied(s, now, actor, "REFUND_WITHDRAWN", data)
+    return applied(s, now, actor, EventType.REFUND_WITHDRAWN, data)
 
 
 def retried(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> Change:
@@ -482,11 +487,11 @@ def retried(state: OrderState, refund: Refund, now: datetime, actor: Actor) -> C
     check_can_retry(state, refund.id)
     s = copied(state)
     s.refunds = [refund if r.id == refund.id else r for r in s.refunds]
-    if refund.status != "FAILED":
+    if refund.status != RefundStatus.FAILED:
         s.refunded_cents += refund.amount_cents
         for request in s.refund_requests:
             if request.refund_id == refund.id:
                 request.status = RefundRequestStatus.REFUNDED
     return applied(
-        s, now, actor, "REFUND_RETRIED", {"refund_id": refund.id, "status": refund.status}
+        s, now, actor, EventType.REFUND_RETRIED, {"refund_id": refund.id, "status": refund.status}
     )

@@ -10,6 +10,7 @@ from domain.messages import AcceptPaymentInput, PaymentNotice
 from domain.models import (
     WALLET_CHANNELS,
     Actor,
+    EventType,
     OrderEvent,
     OrderState,
     Payment,
@@ -107,7 +108,7 @@ async def note_anomaly(session: AsyncSession, notice: PaymentNotice, owner: str)
     event = OrderEvent(
         order_id=notice.order_id,
         version=0,
-        type="PAYMENT_ANOMALY",
+        type=EventType.PAYMENT_ANOMALY,
         actor=Actor(kind="gateway", id=notice.channel.value),
         at=datetime.now(UTC),
         data={

@@ -5,7 +5,7 @@ from typing import ParamSpec, TypeVar
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from domain.errors import DomainError, ErrorCode
+from domain.errors import FAILURES, DomainError, ErrorCode
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,11 +33,11 @@ def unwrap(err: ActivityError | ApplicationError) -> ApplicationError:
     cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError) and cause.type:
         return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
-    return ApplicationError(str(cause or err), type="INTERNAL", non_retryable=True)
+    return ApplicationError(str(cause or err), type=ErrorCode.INTERNAL.value, non_retryable=True)
 
 
 # what a business rule (or the caller's input) refuses: the caller's answer, not a failure
-REFUSALS = frozenset(code.value for code in ErrorCode) - {ErrorCode.ORDER_ERROR.value}
+REFUSALS = frozenset(code.value for code in ErrorCode if code not in FAILURES)
 
 
 def is_refusal(err: ApplicationError) -> bool:

@@ -73,8 +73,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows import calls, compat, details, ids
     from workflows.errors import ACTIVITY_FAILURES, is_refusal, rule, unwrap
 
-NOT_OURS = "NOT_OURS"  # a refund of a transaction that settled another order: never made
-PENDING = RefundStatus.PENDING.value
+
+class NotOurs(Exception):
+    """A refund of a transaction that settled another order: never made, never recorded as
+    this order's money (the channel's word is `failure`)."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__(failure)
+        self.failure = failure
+
+
+PENDING = RefundStatus.PENDING
 REFUND_ANSWER_WAIT = timedelta(seconds=3)  # an update waits this long for its refunds' answer
 
 
@@ -390,7 +399,9 @@ class OrderWorkflow:
 
     # ---- money back -------------------------------------------------------------------
 
-    async def _pay_back(self, refund: Refund, payment: Payment) -> Refund:
+    async def _pay_back(
+        self, refund: Refund, payment: Payment, *, not_ours_fails: bool = True
+    ) -> Refund:
         """The refund as the order records it now: PENDING, its money moved by the channel
         after the lock is released (`_start_refunds`). Orders started before that moved it
         here, under the lock."""
@@ -398,11 +409,19 @@ class OrderWorkflow:
             return refund  # a free package: nothing to move, nothing to ledger
         if workflow.patched(compat.REFUNDS_OUTSIDE_LOCK):
             return refund.model_copy(update={"status": PENDING})
-        return await self._move_money(refund, payment)
+        try:  # (orders started before the patch: under the lock)
+            return await self._move_money(refund, payment)
+        except NotOurs as not_ours:
+            if not not_ours_fails:
+                raise
+            return refund.model_copy(
+                update={"status": RefundStatus.FAILED, "failure": not_ours.failure}
+            )
 
     async def _move_money(self, refund: Refund, payment: Payment) -> Refund:
         """Move the money through the paying channel; a refund that cannot be made comes back
-        FAILED with the channel's reason (visible to operators), never dropped."""
+        FAILED with the channel's reason (visible to operators), never dropped. NotOurs when
+        the transaction turns out to have settled another order."""
         try:
             done: Refund = await calls.partner(
                 ids.REFUND_PAYMENT,
@@ -416,10 +435,10 @@ class OrderWorkflow:
             error = unwrap(err)
             if error.type == ErrorCode.TXN_REUSED.value:
                 workflow.logger.error("refund %s not made: %s", refund.id, err)
-                return refund.model_copy(update={"status": NOT_OURS, "failure": error.message})
+                raise NotOurs(error.message) from None
             workflow.logger.error("refund %s failed for good: %s", refund.id, err)
             failure = error.message or "the channel did not answer in time"
-            return refund.model_copy(update={"status": "FAILED", "failure": failure})
+            return refund.model_copy(update={"status": RefundStatus.FAILED, "failure": failure})
 
     def _start_refunds(self) -> None:
         """Move the money of every PENDING refund not already under way, each outside the
@@ -432,11 +451,16 @@ class OrderWorkflow:
                 self.refunding[refund.id] = asyncio.create_task(self._finish_refund(refund))
 
     async def _finish_refund(self, refund: Refund) -> None:
-        done = await self._move_money(refund, refunds.paid_by(self._placed(), refund))
+        try:
+            done: Refund | NotOurs = await self._move_money(
+                refund, refunds.paid_by(self._placed(), refund)
+            )
+        except NotOurs as not_ours:
+            done = not_ours
         async with self.lock:
             state, now = self._placed(), workflow.now()
-            if done.status == NOT_OURS:
-                change = refunds.refund_withdrawn(state, refund.id, done.failure or "", now, SYSTEM)
+            if isinstance(done, NotOurs):
+                change = refunds.refund_withdrawn(state, refund.id, done.failure, now, SYSTEM)
             else:
                 change = refunds.refund_settled(state, refund.id, done.failure, now, SYSTEM)
             try:
@@ -475,11 +499,14 @@ class OrderWorkflow:
         )
         if self.state is None:  # no order to record it on: move it now, without the lock
             async with self._unlocked():
-                await self._move_money(refund, payment)
+                with contextlib.suppress(NotOurs):
+                    await self._move_money(refund, payment)
             return
-        refund = await self._pay_back(refund, payment)
-        if refund.status != NOT_OURS:
-            await self._commit(rules.add_refund(self.state, refund, workflow.now(), SYSTEM))
+        try:
+            refund = await self._pay_back(refund, payment, not_ours_fails=False)
+        except NotOurs:  # another order's money: not this order's to record
+            return
+        await self._commit(rules.add_refund(self.state, refund, workflow.now(), SYSTEM))
 
     async def _intercept(self, package_ids: list[str], reason: str, actor: Actor) -> None:
         """Stop packages before they ship: refund each, restore its stock."""

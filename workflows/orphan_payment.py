@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.messages import PaymentNotice, RefundPaymentInput
-    from domain.models import Actor, OrderEvent, Payment, Refund, RefundStatus
+    from domain.models import Actor, EventType, OrderEvent, Payment, Refund, RefundStatus
     from workflows import calls, compat, ids
 
 
@@ -45,7 +45,7 @@ class OrphanPaymentWorkflow:
         note = OrderEvent(
             order_id=notice.order_id,
             version=0,
-            type="LATE_PAYMENT_REFUNDED",
+            type=EventType.LATE_PAYMENT_REFUNDED,
             actor=Actor(kind="system", id="late-payment"),
             at=now,
             data=refund.model_dump(mode="json"),
@@ -78,7 +78,7 @@ class OrphanPaymentWorkflow:
             cause = err.cause or err
             failed = inp.refund.model_copy(
                 update={
-                    "status": RefundStatus.FAILED.value,
+                    "status": RefundStatus.FAILED,
                     "failure": f"not refunded within its bounds: {cause}"[:500],
                 }
             )
@@ -89,6 +89,6 @@ class OrphanPaymentWorkflow:
                 calls.RECORD_LATE_REFUND,
                 Refund,
             )
-        outcome = "refunded" if refund.status != RefundStatus.FAILED.value else "refund FAILED"
+        outcome = "refunded" if refund.status != RefundStatus.FAILED else "refund FAILED"
         workflow.set_current_details(f"Late payment {inp.refund.txn_id}: {outcome}")
         return refund

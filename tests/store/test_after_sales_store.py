@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.after_sales import AfterSalesCase, CaseStatus, CaseType
-from domain.models import Allocation, LineRequest, PaymentChannel, Refund
+from domain.after_sales import AfterSalesCase, CaseStatus
+from domain.models import Allocation, CaseType, LineRequest, PaymentChannel, Refund
 from store import cases, payments, stock
 from store.blobs import FileBlobStore, sniff_image
 from store.db import Database

@@ -62,7 +62,7 @@ async def test_events_are_appended_once_per_key(db: Database) -> None:
     await add_sku(db, "A")
     state = await place(db, "o-1", [("A", 1)])
     note = OrderEvent(
-        order_id="o-1", version=1, type="NOTE", actor=Actor(kind="admin", id="a1"), at=T0
+        order_id="o-1", version=1, type="PAYMENT_ANOMALY", actor=Actor(kind="admin", id="a1"), at=T0
     )
     for _ in range(2):
         async with db.transaction() as session:
@@ -72,8 +72,8 @@ async def test_events_are_appended_once_per_key(db: Database) -> None:
 
     assert await rows(db, "SELECT event_key, type FROM order_events ORDER BY id") == [
         ("1:PLACED", "PLACED"),
-        ("note:1", "NOTE"),
-        ("note:2", "NOTE"),
+        ("note:1", "PAYMENT_ANOMALY"),
+        ("note:2", "PAYMENT_ANOMALY"),
     ]
 
 
@@ -235,7 +235,11 @@ async def test_the_operators_filters_on_both_databases(db: Database) -> None:
     await save(db, closed.state, closed.event)
     marked = flagged(late, late.version + 1)
     note = OrderEvent(
-        order_id="o-late", version=marked.version, type="NOTE", actor=Actor(kind="system"), at=T0
+        order_id="o-late",
+        version=marked.version,
+        type="PAYMENT_ANOMALY",
+        actor=Actor(kind="system"),
+        at=T0,
     )
     await save(db, marked, note)
 

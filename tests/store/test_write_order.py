@@ -32,7 +32,9 @@ async def test_a_later_tasks_write_of_the_same_version_replaces_the_earlier_one(
     buyer = Actor(kind="buyer", id=state.buyer_id)
     # the task that timed out after saving: the buyer's cancel; its retry saw something else
     cancelled = close(state, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), buyer)
-    closed = close(state, CloseReason.SELLER_CLOSED, T0 + timedelta(hours=2), Actor(kind="m"))
+    closed = close(
+        state, CloseReason.SELLER_CLOSED, T0 + timedelta(hours=2), Actor(kind="merchant")
+    )
     assert cancelled.state.version == closed.state.version
     await save(db, cancelled, EARLIER)
     await save(db, closed, LATER)
@@ -41,7 +43,7 @@ async def test_a_later_tasks_write_of_the_same_version_replaces_the_earlier_one(
     assert await rows(db, "SELECT close_reason, version FROM orders") == [("SELLER_CLOSED", v)]
     assert await rows(
         db, f"SELECT type, actor_kind FROM order_events WHERE version = {v} ORDER BY id"
-    ) == [("CLOSED", "m")]  # the earlier task's event row went with its snapshot
+    ) == [("CLOSED", "merchant")]  # the earlier task's event row went with its snapshot
 
     with pytest.raises(orders.StaleWrite):  # the earlier task's write, arriving late
         await save(db, cancelled, EARLIER)
@@ -53,18 +55,18 @@ async def test_a_later_task_redoing_earlier_versions_removes_what_they_wrote(
 ) -> None:
     state = await paid_order(db)
     v = state.version
-    first = close(state, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), Actor(kind="b"))
+    first = close(state, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), Actor(kind="buyer"))
     await save(db, first, EARLIER)
-    again = close(state, CloseReason.SELLER_CLOSED, T0 + timedelta(hours=1), Actor(kind="m"))
+    again = close(state, CloseReason.SELLER_CLOSED, T0 + timedelta(hours=1), Actor(kind="merchant"))
     await save(db, again, LATER)  # the retried task redoes v+1 with another outcome
     assert await rows(
         db, f"SELECT version, actor_kind FROM order_events WHERE version > {v} ORDER BY id"
-    ) == [(v + 1, "m")]
+    ) == [(v + 1, "merchant")]
 
 
 async def test_writes_of_one_task_follow_the_version(db: Database) -> None:
     state = await paid_order(db)
-    first = close(state, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), Actor(kind="b"))
+    first = close(state, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), Actor(kind="buyer"))
     await save(db, first, EARLIER)
     with pytest.raises(orders.StaleWrite):
         await save(db, first, EARLIER - 1)

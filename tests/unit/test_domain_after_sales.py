@@ -15,10 +15,17 @@ from domain.after_sales import (
     CaseAction,
     CaseCommand,
     CaseStatus,
-    CaseType,
 )
 from domain.errors import DomainError, ErrorCode
-from domain.models import SYSTEM, Actor, CloseReason, LineRequest, OrderState, OrderTimings
+from domain.models import (
+    SYSTEM,
+    Actor,
+    CaseType,
+    CloseReason,
+    LineRequest,
+    OrderState,
+    OrderTimings,
+)
 from tests.unit.test_domain_order import BUYER, MERCHANT, T0, line, paid, placed, shipped
 
 OPENED = T0 + timedelta(hours=5)

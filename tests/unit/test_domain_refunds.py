@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from domain import after_sales as cases
 from domain import fulfilment, refunds
 from domain import order as rules
-from domain.after_sales import CaseType
 from domain.errors import DomainError, ErrorCode
 from domain.models import (
     SYSTEM,
     Allocation,
+    CaseType,
     CloseReason,
     FreightPolicy,
     LineRequest,

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 from api.auth import Role, User
 from api.views import case_for, events_for
-from domain.after_sales import CaseAction, CaseType
-from domain.models import Actor, OrderEvent
+from domain.after_sales import CaseAction
+from domain.models import Actor, CaseType, OrderEvent
 from tests.unit.test_domain_after_sales import do, opened
 
 BUYER = User(id="buyer-1", role=Role.BUYER)
@@ -15,7 +15,7 @@ MERCHANT = User(id="merchant-7", role=Role.MERCHANT)
 def test_a_buyer_sees_staff_by_role_in_events() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     events = [
-        OrderEvent(order_id="o", version=v, type="X", actor=actor, at=at, data={})
+        OrderEvent(order_id="o", version=v, type="PAID", actor=actor, at=at, data={})
         for v, actor in enumerate(
             [
                 Actor(kind="buyer", id="buyer-1"),
