@@ -206,3 +206,24 @@ class Cluster:
         path = self.workdir / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+async def demo(
+    workdir: Path, names: tuple[str, ...] = ("temporal", "gateway", "worker", "api")
+) -> Cluster:
+    """What `make run` starts, on free ports and a fresh SQLite file in `workdir`, with the
+    demo catalog seeded (`make fuzz`, the docs' walk-throughs); stop it with `stop()`."""
+    from scripts.seed import seed
+    from store.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{workdir}/orders.db"
+    await asyncio.to_thread(upgrade, url)
+    await seed(url)
+    cluster = Cluster(workdir, url)
+    try:
+        for name in names:
+            await cluster.start(name)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

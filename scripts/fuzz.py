@@ -16,10 +16,8 @@ import tempfile
 from pathlib import Path
 
 from api.auth import Role, mint
-from scripts.cluster import BIN, Cluster
-from scripts.seed import seed
+from scripts.cluster import BIN, demo
 from settings import DEV_SECRETS
-from store.migrate import upgrade
 
 # what no check can hold the API to, each with its reason:
 # - `positive_data_acceptance`: a request valid by the schema may still be refused by the
@@ -59,14 +57,9 @@ def st_command(
 
 async def fuzz(workdir: Path, roles: list[Role], examples: int, max_time: int | None) -> int:
     """Run schemathesis once per role; the number of runs that failed."""
-    url = f"sqlite+aiosqlite:///{workdir}/orders.db"
-    await asyncio.to_thread(upgrade, url)
-    await seed(url)
-    cluster = Cluster(workdir, url)
+    cluster = await demo(workdir)
     failed = 0
     try:
-        for name in ("temporal", "gateway", "worker", "api"):
-            await cluster.start(name)
         for role in roles:
             token = mint(DEV_SECRETS["jwt_secret"], f"fuzz-{role.value}", role, ttl_seconds=86_400)
             report = workdir / f"report-{role.value}"

@@ -143,6 +143,7 @@ Order saga is running (logs in .data/*.log). Ctrl-C stops everything.
   Supplier      http://127.0.0.1:{SUPPLIER_PORT}/orders/<supplier order id> (Kepler sandbox)
   Cancel window {settings.supplier_cancel_window_seconds} s before Kepler goods are bought
 
+export API=http://127.0.0.1:{API_PORT}
 export BUYER={mint(secret, DEMO_BUYER, Role.BUYER)}
 export MERCHANT={mint(secret, "merchant-1", Role.MERCHANT)}
 export ADMIN={mint(secret, "admin-1", Role.ADMIN)}
