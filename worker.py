@@ -20,7 +20,6 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-import logs
 from activities.cases import CaseActivities
 from activities.orders import OrderActivities
 from activities.payments import PaymentActivities
@@ -28,11 +27,12 @@ from activities.reconcile import ReconcileActivities
 from domain.messages import ReconcileInput
 from gateways.payments import PaymentGatewayClient
 from gateways.supplier import SupplierClient
-from metrics import BusinessMetrics
-from relay import Relay
-from settings import Settings, get_settings
+from runtime import logs
+from runtime.metrics import BusinessMetrics
+from runtime.relay import Relay
+from runtime.settings import Settings, get_settings
+from runtime.temporal_client import connect
 from store.db import Database
-from temporal_client import connect
 from workflows import ids
 from workflows.after_sales import AfterSalesWorkflow
 from workflows.order import OrderWorkflow

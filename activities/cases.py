@@ -6,7 +6,7 @@ from temporalio.common import MetricMeter, WorkflowIDConflictPolicy
 
 from activities.txn import txn
 from domain.after_sales import AfterSalesCase
-from metrics import BusinessMetrics
+from runtime.metrics import BusinessMetrics
 from store import cases
 from store.db import Database
 from workflows import case_details, ids

@@ -31,7 +31,7 @@ from domain.models import (
 from domain.order import PaymentAccepted, Placement, placement_of, refund_failed
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
-from metrics import BusinessMetrics
+from runtime.metrics import BusinessMetrics
 from store import cases, orders, payments, placement, reviews, stock
 from store.db import Database
 from workflows import ids

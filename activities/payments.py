@@ -32,8 +32,8 @@ from gateways.payments import (
     PaymentGatewayError,
     PaymentRefused,
 )
-from metrics import BusinessMetrics
-from relay import Relay
+from runtime.metrics import BusinessMetrics
+from runtime.relay import Relay
 from store import intents, payments
 from store.db import Database
 from workflows import ids

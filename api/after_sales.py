@@ -10,7 +10,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from api import messaging, views
+from api import actions, messaging, views
+from api.actions import visible_case
 from api.deps import (
     Admin,
     BlobsDep,
@@ -164,13 +165,6 @@ async def open_case(
     return await messaging.update(client, db, user, order_id, OrderWorkflow.open_case, req)
 
 
-async def visible_case(session: SessionDep, user: CurrentUser, case_id: str) -> AfterSalesCase:
-    case = await cases.get(session, case_id)
-    if case is None or not user.can_see(case.buyer_id):
-        raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
-    return views.case_for(user, case)
-
-
 @router.get("/after-sales/{case_id}", response_model=AfterSalesCase)
 async def get_case(case_id: str, user: CurrentUser, session: SessionDep) -> AfterSalesCase:
     return await visible_case(session, user, case_id)
@@ -216,19 +210,6 @@ async def get_image(
     )
 
 
-async def _act(
-    client: TemporalDep,
-    db: DatabaseDep,
-    session: SessionDep,
-    user: CurrentUser,
-    case_id: str,
-    cmd: CaseCommand,
-) -> AfterSalesCase:
-    await visible_case(session, user, case_id)  # another buyer's case is a 404, as a read would be
-    await session.close()
-    return views.case_for(user, await messaging.case_update(client, db, user, case_id, cmd))
-
-
 @router.post("/after-sales/{case_id}/propose", response_model=AfterSalesCase)
 async def propose(
     case_id: str,
@@ -236,7 +217,6 @@ async def propose(
     user: Merchant,
     client: TemporalDep,
     db: DatabaseDep,
-    session: SessionDep,
 ) -> AfterSalesCase:
     """The merchant offers a smaller amount; the buyer accepts or declines."""
     cmd = CaseCommand(
@@ -246,7 +226,7 @@ async def propose(
         reason=body.reason,
         amount_cents=body.amount_cents,
     )
-    return await _act(client, db, session, user, case_id, cmd)
+    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
 @router.post("/after-sales/{case_id}/return-shipment", response_model=AfterSalesCase)
@@ -256,7 +236,6 @@ async def return_shipment(
     user: Buyer,
     client: TemporalDep,
     db: DatabaseDep,
-    session: SessionDep,
 ) -> AfterSalesCase:
     cmd = CaseCommand(
         action=CaseAction.RETURN_SHIPMENT,
@@ -265,7 +244,7 @@ async def return_shipment(
         carrier=body.carrier,
         tracking_no=body.tracking_no,
     )
-    return await _act(client, db, session, user, case_id, cmd)
+    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
 @router.post("/after-sales/{case_id}/rule", response_model=AfterSalesCase)
@@ -275,7 +254,6 @@ async def rule(
     user: Admin,
     client: TemporalDep,
     db: DatabaseDep,
-    session: SessionDep,
 ) -> AfterSalesCase:
     """The platform steps in (客服介入): for the buyer (agreed) or the seller (closed)."""
     cmd = CaseCommand(
@@ -285,7 +263,7 @@ async def rule(
         reason=body.note,
         decision=body.decision,
     )
-    return await _act(client, db, session, user, case_id, cmd)
+    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
 class PlainAction(StrEnum):
@@ -310,11 +288,10 @@ async def plain_action(
     user: CurrentUser,
     client: TemporalDep,
     db: DatabaseDep,
-    session: SessionDep,
 ) -> AfterSalesCase:
     """Declared last: the actions with their own bodies (propose, return-shipment, rule)
     match first."""
     cmd = CaseCommand(
         action=CaseAction(action.value), version=body.version, actor=user.actor, reason=body.reason
     )
-    return await _act(client, db, session, user, case_id, cmd)
+    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)

@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-import logs
 from api import (
     after_sales,
     catalog,
@@ -37,12 +36,13 @@ from api.errors import Problem, problem_response
 from api.purge import purge_forever
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
-from metrics import RequestMetrics, metrics_endpoint
-from relay import Relay
-from settings import Settings, get_settings
+from runtime import logs
+from runtime.metrics import RequestMetrics, metrics_endpoint
+from runtime.relay import Relay
+from runtime.settings import Settings, get_settings
+from runtime.temporal_client import connect, with_deadline
 from store.blobs import BlobStore, FileBlobStore
 from store.db import Database
-from temporal_client import connect, with_deadline
 
 UPLOADS = re.compile(r"^/orders/[^/]+/after-sales$")  # evidence images: a larger body limit
 

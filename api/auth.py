@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from api.errors import Problem
 from domain.errors import ErrorCode
 from domain.models import Actor
-from settings import Settings
+from runtime.settings import Settings
 
 
 class Role(StrEnum):
@@ -101,7 +101,7 @@ def decode(token: str, secret: str, rules: TokenRules = TokenRules()) -> User:
 if __name__ == "__main__":
     import argparse
 
-    from settings import get_settings
+    from runtime.settings import get_settings
 
     parser = argparse.ArgumentParser(description="Mint a bearer token with ORDERS_JWT_SECRET")
     parser.add_argument("sub")

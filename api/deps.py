@@ -15,8 +15,8 @@ from api.auth import Role, User, decode, token_rules
 from api.errors import Problem
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
-from relay import Relay
-from settings import Settings
+from runtime.relay import Relay
+from runtime.settings import Settings
 from store.blobs import BlobStore
 from store.db import Database
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
-from api import messaging, views
+from api import actions, messaging, views
 from api.auth import User
 from api.deps import (
     Buyer,
@@ -26,9 +26,7 @@ from domain.messages import (
     ConfirmRequest,
     ExtendRequest,
     OrderWorkflowInput,
-    PackageRequest,
     PayRequest,
-    ShipRequest,
 )
 from domain.models import (
     MAX_LINES,
@@ -288,10 +286,15 @@ async def ship(
     body: ShipBody | None = None,
 ) -> OrderState:
     body = body or ShipBody()
-    req = ShipRequest(
-        package_id=package_id, carrier=body.carrier, tracking_no=body.tracking_no, actor=user.actor
+    return await actions.ship(
+        client=client,
+        db=db,
+        user=user,
+        order_id=order_id,
+        package_id=package_id,
+        carrier=body.carrier,
+        tracking_no=body.tracking_no,
     )
-    return await messaging.act(client, db, user, order_id, OrderWorkflow.ship, req)
 
 
 @router.post("/orders/{order_id}/confirm-receipt", response_model=OrderView)
@@ -334,8 +337,8 @@ async def close(
     db: DatabaseDep,
     body: ReasonBody | None = None,
 ) -> OrderState:
-    req = CloseRequest(reason=body.reason if body else "", actor=user.actor)
-    return await messaging.act(client, db, user, order_id, OrderWorkflow.close, req)
+    reason = body.reason if body else ""
+    return await actions.close(client=client, db=db, user=user, order_id=order_id, reason=reason)
 
 
 @router.post("/orders/{order_id}/packages/{package_id}/return-received", response_model=OrderView)
@@ -343,8 +346,9 @@ async def return_received(
     order_id: str, package_id: str, user: Merchant, client: TemporalDep, db: DatabaseDep
 ) -> OrderState:
     """A rejected package arrived back at its location: its goods go back on hand."""
-    req = PackageRequest(package_id=package_id, actor=user.actor)
-    return await messaging.act(client, db, user, order_id, OrderWorkflow.confirm_return, req)
+    return await actions.return_received(
+        client=client, db=db, user=user, order_id=order_id, package_id=package_id
+    )
 
 
 class ReorderOut(BaseModel):

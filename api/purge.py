@@ -8,7 +8,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from settings import Settings
+from runtime.settings import Settings
 from store import case_images
 from store.blobs import BlobStore
 from store.db import Database

@@ -31,7 +31,7 @@ class BareWorkflow:
 
 
 async def main() -> None:
-    from temporal_client import connect
+    from runtime.temporal_client import connect
 
     client = await connect(lazy=False)
     await Worker(  # unsandboxed, as our worker runs: the engine at its best

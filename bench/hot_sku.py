@@ -20,8 +20,8 @@ from sqlalchemy import text
 
 from api.auth import Role, mint
 from bench.lifecycle import ADDRESS, fresh_database, p
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import Cluster
-from settings import DEV_SECRETS
 from store.db import Database
 
 HOT = "HOT"

@@ -34,9 +34,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from api.auth import Role, mint
 from bench.bare import TASK_QUEUE, BareWorkflow
 from domain.models import FreightPolicy, FreightRule, ProductType, SkuInfo, StockPolicy
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import Cluster
 from scripts.seed import seed_catalog
-from settings import DEV_SECRETS
 from store.db import Database
 from store.migrate import upgrade
 

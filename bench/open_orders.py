@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 from api.auth import Role, mint
 from bench.lifecycle import ADDRESS, BUYERS, SKU, fresh_database
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import Cluster
-from settings import DEV_SECRETS
 from store.db import Database
 
 

@@ -26,9 +26,9 @@ from api.auth import Role, mint
 from bench.lifecycle import empty_database
 from domain.models import ProductType, SkuInfo, StockPolicy
 from gateways.payments import PaymentGatewayClient
+from runtime.settings import Settings
 from scripts.seed import seed_catalog
 from scripts.serve import listening_socket, serving, url_of
-from settings import Settings
 from store.db import Database
 from worker import build_worker
 from workflows.ids import SEARCH_ATTRIBUTES, order_workflow_id

@@ -85,7 +85,7 @@ class Cluster:
             ]
         if name == "gateway":
             port = str(self.ports["gateway"])
-            return [sys.executable, "-m", "gateways.sandbox_payments", "--port", port]
+            return [sys.executable, "-m", "sandboxes.payments", "--port", port]
         if name == "worker":  # the entry points a production deploy runs
             return [str(BIN / "orders-worker")]
         if name == "bare":  # the bare engine's worker (bench/)

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from api.auth import Role, mint
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import BIN, demo
-from settings import DEV_SECRETS
 
 # what no check can hold the API to, each with its reason:
 # - `positive_data_acceptance`: a request valid by the schema may still be refused by the

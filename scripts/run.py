@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from api.auth import Role, mint
+from runtime.settings import get_settings
 from scripts.seed import DEMO_BUYER, seed
-from settings import get_settings
 from store.migrate import upgrade
 from workflows.ids import search_attribute_flags
 
@@ -93,7 +93,7 @@ def main() -> None:
         wait_for_port(TEMPORAL_PORT, "temporal", temporal)
         gateway = start(
             "gateway",
-            [sys.executable, "-m", "gateways.sandbox_payments", "--port", str(GATEWAY_PORT)],
+            [sys.executable, "-m", "sandboxes.payments", "--port", str(GATEWAY_PORT)],
             env,
         )
         procs.append(("gateway", gateway))
@@ -102,7 +102,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "gateways.sandbox_supplier",
+                "sandboxes.supplier",
                 "--port",
                 str(SUPPLIER_PORT),
                 "--auto-ship-seconds",

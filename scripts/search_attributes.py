@@ -19,7 +19,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 
-from temporal_client import connect
+from runtime.temporal_client import connect
 from workflows.ids import KINDS, SEARCH_ATTRIBUTES
 
 

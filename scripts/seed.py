@@ -124,6 +124,6 @@ async def seed(url: str) -> bool:
 
 
 if __name__ == "__main__":
-    from settings import get_settings
+    from runtime.settings import get_settings
 
     print("seeded" if asyncio.run(seed(get_settings().database_url)) else "catalog already there")

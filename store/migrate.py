@@ -19,7 +19,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def main() -> None:
     """`orders-migrate [URL]`: ORDERS_DATABASE_URL (or URL) to the latest schema."""
-    from settings import get_settings
+    from runtime.settings import get_settings
 
     upgrade(sys.argv[1] if len(sys.argv) > 1 else get_settings().database_url)
 

@@ -31,10 +31,10 @@ from temporalio.worker import Worker
 from activities.orders import OrderActivities
 from domain.messages import PurchaseInput
 from gateways.payments import PaymentGatewayClient
-from gateways.sandbox_payments import create_app as create_sandbox
-from gateways.sandbox_supplier import create_app as create_supplier_sandbox
 from gateways.supplier import SupplierClient
-from settings import Settings
+from runtime.settings import Settings
+from sandboxes.payments import create_app as create_sandbox
+from sandboxes.supplier import create_app as create_supplier_sandbox
 from store.db import Database
 from store.migrate import upgrade
 from worker import build_worker

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
+from api import actions
 from api import after_sales as cases_api
 from api.auth import Role
 from api.console.pages import (
@@ -25,7 +26,7 @@ from api.console.session import Operator
 from api.deps import BlobsDep, DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
 from domain.actions import case_actions
-from domain.after_sales import CaseAction, CaseStatus
+from domain.after_sales import CaseAction, CaseCommand, CaseStatus
 from domain.errors import ErrorCode
 from domain.models import MAX_AMOUNT_CENTS, money
 from store import cases
@@ -79,7 +80,7 @@ async def _case_page(
     done: str = "",
 ) -> Response:
     async with db.sessions() as session:
-        case = await cases_api.visible_case(session, op.user, case_id)
+        case = await actions.visible_case(session, op.user, case_id)
     return page(
         request,
         "case.html",
@@ -158,26 +159,21 @@ async def case_action(
         return refused(request, Problem(ErrorCode.NOT_FOUND, f"no case action {action}"))
 
     async def do(op: Operator) -> object:
-        async with db.sessions() as session:
-            if action == CaseAction.PROPOSE:
-                body = cases_api.ProposeBody(
-                    version=_version(version), reason=reason, amount_cents=_cents(amount)
-                )
-                return await cases_api.propose(case_id, body, op.user, client, db, session)
-            if action == CaseAction.RULE:
-                ruling = cases_api.RuleBody(
-                    version=_version(version), decision=decision, note=reason
-                )
-                return await cases_api.rule(case_id, ruling, op.user, client, db, session)
-            return await cases_api.plain_action(
-                case_id,
-                cases_api.PlainAction(action),
-                cases_api.VersionBody(version=_version(version), reason=reason),
-                op.user,
-                client,
-                db,
-                session,
-            )
+        cmd = CaseCommand(
+            action=CaseAction(action),
+            version=_version(version),
+            actor=op.user.actor,
+            reason=reason,
+        )
+        if action == CaseAction.PROPOSE:
+            body = cases_api.ProposeBody(version=cmd.version, amount_cents=_cents(amount))
+            cmd = cmd.model_copy(update={"amount_cents": body.amount_cents})
+        if action == CaseAction.RULE:
+            ruling = cases_api.RuleBody(version=cmd.version, decision=decision, note=reason)
+            cmd = cmd.model_copy(update={"decision": ruling.decision})
+        return await actions.case_action(
+            client=client, db=db, user=op.user, case_id=case_id, cmd=cmd
+        )
 
     async def again(op: Operator, problem: Problem) -> Response:
         return await _case_page(request, op, db, case_id, problem.status, problem.detail)

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
+from api import actions
 from api import orders as orders_api
-from api import refunds as refunds_api
 from api.auth import Role
 from api.console.pages import (
     DONE,
@@ -229,7 +229,15 @@ async def ship(
         body = orders_api.ShipBody(
             carrier=carrier.strip() or None, tracking_no=tracking_no.strip() or None
         )
-        return await orders_api.ship(order_id, package_id, op.user, client, db, body)
+        return await actions.ship(
+            client=client,
+            db=db,
+            user=op.user,
+            order_id=order_id,
+            package_id=package_id,
+            carrier=body.carrier,
+            tracking_no=body.tracking_no,
+        )
 
     return await _order_act(request, settings, db, client, order_id, csrf, do, "shipped")
 
@@ -251,9 +259,15 @@ async def decide_refund(
 
     async def do(op: Operator) -> object:
         body = orders_api.ReasonBody(reason=reason)
-        if decision == "agree":
-            return await refunds_api.agree(order_id, request_id, op.user, client, db, body)
-        return await refunds_api.refuse(order_id, request_id, body, op.user, client, db)
+        return await actions.decide_refund(
+            client=client,
+            db=db,
+            user=op.user,
+            order_id=order_id,
+            request_id=request_id,
+            agree=decision == "agree",
+            reason=body.reason,
+        )
 
     done = "agreed" if decision == "agree" else "refused"
     return await _order_act(request, settings, db, client, order_id, csrf, do, done)
@@ -271,7 +285,9 @@ async def close(
 ) -> Response:
     async def do(op: Operator) -> object:
         body = orders_api.ReasonBody(reason=reason)
-        return await orders_api.close(order_id, op.user, client, db, body)
+        return await actions.close(
+            client=client, db=db, user=op.user, order_id=order_id, reason=body.reason
+        )
 
     return await _order_act(request, settings, db, client, order_id, csrf, do, "closed")
 
@@ -287,7 +303,9 @@ async def return_received(
     csrf: Csrf = None,
 ) -> Response:
     async def do(op: Operator) -> object:
-        return await orders_api.return_received(order_id, package_id, op.user, client, db)
+        return await actions.return_received(
+            client=client, db=db, user=op.user, order_id=order_id, package_id=package_id
+        )
 
     return await _order_act(request, settings, db, client, order_id, csrf, do, "returned")
 
@@ -303,11 +321,9 @@ async def retry_refund(
     csrf: Csrf = None,
 ) -> Response:
     async def do(op: Operator) -> object:
-        async with db.sessions() as session:
-            answer = Response()  # 202 while the channel has not answered: the page shows it
-            return await refunds_api.retry_refund(
-                refund_id, op.user, session, client, db, settings, answer
-            )
+        return await actions.retry_refund(
+            client=client, db=db, settings=settings, user=op.user, refund_id=refund_id
+        )
 
     return await _order_act(
         request, settings, db, client, order_id, csrf, do, "retried", (Role.ADMIN,)

@@ -17,7 +17,7 @@ from api.deps import SettingsDep, require_role
 from api.errors import Problem, as_problem
 from domain.errors import ErrorCode
 from domain.models import money
-from settings import Settings
+from runtime.settings import Settings
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

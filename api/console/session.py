@@ -17,7 +17,7 @@ from fastapi import Request, Response
 from api.auth import Role, User
 from api.errors import Problem
 from domain.errors import ErrorCode
-from settings import Settings
+from runtime.settings import Settings
 from store import console_sessions
 from store.db import Database
 

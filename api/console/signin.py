@@ -11,7 +11,7 @@ from api.console.pages import STAFF, Csrf, page, refused
 from api.deps import SettingsDep
 from api.errors import Problem
 from domain.errors import ErrorCode
-from settings import Settings
+from runtime.settings import Settings
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

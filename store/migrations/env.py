@@ -5,7 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from settings import get_settings
+from runtime.settings import get_settings
 from store.db import make_engine
 from store.tables import Base
 

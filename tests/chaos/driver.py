@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from api.auth import Role, mint
-from settings import DEV_SECRETS
+from runtime.settings import DEV_SECRETS
 
 Json = dict[str, Any]
 RETRYABLE = {502, 503, 504}

@@ -32,9 +32,9 @@ from activities.payments import missing_captures
 from api.auth import Role
 from domain.models import OrderState
 from gateways.payments import PaymentGatewayClient
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import Cluster
 from scripts.postgres import PrivatePostgres
-from settings import DEV_SECRETS
 from store.db import Database
 from tests.chaos.conftest import migrated_private_postgres
 from tests.chaos.driver import (

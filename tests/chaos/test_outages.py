@@ -13,9 +13,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import Cluster
 from scripts.postgres import PrivatePostgres
-from settings import DEV_SECRETS
 from tests.chaos.conftest import migrated_private_postgres
 from tests.chaos.driver import spread
 from tests.conftest import test_settings as settings_for_tests

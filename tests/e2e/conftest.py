@@ -14,9 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from gateways.payments import PaymentGatewayClient
-from gateways.sandbox_payments import create_app as create_sandbox
-from gateways.sandbox_supplier import create_app as create_supplier_sandbox
 from gateways.supplier import SupplierClient
+from sandboxes.payments import create_app as create_sandbox
+from sandboxes.supplier import create_app as create_supplier_sandbox
 from store.db import Database
 from tests.conftest import _pg_exec, binary, fresh_db_url, test_settings
 

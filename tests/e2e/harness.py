@@ -16,9 +16,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 from api.auth import Role, mint
-from gateways.http import post_signed
-from gateways.sandbox_carrier import send_carrier_event
-from settings import Settings
+from runtime.settings import Settings
+from sandboxes.carrier import send_carrier_event
+from sandboxes.signed import post_signed
 
 T = TypeVar("T")
 Json = dict[str, Any]

@@ -14,9 +14,9 @@ import jwt
 import pytest
 
 from api.auth import Role, mint
-from gateways.http import encode_json
-from gateways.sandbox_carrier import send_carrier_event
 from gateways.signing import SIGNATURE_HEADER, sign
+from sandboxes.carrier import send_carrier_event
+from sandboxes.signed import encode_json
 from tests.e2e.harness import ADDRESS, Json, Stack, User, expect_problem, ok, uid
 
 pytestmark = pytest.mark.e2e

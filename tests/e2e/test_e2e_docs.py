@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from api.auth import Role, mint
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import ROOT, demo
 from scripts.seed import DEMO_BUYER
-from settings import DEV_SECRETS
 
 pytestmark = pytest.mark.e2e
 DOCS = ROOT / "docs"

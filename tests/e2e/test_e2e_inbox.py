@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from api.app import create_app
-from gateways.http import post_signed
 from gateways.payments import PaymentGatewayClient
-from relay import Relay
+from runtime.relay import Relay
+from runtime.temporal_client import connect
+from sandboxes.signed import post_signed
 from scripts.serve import listening_socket, serving, url_of
 from store.db import Database
-from temporal_client import connect
 from tests.e2e.harness import Stack, expect_problem, ok
 
 pytestmark = pytest.mark.e2e

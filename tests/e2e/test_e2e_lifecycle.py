@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateways.sandbox_carrier import send_carrier_event
+from sandboxes.carrier import send_carrier_event
 from tests.e2e.harness import ADDRESS, FREIGHT_CENTS, Stack, eventually, ok, uid
 from workflows.ids import BUYER_ID, ORDER_STATUS, ORDER_TOTAL, order_workflow_id
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from api.auth import Role, mint
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import BIN, Cluster
-from settings import DEV_SECRETS
 from tests.e2e.test_e2e_production import command
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from api.auth import Role, mint
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import Cluster, free_port
-from settings import DEV_SECRETS
 from tests.conftest import _pg_exec, fresh_db_url
 from tests.e2e.harness import ADDRESS, ok
 

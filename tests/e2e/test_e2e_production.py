@@ -15,8 +15,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from api.auth import Role, mint
+from runtime.settings import DEV_SECRETS
 from scripts.cluster import BIN, Cluster
-from settings import DEV_SECRETS
 from tests.conftest import PG_URL, _pg_exec
 from tests.e2e.harness import ADDRESS, eventually, ok
 

@@ -14,13 +14,13 @@ from fastapi import FastAPI, Request, Response
 
 from api.app import create_app as create_api
 from gateways.payments import PaymentGatewayClient
-from gateways.sandbox_payments import create_app
-from gateways.sandbox_supplier import create_app as create_supplier_app
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
 from gateways.supplier import SupplierClient
-from settings import Settings
+from runtime.settings import Settings
+from runtime.temporal_client import connect
+from sandboxes.payments import create_app
+from sandboxes.supplier import create_app as create_supplier_app
 from store.db import Database
-from temporal_client import connect
 
 WEBHOOK_SECRET = "test-webhook-secret"
 API_KEY = "test-api-key"

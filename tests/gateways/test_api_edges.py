@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from api.auth import Role, mint
-from settings import Settings
+from runtime.settings import Settings
 from store.db import Database
 from tests.store.helpers import add_sku, place
 

@@ -11,9 +11,9 @@ import pytest
 from api.app import create_app
 from api.auth import Role, mint
 from gateways.payments import PaymentGatewayClient
-from settings import DEV_SECRETS, Settings
+from runtime.settings import DEV_SECRETS, Settings
+from runtime.temporal_client import connect
 from store.db import Database
-from temporal_client import connect
 
 SECRETS = {n: f"prod-{n}-0123456789abcdef0123456789" for n in DEV_SECRETS}
 Api = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from api.auth import Role, mint
 from gateways.signing import SIGNATURE_HEADER, sign
-from settings import Settings
+from runtime.settings import Settings
 from store.db import Database
 from tests.store.helpers import add_sku
 

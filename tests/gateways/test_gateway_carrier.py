@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from gateways import sandbox_carrier
-from gateways.http import post_signed
-from gateways.sandbox_carrier import send_carrier_event
 from gateways.signing import SIGNATURE_HEADER, verify
+from sandboxes import carrier as sandbox_carrier
+from sandboxes.carrier import send_carrier_event
+from sandboxes.signed import post_signed
 
 if TYPE_CHECKING:
     from tests.gateways.conftest import Receiver

@@ -10,8 +10,8 @@ import httpx
 import pytest
 import uvicorn
 
-from gateways import sandbox_supplier
 from gateways.signing import verify
+from sandboxes import supplier as sandbox_supplier
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

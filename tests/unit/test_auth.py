@@ -5,7 +5,7 @@ import pytest
 
 from api.auth import MAX_TTL_SECONDS, Role, TokenRules, decode, mint, token_rules
 from api.errors import Problem
-from settings import Settings
+from runtime.settings import Settings
 
 SECRET = "unit-secret-0123456789abcdefghijklmnop"
 NAMED = TokenRules(issuer="orders.example", audience="orders-api")

@@ -4,7 +4,7 @@ import json
 import logging
 import sys
 
-from logs import JsonLines
+from runtime.logs import JsonLines
 
 
 def line(**extra: object) -> dict[str, object]:

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from settings import DEV_SECRETS, Settings
+from runtime.settings import DEV_SECRETS, Settings
 
 
 def test_development_runs_on_the_default_secrets() -> None:

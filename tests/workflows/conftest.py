@@ -21,10 +21,10 @@ from api.app import create_app
 from api.auth import Role, mint
 from domain.models import FreightPolicy, FreightRule, OrderState, ProductType, SkuInfo, StockPolicy
 from domain.order import due_purchases
-from gateways.http import post_signed
 from gateways.payments import PaymentGatewayClient
+from runtime.settings import Settings
+from sandboxes.signed import post_signed
 from scripts.seed import Catalog, seed_catalog
-from settings import Settings
 from store.blobs import FileBlobStore
 from store.db import Database
 from store.tables import StockRow

@@ -21,8 +21,8 @@ from activities.payments import PaymentActivities, gateway_failure, missing_capt
 from api.auth import Role, mint
 from domain.messages import PaymentNotice, SweepInput
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError, PaymentRefused
-from gateways.sandbox_payments import create_app as create_sandbox
-from relay import Relay
+from runtime.relay import Relay
+from sandboxes.payments import create_app as create_sandbox
 from store import intents
 from store.tables import PaymentRow, RefundRow
 from tests.conftest import GATEWAY_KEY, PAYMENT_SECRET, Supplier

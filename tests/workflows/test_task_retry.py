@@ -17,7 +17,7 @@ from domain.messages import OrderWorkflowInput
 from domain.models import OrderState
 from domain.order import Change
 from gateways.payments import PaymentGatewayClient
-from settings import Settings
+from runtime.settings import Settings
 from store.db import Database
 from store.tables import OrderEventRow, OrderRow
 from tests.conftest import Supplier

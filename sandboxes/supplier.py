@@ -1,6 +1,6 @@
 """Local sandbox of the KEPLER goods supplier (JD Kepler style), as a FastAPI app.
 
-Run: ``python -m gateways.sandbox_supplier --port 8020 [--auto-ship-seconds 10]`` (reads
+Run: ``python -m sandboxes.supplier --port 8020 [--auto-ship-seconds 10]`` (reads
 ``ORDERS_SUPPLIER_WEBHOOK_SECRET`` and ``ORDERS_SUPPLIER_API_KEY``). State is in memory.
 
 Endpoints (``/v1/*`` need ``Authorization: Bearer <api key>``):
@@ -48,10 +48,10 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from gateways.delivery import Deliverer, utc_now_rfc3339
-from gateways.sandbox_payments import IdempotencyKey
-from gateways.sandbox_state import SandboxRejection, bearer_auth
 from gateways.supplier import SupplierCancel, SupplierOrder
+from sandboxes.delivery import Deliverer, utc_now_rfc3339
+from sandboxes.payments import IdempotencyKey
+from sandboxes.state import SandboxRejection, bearer_auth
 
 logger = logging.getLogger(__name__)
 

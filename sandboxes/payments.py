@@ -1,6 +1,6 @@
 """Local sandbox of the payment gateway (alipay/wechat style), as a FastAPI app.
 
-Run: ``python -m gateways.sandbox_payments --port 8010`` (reads
+Run: ``python -m sandboxes.payments --port 8010`` (reads
 ``ORDERS_PAYMENT_WEBHOOK_SECRET`` and ``ORDERS_GATEWAY_API_KEY``).
 
 Endpoints (``/v1/*`` need ``Authorization: Bearer <api key>``):
@@ -53,9 +53,9 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from gateways.delivery import Deliverer
 from gateways.payments import CapturePage, GatewayIntent, GatewayRefund, PaymentIntent
-from gateways.sandbox_state import (
+from sandboxes.delivery import Deliverer
+from sandboxes.state import (
     IntentCaptured,
     IntentIn,
     RefundIn,

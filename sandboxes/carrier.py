@@ -1,6 +1,6 @@
 """Carrier sandbox: carriers only call us, so this just sends signed carrier callbacks.
 
-CLI: ``python -m gateways.sandbox_carrier --carrier SF --tracking-no SF123 --event DELIVERED
+CLI: ``python -m sandboxes.carrier --carrier SF --tracking-no SF123 --event DELIVERED
 [--url http://127.0.0.1:8000/webhooks/carriers]`` (secret from
 ``ORDERS_CARRIER_WEBHOOK_SECRET``, default ``dev-carrier-secret``).
 """
@@ -17,7 +17,7 @@ from typing import Literal, get_args
 
 import httpx
 
-from gateways.http import post_signed
+from sandboxes.signed import post_signed
 
 CarrierEvent = Literal["IN_TRANSIT", "DELIVERED", "REJECTED"]
 CARRIER_EVENTS: tuple[str, ...] = get_args(CarrierEvent)

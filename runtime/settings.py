@@ -43,6 +43,10 @@ def secret_problems(secrets: dict[str, str]) -> list[str]:
     return problems
 
 
+# an order's durations: their defaults are OrderTimings' own (one place)
+_T = OrderTimings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
 
@@ -61,15 +65,15 @@ class Settings(BaseSettings):
     supplier_url: str = "http://127.0.0.1:8020"
     supplier_api_key: str = DEV_SECRETS["supplier_api_key"]
 
-    payment_window_seconds: int = Field(86_400, ge=1)
-    supplier_cancel_window_seconds: int = Field(1_800, ge=0)
-    auto_confirm_seconds: int = Field(864_000, ge=1)
-    receipt_extension_seconds: int = Field(259_200, ge=1)
-    refund_response_seconds: int = Field(172_800, ge=1)
-    after_sales_window_seconds: int = Field(1_296_000, ge=0)
-    return_ship_seconds: int = Field(604_800, ge=1)
-    return_receive_seconds: int = Field(864_000, ge=1)
-    escalate_seconds: int = Field(604_800, ge=1)
+    payment_window_seconds: int = Field(_T.payment_window_seconds, ge=1)
+    supplier_cancel_window_seconds: int = Field(_T.supplier_cancel_window_seconds, ge=0)
+    auto_confirm_seconds: int = Field(_T.auto_confirm_seconds, ge=1)
+    receipt_extension_seconds: int = Field(_T.receipt_extension_seconds, ge=1)
+    refund_response_seconds: int = Field(_T.refund_response_seconds, ge=1)
+    after_sales_window_seconds: int = Field(_T.after_sales_window_seconds, ge=0)
+    return_ship_seconds: int = Field(_T.return_ship_seconds, ge=1)
+    return_receive_seconds: int = Field(_T.return_receive_seconds, ge=1)
+    escalate_seconds: int = Field(_T.escalate_seconds, ge=1)
     service_phone: str = Field("400-606-5500", max_length=32)  # on every after-sales case
     blob_dir: str = ".data/blobs"  # evidence images, by sha256
 

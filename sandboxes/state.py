@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
-from gateways.delivery import utc_now_rfc3339
 from gateways.payments import Capture, CapturePage, GatewayIntent, GatewayRefund, PaymentIntent
+from sandboxes.delivery import utc_now_rfc3339
 
 logger = logging.getLogger(__name__)
 

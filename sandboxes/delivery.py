@@ -16,7 +16,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from gateways.http import NonClosingTransport, post_signed
+from sandboxes.signed import NonClosingTransport, post_signed
 
 logger = logging.getLogger(__name__)
 
