@@ -8,6 +8,7 @@ raise DomainError, and the workflow's validator calls the same guard, so a refus
 writes nothing.
 """
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -29,7 +30,16 @@ from domain.models import (
     Take,
 )
 from domain.order import SHIPPED_STATES, Change, applied, copied, live_packages
-from domain.refunds import Money, book, line_refund, merged, money_for, plan_takes, take_out
+from domain.refunds import (
+    Money,
+    book,
+    line_refund,
+    merged,
+    money_for,
+    plan_takes,
+    returned_units,
+    take_out,
+)
 
 MAX_IMAGES = 9
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -100,11 +110,14 @@ ALLOWED = {
 }
 
 
+_ORDER = OrderTimings()  # the defaults, as an order's own
+
+
 class CaseTimings(BaseModel):
-    respond_seconds: int = 172_800  # merchant's answer; buyer's answer to a proposal
-    return_ship_seconds: int = 604_800
-    return_receive_seconds: int = 864_000
-    escalate_seconds: int = 604_800
+    respond_seconds: int = _ORDER.refund_response_seconds  # merchant's answer; buyer's answer
+    return_ship_seconds: int = _ORDER.return_ship_seconds
+    return_receive_seconds: int = _ORDER.return_receive_seconds
+    escalate_seconds: int = _ORDER.escalate_seconds
 
     @classmethod
     def of(cls, t: OrderTimings) -> "CaseTimings":
@@ -282,9 +295,12 @@ def settle_claim(
     money: Money | None,
     now: datetime,
     actor: Actor,
+    *,
+    restock: bool = False,
 ) -> Change:
     """The case ended: refunded units count as refunded (closing the order FULLY_REFUNDED when
-    nothing is left), or, with no refund, the units are free again."""
+    nothing is left), or, with no refund, the units are free again. `restock`: the refunded
+    units came back (a return received) and go back on hand, once per case."""
     claim = claim_of(state, case_id)
     if not claim.open:
         raise invalid_transition(f"case {case_id} is already settled")
@@ -297,7 +313,9 @@ def settle_claim(
         c.refund_id = refund.id
         book(s, refund, now)
         data = {"case_id": case_id, "refund_id": refund.id, "amount_cents": refund.amount_cents}
-        return applied(s, now, actor, EventType.CASE_REFUNDED, data | {"status": refund.status})
+        change = applied(s, now, actor, EventType.CASE_REFUNDED, data | {"status": refund.status})
+        units = returned_units(state, claim.takes) if restock else []
+        return replace(change, returns=units, return_ref=case_id)
     return applied(s, now, actor, EventType.CASE_CLOSED, {"case_id": case_id})
 
 

@@ -4,6 +4,7 @@ and intercepting packages when a paid order is cancelled before anything ships.
 Same shape as `domain.order`: guards raise INVALID_TRANSITION, transitions return a Change.
 """
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from domain.errors import invalid_transition
@@ -184,7 +185,7 @@ def reject(
     s = copied(state)
     _end_packages(s, [package_id], PackageStatus.REJECTED, now, [refund])
     package_of(s, package_id).restocked = restocked
-    return applied(
+    change = applied(
         s,
         now,
         actor,
@@ -197,6 +198,8 @@ def reject(
             "freight_borne_by": refund.freight_borne_by,
         },
     )
+    back = package_allocations(state, [package_id]) if restocked else []  # already back
+    return replace(change, restore=back)
 
 
 def check_can_confirm_return(state: OrderState, package_id: str) -> None:
@@ -210,7 +213,8 @@ def confirm_return(state: OrderState, package_id: str, now: datetime, actor: Act
     check_can_confirm_return(state, package_id)
     s = copied(state)
     package_of(s, package_id).restocked = True
-    return applied(s, now, actor, EventType.RETURN_RECEIVED, {"package_id": package_id})
+    change = applied(s, now, actor, EventType.RETURN_RECEIVED, {"package_id": package_id})
+    return replace(change, restore=package_allocations(state, [package_id]))
 
 
 def cancel_packages(
@@ -224,13 +228,14 @@ def cancel_packages(
     """Intercept packages before they ship (cancelled, refunded, stock restored)."""
     s = copied(state)
     _end_packages(s, package_ids, PackageStatus.CANCELLED, now, refunds)
-    return applied(
+    change = applied(
         s,
         now,
         actor,
         EventType.PACKAGES_CANCELLED,
         {"package_ids": package_ids, "reason": reason, "refunds": [r.id for r in refunds]},
     )
+    return replace(change, restore=package_allocations(state, package_ids))
 
 
 def package_allocations(state: OrderState, package_ids: list[str]) -> list[Allocation]:
@@ -275,7 +280,7 @@ def cancel_paid(
     ids = [p.id for p in live_packages(s)]
     _end_packages(s, ids, PackageStatus.CANCELLED, now, [refund])
     s.close_reason, s.closed_at = reason, now
-    return applied(
+    change = applied(
         s,
         now,
         actor,
@@ -287,3 +292,4 @@ def cancel_paid(
             "refund_id": refund.id,
         },
     )
+    return replace(change, restore=package_allocations(state, ids))

@@ -6,7 +6,7 @@ the workflow's update validators call, so a refused request writes nothing.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -48,8 +48,15 @@ AWAITING_RECEIPT = frozenset({PackageStatus.SHIPPED, PackageStatus.DELIVERED})
 
 @dataclass(frozen=True)
 class Change:
+    """A transition: the new state, its event, and what it does to stock (the store applies
+    exactly this, in the same transaction)."""
+
     state: OrderState
     event: OrderEvent
+    release_stock: bool = False  # an unpaid order closed: its locks go
+    restore: list[Allocation] = field(default_factory=list)  # goods back on hand
+    returns: list[Allocation] = field(default_factory=list)  # refunded units back, once per
+    return_ref: str = ""  # ... this reference (a refund request, a case)
 
 
 class DeadlineKind(StrEnum):
@@ -509,7 +516,8 @@ def close(
         raise invalid_transition("order is already closed")
     s = copied(state)
     s.close_reason, s.closed_at = reason, now
-    return applied(s, now, actor, EventType.CLOSED, {"reason": reason, "note": note})
+    change = applied(s, now, actor, EventType.CLOSED, {"reason": reason, "note": note})
+    return replace(change, release_stock=True)
 
 
 def cancel_refused(

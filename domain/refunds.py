@@ -6,7 +6,7 @@ open after-sales cases are all subtracted before anything new is allowed.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain.errors import DomainError, ErrorCode, invalid_transition
@@ -391,7 +391,7 @@ def complete_request(
     )
     r.refund_id, r.decided_at = refund.id, now
     book(s, refund, now)
-    return applied(
+    change = applied(
         s,
         now,
         actor,
@@ -404,6 +404,8 @@ def complete_request(
             "status": refund.status,
         },
     )
+    units = returned_units(state, request.takes)  # back on hand, once per request
+    return replace(change, returns=units, return_ref=request_id)
 
 
 def due_requests(state: OrderState, now: datetime) -> list[RefundRequest]:

@@ -58,7 +58,6 @@ with workflow.unsafe.imports_passed_through():
         SYSTEM,
         WALLET_CHANNELS,
         Actor,
-        Allocation,
         CloseReason,
         OrderState,
         OrderStatus,
@@ -233,7 +232,7 @@ class OrderWorkflow:
     async def _on_deadline(self, deadline: rules.Deadline) -> None:
         change = rules.on_deadline(self._placed(), deadline, workflow.now())
         if change is not None:
-            await self._commit(change, release_stock=change.state.status is OrderStatus.CLOSED)
+            await self._commit(change)
 
     # ---- placement --------------------------------------------------------------------
 
@@ -386,7 +385,7 @@ class OrderWorkflow:
                 SYSTEM,
                 note=error.message,
             )
-            await self._commit(change, release_stock=True)
+            await self._commit(change)
             return
         if isinstance(paid, OrderState):  # a history recorded before receipts
             self.state = paid
@@ -517,8 +516,7 @@ class OrderWorkflow:
             await self._pay_back(fulfil.package_refund(state, pid, reason, now), state.payment)
             for pid in package_ids
         ]
-        change = fulfil.cancel_packages(state, package_ids, refunds, now, actor, reason)
-        await self._commit(change, restore=fulfil.package_allocations(state, package_ids))
+        await self._commit(fulfil.cancel_packages(state, package_ids, refunds, now, actor, reason))
 
     # ---- supplier (KEPLER) ------------------------------------------------------------
 
@@ -673,9 +671,9 @@ class OrderWorkflow:
         refund = await self._pay_back(
             fulfil.package_refund(state, package_id, "REJECTED", now), state.payment
         )
-        change = fulfil.reject(state, package_id, refund, now, actor, restocked=restocked)
-        restore = fulfil.package_allocations(state, [package_id]) if restocked else []
-        await self._commit(change, restore=restore)
+        await self._commit(
+            fulfil.reject(state, package_id, refund, now, actor, restocked=restocked)
+        )
 
     @workflow.update
     async def confirm_return(self, req: PackageRequest) -> OrderReceipt:
@@ -683,7 +681,7 @@ class OrderWorkflow:
         async with self.lock:
             state = self._placed()
             change = rule(fulfil.confirm_return, state, req.package_id, workflow.now(), req.actor)
-            await self._commit(change, restore=fulfil.package_allocations(state, [req.package_id]))
+            await self._commit(change)
             return receipt(change.state)
 
     @confirm_return.validator
@@ -731,9 +729,8 @@ class OrderWorkflow:
         assert state.payment is not None
         now = workflow.now()
         refund = await self._pay_back(fulfil.whole_refund(state, reason.value, now), state.payment)
-        live = [p.id for p in rules.live_packages(state)]
         change = fulfil.cancel_paid(state, refund, now, req.actor, req.reason, reason)
-        await self._commit(change, restore=fulfil.package_allocations(state, live))
+        await self._commit(change)
         return change.state
 
     async def _stop(self, stop: Stop) -> None:
@@ -908,10 +905,7 @@ class OrderWorkflow:
         now = workflow.now()
         refund, money = rule(refunds.refund_of_request, state, request_id, now)
         refund = await self._pay_back(refund, state.payment)
-        change = refunds.complete_request(state, request_id, refund, money, now, actor)
-        takes = refunds.request_of(state, request_id).takes
-        units = refunds.returned_units(state, takes)
-        await self._commit(change, returns=units, return_ref=request_id)
+        await self._commit(refunds.complete_request(state, request_id, refund, money, now, actor))
 
     async def _refunds_due(self) -> None:
         """The merchant did not answer in time: each due request is agreed (a supplier that
@@ -1022,9 +1016,10 @@ class OrderWorkflow:
         assert state.payment is not None
         refund, money = after_sales.claim_refund(state, req.case_id, req.amount_cents, now)
         refund = await self._pay_back(refund, state.payment)
-        change = after_sales.settle_claim(state, req.case_id, refund, money, now, req.actor)
-        returns = refunds.returned_units(state, claim.takes) if req.restock else []
-        await self._commit(change, returns=returns, return_ref=req.case_id)
+        change = after_sales.settle_claim(
+            state, req.case_id, refund, money, now, req.actor, restock=req.restock
+        )
+        await self._commit(change)
         return CaseSettlement(refund=refund)
 
     @workflow.update
@@ -1049,7 +1044,7 @@ class OrderWorkflow:
                 await self._take(notice)
             rule(rules.check_can_close, self._placed(), reason)
         change = rules.close(self._placed(), reason, workflow.now(), req.actor, note=req.reason)
-        await self._commit(change, release_stock=True)
+        await self._commit(change)
         return change.state
 
     # ---- reads and helpers ------------------------------------------------------------
@@ -1084,26 +1079,22 @@ class OrderWorkflow:
         self,
         change: rules.Change,
         *,
-        release_stock: bool = False,
-        restore: list[Allocation] | None = None,
-        returns: list[Allocation] | None = None,
-        return_ref: str = "",
         case: AfterSalesCase | None = None,
         review: ReviewRequest | None = None,
     ) -> None:
-        """Save the snapshot, its event and its stock effects in one transaction, then adopt
-        and publish. A save that fails for good is recorded (ORDER_ERROR) and raised: the
-        change is not adopted."""
+        """Save the snapshot, its event and the stock effects the change carries in one
+        transaction, then adopt and publish. A save that fails for good is recorded
+        (ORDER_ERROR) and raised: the change is not adopted."""
         try:
             await calls.db(
                 ids.SAVE_ORDER,
                 SaveOrderInput(
                     state=change.state,
                     event=change.event,
-                    release_stock=release_stock,
-                    restore=restore or [],
-                    returns=returns or [],
-                    return_ref=return_ref,
+                    release_stock=change.release_stock,
+                    restore=change.restore,
+                    returns=change.returns,
+                    return_ref=change.return_ref,
                     case=case,
                     review=review,
                     write_seq=_write_seq(),

@@ -20,6 +20,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.models import (
     SYSTEM,
     Actor,
+    Allocation,
     CaseType,
     CloseReason,
     LineRequest,
@@ -305,5 +306,13 @@ def test_refunding_every_line_after_shipment_closes_the_order_fully_refunded() -
     s, _ = opened(order(("BOOK-1", 1)), CaseType.RETURN_AND_REFUND, ("BOOK-1", 1))
     refund, money = cases.claim_refund(s, "C1", 10**9, OPENED)
     assert (refund.goods_cents, refund.freight_cents) == (3_000, 800)  # the last line: freight
-    s = cases.settle_claim(s, "C1", refund, money, OPENED, SYSTEM).state
+    kept = cases.settle_claim(s, "C1", refund, money, OPENED, SYSTEM)
+    assert kept.returns == []  # nothing came back: nothing goes on hand
+    settled = cases.settle_claim(s, "C1", refund, money, OPENED, SYSTEM, restock=True)
+    [where] = [p.location for p in s.packages]  # one package
+    assert (settled.returns, settled.return_ref) == (
+        [Allocation(sku="BOOK-1", location=where, quantity=1)],
+        "C1",
+    )  # the return arrived: back on hand, once for this case
+    s = settled.state
     assert (s.close_reason, s.refunded_cents) == (CloseReason.FULLY_REFUNDED, s.paid_cents)

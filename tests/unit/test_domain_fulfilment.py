@@ -851,3 +851,33 @@ def test_the_webhook_may_let_news_of_an_unrecorded_purchase_through_but_never_fo
     bought = purchased(s)
     with raises_invalid("is not supplier order"):
         fulfil.check_supplier_notice(bought, package_id(s, "TV-1"), "SUP-x", unrecorded_ok=True)
+
+
+# ---- each change carries what it does to stock (the store applies exactly that) --------
+
+
+def test_each_change_says_what_it_does_to_stock() -> None:
+    state = kepler_order("BOOK-1", "PHONE-1")
+    book, phone = package_id(state, "BOOK-1"), package_id(state, "PHONE-1")
+    taken = {p.id: fulfil.package_allocations(state, [p.id]) for p in state.packages}
+    assert len(taken) == 2 and all(taken.values())  # each package took its own stock
+
+    unpaid = placed(line("BOOK-1"))
+    closing = rules.close(unpaid, CloseReason.SELLER_CLOSED, LATER, MERCHANT)
+    assert (closing.release_stock, closing.restore, closing.returns) == (True, [], [])
+
+    refund = fulfil.package_refund(state, book, "INTERCEPTED", LATER)
+    cancel = fulfil.cancel_packages(state, [book], [refund], LATER, MERCHANT, "INTERCEPTED")
+    assert (cancel.release_stock, cancel.restore) == (False, taken[book])
+
+    sent = shipped(state, "PHONE-1")
+    refund = fulfil.package_refund(sent, phone, "REJECTED", LATER)
+    on_its_way = fulfil.reject(sent, phone, refund, LATER, BUYER, restocked=False)
+    assert on_its_way.restore == []  # the goods are not back yet
+    assert fulfil.reject(sent, phone, refund, LATER, BUYER, restocked=True).restore == taken[phone]
+    back = fulfil.confirm_return(on_its_way.state, phone, LATER, MERCHANT)
+    assert back.restore == taken[phone]
+
+    whole = fulfil.whole_refund(state, "BUYER_CANCELLED", LATER)
+    cancelled = fulfil.cancel_paid(state, whole, LATER, BUYER, "changed my mind")
+    assert sorted(cancelled.restore, key=str) == sorted(taken[book] + taken[phone], key=str)

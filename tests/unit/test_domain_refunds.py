@@ -189,9 +189,12 @@ def test_one_package_freight_moves_off_an_emptied_package() -> None:
 def test_a_failed_refund_still_takes_the_units_and_counts_once_retried() -> None:
     s = requested(books_and_pens(), ("PEN-1", 1))
     refund, money = refunds.refund_of_request(s, "R1", LATER)
-    s = refunds.complete_request(
+    change = refunds.complete_request(
         s, "R1", refund.model_copy(update={"status": "FAILED"}), money, LATER, SYSTEM
-    ).state
+    )
+    units = refunds.returned_units(s, refunds.request_of(s, "R1").takes)
+    assert (change.returns, change.return_ref) == (units, "R1") and units  # back on hand
+    s = change.state
     assert s.refund_requests[0].status is RefundRequestStatus.FAILED
     assert s.refunded_cents == 0
     failed = refunds.check_can_retry(s, "R1")
