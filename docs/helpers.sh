@@ -15,10 +15,10 @@ assert eval(sys.argv[1]), "not so: " + sys.argv[1]' "$1"
 # id_of: an answer's id
 id_of() { python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'; }
 
-# wait_for <url> '<claim>': ask (as the buyer) until the claim holds, up to 10 s, for news
-# that arrives through a callback
+# wait_for <url> '<claim>' [seconds]: ask (as the buyer) until the claim holds, up to 10 s
+# (or the seconds given), for news that arrives through a callback or a timer
 wait_for() {
-  for _ in $(seq 50); do
+  for _ in $(seq $((${3:-10} * 5))); do
     curl -s "$1" -H "Authorization: Bearer $BUYER" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)

@@ -15,6 +15,7 @@ from pathlib import Path
 from workflows.ids import search_attribute_flags
 
 ROOT = Path(__file__).resolve().parents[1]
+SUPPLIER_AUTO_SHIP_SECONDS = 20  # the sandbox supplier ships this long after it sells
 BIN = Path(sys.executable).parent
 
 
@@ -36,7 +37,7 @@ class Cluster:
     api_processes: int = 1  # uvicorn --workers: processes sharing the API's port
 
     def __post_init__(self) -> None:
-        self.ports = {name: free_port() for name in ("temporal", "gateway", "api")}
+        self.ports = {name: free_port() for name in ("temporal", "gateway", "supplier", "api")}
 
     @property
     def api_url(self) -> str:
@@ -56,6 +57,7 @@ class Cluster:
             "ORDERS_ENV": "dev",
             "ORDERS_DATABASE_URL": self.database_url,
             "ORDERS_GATEWAY_URL": self.gateway_url,
+            "ORDERS_SUPPLIER_URL": f"http://127.0.0.1:{self.ports['supplier']}",
             "ORDERS_API_PUBLIC_URL": self.api_url,
             "ORDERS_BLOB_DIR": str(self.workdir / "blobs"),
             "ORDERS_RELAY_EVERY_SECONDS": "0.5",
@@ -83,6 +85,10 @@ class Cluster:
                 "error",
                 *search_attribute_flags(),
             ]
+        if name == "supplier":  # as `make run` starts it: it ships 20 s after a sale
+            port = str(self.ports["supplier"])
+            ship = ["--auto-ship-seconds", str(SUPPLIER_AUTO_SHIP_SECONDS)]
+            return [sys.executable, "-m", "sandboxes.supplier", "--port", port, *ship]
         if name == "gateway":
             port = str(self.ports["gateway"])
             return [sys.executable, "-m", "sandboxes.payments", "--port", port]
@@ -208,8 +214,11 @@ class Cluster:
         return "\n".join(text.splitlines()[-lines:])
 
 
+DEMO = ("temporal", "gateway", "supplier", "worker", "api")
+
+
 async def demo(
-    workdir: Path, names: tuple[str, ...] = ("temporal", "gateway", "worker", "api")
+    workdir: Path, names: tuple[str, ...] = DEMO, env: dict[str, str] | None = None
 ) -> Cluster:
     """What `make run` starts, on free ports and a fresh SQLite file in `workdir`, with the
     demo catalog seeded (`make fuzz`, the docs' walk-throughs); stop it with `stop()`."""
@@ -219,7 +228,7 @@ async def demo(
     url = f"sqlite+aiosqlite:///{workdir}/orders.db"
     await asyncio.to_thread(upgrade, url)
     await seed(url)
-    cluster = Cluster(workdir, url)
+    cluster = Cluster(workdir, url, extra_env=env or {})
     try:
         for name in names:
             await cluster.start(name)

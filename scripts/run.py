@@ -13,6 +13,7 @@ from pathlib import Path
 
 from api.auth import Role, mint
 from runtime.settings import get_settings
+from scripts.cluster import SUPPLIER_AUTO_SHIP_SECONDS
 from scripts.seed import DEMO_BUYER, seed
 from store.migrate import upgrade
 from workflows.ids import search_attribute_flags
@@ -22,7 +23,6 @@ DATA = ROOT / ".data"
 BIN = Path(sys.executable).parent
 TEMPORAL_PORT, UI_PORT, API_PORT, GATEWAY_PORT, SUPPLIER_PORT = 7233, 8233, 8000, 8010, 8020
 METRICS_PORT = 9464  # the worker's (the n-th worker's: + n - 1); the API's is /metrics
-SUPPLIER_AUTO_SHIP_SECONDS = 20  # the sandbox supplier ships this long after it sells
 
 
 def wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:

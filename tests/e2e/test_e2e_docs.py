@@ -17,16 +17,27 @@ from scripts.seed import DEMO_BUYER
 pytestmark = pytest.mark.e2e
 DOCS = ROOT / "docs"
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+# how a page says to start `make run` (its first `text` block), e.g.
+# `rm -rf .data && ORDERS_SUPPLIER_CANCEL_WINDOW_SECONDS=5 make run`
+START = re.compile(r"^```text\n(.*?)^```", re.S | re.M)
+SETTING = re.compile(r"\b(ORDERS_[A-Z_]+)=(\S+)")
 
 
 def blocks(page: Path) -> list[str]:
     return BLOCK.findall(page.read_text())
 
 
+def start_settings(page: Path) -> dict[str, str]:
+    """The ORDERS_* settings the page starts `make run` with."""
+    start = START.search(page.read_text())
+    assert start and "make run" in start.group(1), f"{page.name} says how it starts"
+    return dict(SETTING.findall(start.group(1).split("make run")[0]))
+
+
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md") if blocks(p)))
 async def test_a_walk_through_runs_as_written(page: str, tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + "\n".join(blocks(DOCS / page))
-    cluster = await demo(tmp_path)
+    cluster = await demo(tmp_path, env=start_settings(DOCS / page))
     secret = DEV_SECRETS["jwt_secret"]
     env = cluster.env() | {
         "API": cluster.api_url,
