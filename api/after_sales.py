@@ -25,6 +25,7 @@ from api.deps import (
 )
 from api.errors import Problem, first_error
 from api.orders import visible
+from api.views import CaseView, CaseViewPage
 from domain import after_sales
 from domain.after_sales import (
     MAX_IMAGE_BYTES,
@@ -126,7 +127,7 @@ async def _store_images(
     return hashes
 
 
-@router.post("/orders/{order_id}/after-sales", status_code=201, response_model=AfterSalesCase)
+@router.post("/orders/{order_id}/after-sales", status_code=201, response_model=CaseView)
 async def open_case(
     order_id: str,
     user: Buyer,
@@ -165,12 +166,12 @@ async def open_case(
     return await messaging.update(client, db, user, order_id, OrderWorkflow.open_case, req)
 
 
-@router.get("/after-sales/{case_id}", response_model=AfterSalesCase)
+@router.get("/after-sales/{case_id}", response_model=CaseView)
 async def get_case(case_id: str, user: CurrentUser, session: SessionDep) -> AfterSalesCase:
     return await visible_case(session, user, case_id)
 
 
-@router.get("/after-sales", response_model=CasePage)
+@router.get("/after-sales", response_model=CaseViewPage)
 async def list_cases(
     user: CurrentUser,
     session: SessionDep,
@@ -210,7 +211,7 @@ async def get_image(
     )
 
 
-@router.post("/after-sales/{case_id}/propose", response_model=AfterSalesCase)
+@router.post("/after-sales/{case_id}/propose", response_model=CaseView)
 async def propose(
     case_id: str,
     body: ProposeBody,
@@ -229,7 +230,7 @@ async def propose(
     return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
-@router.post("/after-sales/{case_id}/return-shipment", response_model=AfterSalesCase)
+@router.post("/after-sales/{case_id}/return-shipment", response_model=CaseView)
 async def return_shipment(
     case_id: str,
     body: ReturnBody,
@@ -247,7 +248,7 @@ async def return_shipment(
     return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
-@router.post("/after-sales/{case_id}/rule", response_model=AfterSalesCase)
+@router.post("/after-sales/{case_id}/rule", response_model=CaseView)
 async def rule(
     case_id: str,
     body: RuleBody,
@@ -280,7 +281,7 @@ class PlainAction(StrEnum):
     WITHDRAW = CaseAction.WITHDRAW.value
 
 
-@router.post("/after-sales/{case_id}/{action}", response_model=AfterSalesCase)
+@router.post("/after-sales/{case_id}/{action}", response_model=CaseView)
 async def plain_action(
     case_id: str,
     action: PlainAction,

@@ -8,11 +8,12 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from api.auth import Role, User
-from domain.after_sales import AfterSalesCase
+from domain.after_sales import AfterSalesCase, CaseStatus, TimelineEntry
 from domain.models import (
     Address,
     CaseType,
     CloseReason,
+    LineRequest,
     OrderEvent,
     OrderLine,
     OrderState,
@@ -67,6 +68,42 @@ class OrderView(BaseModel):
     version: int  # each change adds one; the order's events carry it too
     created_at: datetime
     updated_at: datetime
+
+
+class CaseView(BaseModel):
+    """An after-sales case, as the API shows it to its buyer, merchants and admins (the case
+    workflow's own durations, the package units it holds and a decision waiting for the
+    order's money are internal)."""
+
+    id: str
+    order_id: str
+    buyer_id: str
+    type: CaseType
+    status: CaseStatus
+    reason: str
+    description: str
+    lines: list[LineRequest]
+    images: list[str]  # sha256 of each evidence image: GET .../images/{sha256}
+    claim_cents: int  # the most this case can refund
+    proposed_cents: int | None
+    agreed_cents: int | None
+    return_carrier: str | None
+    return_tracking_no: str | None
+    deadline: datetime | None
+    deadline_action: str  # what happens when the deadline passes
+    service_phone: str
+    refund_id: str | None
+    refund_status: str | None
+    timeline: list[TimelineEntry]
+    version: int  # an action names the version it acts on
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class CaseViewPage(BaseModel):
+    items: list[CaseView]
+    next_cursor: str | None
 
 
 def order_view(state: OrderState) -> OrderView:

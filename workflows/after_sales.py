@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
 
 
-@workflow.defn
+@workflow.defn(name="AfterSalesWorkflow")
 class AfterSalesWorkflow:
     @workflow.init
     def __init__(self, case: AfterSalesCase) -> None:

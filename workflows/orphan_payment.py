@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import calls, compat, ids
 
 
-@workflow.defn
+@workflow.defn(name="OrphanPaymentWorkflow")
 class OrphanPaymentWorkflow:
     @workflow.run
     async def run(self, notice: PaymentNotice) -> Refund:

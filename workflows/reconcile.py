@@ -7,7 +7,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import calls, compat, ids
 
 
-@workflow.defn
+@workflow.defn(name="ReconcileWorkflow")
 class ReconcileWorkflow:
     @workflow.run
     async def run(self, inp: ReconcileInput) -> ReconcileResult:
