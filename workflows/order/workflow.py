@@ -68,6 +68,8 @@ class OrderWorkflow(Cases):
     def __init__(self, inp: OrderWorkflowInput) -> None:
         super().__init__(inp)
 
+    # ---- main line --------------------------------------------------------------------
+
     @workflow.run
     async def run(self, inp: OrderWorkflowInput) -> OrderState | None:
         saga = asyncio.create_task(self._saga(inp))
@@ -197,6 +199,8 @@ class OrderWorkflow(Cases):
         if change is not None:
             await self._commit(change)
 
+    # ---- placement --------------------------------------------------------------------
+
     @workflow.update
     async def place(self) -> OrderReceipt:
         """Price, check limits, lock stock: the order exists once this returns."""
@@ -223,6 +227,8 @@ class OrderWorkflow(Cases):
             self.state = done if isinstance(done, OrderState) else self._built(done)
             details.publish(self.state)
             return receipt(self.state)
+
+    # ---- payment ----------------------------------------------------------------------
 
     @workflow.update
     async def pay(self, req: PayRequest) -> OrderReceipt:
@@ -275,6 +281,8 @@ class OrderWorkflow(Cases):
                 await self._supplier_news(notice)
             except ApplicationError as err:
                 await self._failed("supplier_event", err)
+
+    # ---- shipping, receipt, rejection -------------------------------------------------
 
     @workflow.update
     async def ship(self, req: ShipRequest) -> OrderReceipt:
@@ -352,6 +360,8 @@ class OrderWorkflow(Cases):
     def _validate_confirm_return(self, req: PackageRequest) -> None:
         rule(fulfil.check_can_confirm_return, self._placed(), req.package_id)
 
+    # ---- review -----------------------------------------------------------------------
+
     @workflow.update
     async def review(self, req: ReviewRequest) -> OrderReceipt:
         """The buyer reviews the completed order once; its rows go in with the event."""
@@ -367,6 +377,8 @@ class OrderWorkflow(Cases):
         state = self._placed()
         self._require_buyer(state, req.actor)
         rule(rules.check_can_review, state)
+
+    # ---- closing ----------------------------------------------------------------------
 
     @workflow.update
     async def cancel(self, req: CloseRequest) -> OrderReceipt:
@@ -385,6 +397,19 @@ class OrderWorkflow(Cases):
         self._require_buyer(state, req.actor)
         rule(fulfil.check_can_cancel, state)
         self._refuse_while_busy()
+
+    @workflow.update
+    async def close(self, req: CloseRequest) -> OrderReceipt:
+        """The merchant closes an unpaid order."""
+        async with self.lock:
+            rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
+            return receipt(await self._close_unpaid(CloseReason.SELLER_CLOSED, req))
+
+    @close.validator
+    def _validate_close(self, req: CloseRequest) -> None:
+        rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
+
+    # ---- refunds before shipment ------------------------------------------------------
 
     @workflow.update
     async def request_refund(self, req: RefundLinesRequest) -> RefundRequest:
@@ -462,6 +487,8 @@ class OrderWorkflow(Cases):
     def _validate_retry_refund(self, req: RetryRefundRequest) -> None:
         rule(refunds.check_can_retry, self._placed(), req.refund_id)
 
+    # ---- after-sales cases: each its own workflow -------------------------------------
+
     @workflow.update
     async def open_case(self, req: OpenCaseRequest) -> AfterSalesCase:
         """The order holds the case's units, saves the case's first snapshot with its own,
@@ -513,16 +540,7 @@ class OrderWorkflow(Cases):
         case = workflow.get_external_workflow_handle(ids.case_workflow_id(req.case_id))
         await case.signal(ids.CASE_SETTLED_SIGNAL, result)
 
-    @workflow.update
-    async def close(self, req: CloseRequest) -> OrderReceipt:
-        """The merchant closes an unpaid order."""
-        async with self.lock:
-            rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
-            return receipt(await self._close_unpaid(CloseReason.SELLER_CLOSED, req))
-
-    @close.validator
-    def _validate_close(self, req: CloseRequest) -> None:
-        rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
+    # ---- reads ------------------------------------------------------------------------
 
     @workflow.query
     def current(self) -> OrderState | None:
