@@ -73,8 +73,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         upload = bool(UPLOADS.match(scope["path"]))
         limit = self.max_upload_bytes if upload else self.max_bytes
+        headers = dict(scope["headers"])
         if upload and self.authenticate is not None:  # a stranger's upload is never read
-            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            header = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, token = header.partition(" ")
             try:
                 if scheme.lower() != "bearer" or not token.strip():
@@ -83,7 +84,7 @@ class BodyLimit:
             except Problem as problem:
                 response = problem_response(problem.code, problem.detail, problem.status)
                 return await response(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > limit:
                 return await _too_large(limit)(scope, receive, send)

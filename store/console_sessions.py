@@ -3,7 +3,7 @@ sha256, who signed in, and until when the session may live."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.tables import ConsoleSessionRow
@@ -67,14 +67,3 @@ async def end_all(session: AsyncSession, user_id: str, now: datetime) -> int:
         .returning(ConsoleSessionRow.id)
     )
     return len(ended.all())
-
-
-async def open_count(session: AsyncSession, user_id: str, now: datetime) -> int:
-    rows = await session.scalars(
-        select(ConsoleSessionRow.id).where(
-            ConsoleSessionRow.user_id == user_id,
-            ConsoleSessionRow.ended_at.is_(None),
-            ConsoleSessionRow.expires_at > now,
-        )
-    )
-    return len(rows.all())

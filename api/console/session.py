@@ -68,16 +68,16 @@ async def operator(request: Request, settings: Settings) -> Operator:
     if not token or len(token) > MAX_SESSION_CHARS:
         raise Problem(ErrorCode.UNAUTHENTICATED, "sign in to the console first")
     db: Database = request.app.state.db
-    now = datetime.now(UTC)
+    now, key = datetime.now(UTC), _key(token)
     async with db.sessions() as session:
         row = await console_sessions.live(
-            session, _key(token), now, timedelta(seconds=settings.console_session_seconds)
+            session, key, now, timedelta(seconds=settings.console_session_seconds)
         )
     if row is None:
         raise Problem(ErrorCode.UNAUTHENTICATED, "the console session ended: sign in again")
     if row.last_seen_at <= now - console_sessions.TOUCH_EVERY:
         async with db.transaction() as tx:
-            await console_sessions.touch(tx, _key(token), now)
+            await console_sessions.touch(tx, key, now)
     try:
         zone = zone_of(request.cookies.get(ZONE_COOKIE, "UTC"))
     except Problem:
