@@ -8,8 +8,8 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.messages import OrderWorkflowInput, ReconcileInput, ReconcileResult
-from domain.models import LineRequest, OrderState, OrderStatus
+from domain.messages import ReconcileInput, ReconcileResult, order_input
+from domain.models import OrderState, OrderStatus
 from store import orders
 from store.db import Database
 from workflows import ids
@@ -66,7 +66,7 @@ class ReconcileActivities:
             return False
         await self.client.start_workflow(
             OrderWorkflow.run,
-            _resumed(state),
+            order_input(state, resume=True),
             id=ids.order_workflow_id(order_id),
             task_queue=self.task_queue,
             static_summary=f"Order {order_id} started again by reconciliation",
@@ -80,15 +80,4 @@ def _needs_workflow(state: OrderState, status: WorkflowExecutionStatus | None) -
     # a completed order whose workflow ended by itself (its after-sales window over) is done
     return not (
         state.status is OrderStatus.COMPLETED and status is WorkflowExecutionStatus.COMPLETED
-    )
-
-
-def _resumed(state: OrderState) -> OrderWorkflowInput:
-    return OrderWorkflowInput(
-        order_id=state.id,
-        buyer_id=state.buyer_id,
-        lines=[LineRequest(sku=line.sku, quantity=line.quantity) for line in state.lines],
-        address=state.address,
-        timings=state.timings,
-        resume=True,
     )

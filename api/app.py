@@ -32,6 +32,7 @@ from api import (
     webhooks,
 )
 from api.auth import decode, token_rules
+from api.deps import Clock, wall_clock
 from api.errors import Problem, problem_response
 from api.purge import purge_forever
 from domain.errors import ErrorCode
@@ -151,12 +152,14 @@ def create_app(
     db: Database | None = None,
     gateway: PaymentGatewayClient | None = None,
     blobs: BlobStore | None = None,
+    clock: Clock = wall_clock,
 ) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.clock = clock
         app.state.db = db or Database(settings.database_url)
         app.state.blobs = blobs or FileBlobStore(settings.blob_dir)
         app.state.gateway = gateway or PaymentGatewayClient(

@@ -3,7 +3,8 @@
 All are `async def`: FastAPI runs a plain `def` dependency in a thread pool, a thread hop per
 dependency per request (a profile put them at a twelfth of the API's time)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, params
@@ -51,7 +52,22 @@ async def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
+Clock = Callable[[], Awaitable[datetime]]
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _now(request: Request) -> datetime:
+    """The time a placement is taken at: the wall clock (the Temporal server's, in tests on
+    the time-skipping server, so a deadline saved by the API is the workflow's deadline)."""
+    clock: Clock = request.app.state.clock
+    return await clock()
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+NowDep = Annotated[datetime, Depends(_now)]
 RelayDep = Annotated[Relay, Depends(_relay)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 DatabaseDep = Annotated[Database, Depends(_db)]

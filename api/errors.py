@@ -152,8 +152,10 @@ def as_problem(exc: Exception) -> Problem | None:
         return Problem(exc.code.value, exc.message, STATUS.get(exc.code, 409), **exc.details)
     if isinstance(exc, WorkflowUpdateFailedError):
         return from_failure(exc)
-    if isinstance(exc, RPCTimeoutOrCancelledError) or (  # an update past the deadline
-        isinstance(exc, RPCError) and exc.status in UNREACHABLE
+    if (
+        isinstance(exc, RPCTimeoutOrCancelledError)  # an update past the deadline
+        or (isinstance(exc, RPCError) and exc.status in UNREACHABLE)
+        or (isinstance(exc, RuntimeError) and str(exc).startswith(LAZY_CONNECT_FAILED))
     ):
         return unavailable()
     if unreachable(exc):

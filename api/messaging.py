@@ -1,17 +1,18 @@
 """Sending one message to an order's workflow and mapping what can go wrong on the way."""
 
+import contextlib
 import hashlib
 import uuid
+from datetime import datetime
 from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
+    RPCTimeoutOrCancelledError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -21,12 +22,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.auth import User
-from api.errors import Problem, from_failure
+from api.errors import Problem, as_problem, from_failure
 from domain.after_sales import AfterSalesCase, CaseCommand
 from domain.errors import ErrorCode
-from domain.messages import OrderReceipt, OrderWorkflowInput
-from domain.models import OrderState, OrderStatus
+from domain.messages import OrderReceipt, OrderWorkflowInput, PlaceOrderInput, order_input
+from domain.models import OrderState
+from domain.order import placement_of
 from domain.stock import quantities
+from runtime.settings import Settings
 from store import cases, orders, placement
 from store.db import Database
 from workflows import details, ids
@@ -52,60 +55,60 @@ def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
 
 
 async def place(
-    client: Client, db: Database, task_queue: str, inp: OrderWorkflowInput
+    client: Client, db: Database, settings: Settings, inp: OrderWorkflowInput, now: datetime
 ) -> OrderState:
-    """Start the order's workflow and place it in one round trip (update-with-start); a cart
-    placement is sure to refuse is refused from a read, before any workflow."""
+    """Place the order in the database, then start its workflow, which adopts it.
+
+    Placement (price, purchase limits, the unpaid cap, stock held) is one transaction,
+    idempotent on the order id: a refused cart starts no workflow and leaves nothing behind.
+    A cart placement is sure to refuse is refused from a plain read first. If the workflow
+    cannot be started (Temporal down, the API stopped), the same request again starts it;
+    reconciliation closes an order left without one."""
     async with db.sessions() as session:
         refusal = await placement.sure_refusal(session, inp)
     if refusal is not None:
         raise refusal
-    return await _place(client, db, task_queue, inp)
-
-
-async def _place(
-    client: Client, db: Database, task_queue: str, inp: OrderWorkflowInput
-) -> OrderState:
-    lines = [(line.sku, line.quantity) for line in inp.lines]
-    start = WithStartWorkflowOperation(
-        OrderWorkflow.run,
-        inp,
-        id=ids.order_workflow_id(inp.order_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(ids.ORDER_STATUS, OrderStatus.PENDING_PAYMENT.value),
-                SearchAttributePair(ids.BUYER_ID, inp.buyer_id),
-            ]
-        ),
-        static_summary=details.summary(inp.order_id, inp.buyer_id, lines),
-    )
-    try:
-        await client.execute_update_with_start_workflow(
-            OrderWorkflow.place, start_workflow_operation=start, id=ids.PLACE_UPDATE_ID
-        )
-    except WorkflowUpdateFailedError as err:
-        raise from_failure(err) from None
-    except (WorkflowAlreadyStartedError, RPCError) as err:
-        if isinstance(err, RPCError) and err.status is not RPCStatusCode.ALREADY_EXISTS:
-            raise
-        # the workflow is gone; the database remembers (below)
-    async with db.sessions() as session:  # the order as placement saved it
-        state = await orders.get(session, inp.order_id)
-    if state is None:
-        raise Problem(
-            ErrorCode.IDEMPOTENCY_CONFLICT,
-            "this Idempotency-Key was used for an order that was refused",
-        )
+    taken = PlaceOrderInput(**inp.model_dump(), now=now)
+    async with db.transaction() as session:
+        state = await placement.place_order(session, taken, settings.max_unpaid_orders)
     if not same_request(inp, state):
         raise Problem(
             ErrorCode.IDEMPOTENCY_CONFLICT,
             "this Idempotency-Key was used for a different cart",
             order_id=state.id,
         )
+    if state.version == 1:  # as placed: its workflow may not have started yet
+        try:
+            await _start(client, settings.task_queue, state)
+        except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:
+            away = as_problem(err)
+            if away is None or away.status != 503:
+                raise
+            raise Problem(
+                away.code,
+                f"{away.detail}: order {state.id} is placed but not started; the same request"
+                " with the same Idempotency-Key starts it, and reconciliation closes it if"
+                " none comes",
+                503,
+                order_id=state.id,
+            ) from None
     return state
+
+
+async def _start(client: Client, task_queue: str, state: OrderState) -> None:
+    """Start the order's workflow with the placement it adopts (already running: nothing)."""
+    lines = [(line.sku, line.quantity) for line in state.lines]
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # ended: the database has it
+        await client.start_workflow(
+            OrderWorkflow.run,
+            order_input(state, placement=placement_of(state)),
+            id=ids.order_workflow_id(state.id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(details.attributes(state)),
+            static_summary=details.summary(state.id, state.buyer_id, lines),
+        )
 
 
 def same_request(inp: OrderWorkflowInput, state: OrderState) -> bool:

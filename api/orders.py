@@ -14,6 +14,7 @@ from api.deps import (
     DatabaseDep,
     GatewayDep,
     Merchant,
+    NowDep,
     SessionDep,
     SettingsDep,
     TemporalDep,
@@ -109,6 +110,7 @@ async def place_order(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    now: NowDep,
     key: IdempotencyKey = None,
 ) -> OrderState:
     inp = OrderWorkflowInput(
@@ -118,7 +120,7 @@ async def place_order(
         address=body.address,
         timings=settings.timings(),
     )
-    return await messaging.place(client, db, settings.task_queue, inp)
+    return await messaging.place(client, db, settings, inp, now)
 
 
 @router.get("/orders/{order_id}", response_model=OrderView)
@@ -364,6 +366,7 @@ async def reorder(
     client: TemporalDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    now: NowDep,
     key: IdempotencyKey = None,
 ) -> ReorderOut:
     """Buy again (再次购买): a new order at today's prices with the old one's lines, through
@@ -379,5 +382,5 @@ async def reorder(
         timings=settings.timings(),
         reorder_of=old.id,
     )
-    placed = await messaging.place(client, db, settings.task_queue, inp)
+    placed = await messaging.place(client, db, settings, inp, now)
     return ReorderOut(order=views.order_view(placed), unavailable=placed.unavailable)

@@ -25,11 +25,13 @@ from domain.models import (
     PaymentChannel,
     Refund,
 )
-from domain.order import MAX_REVIEW_TEXT
+from domain.order import MAX_REVIEW_TEXT, Placement
 
 
 class OrderWorkflowInput(BaseModel):
-    """What the order workflow starts with; placement happens in its first update."""
+    """What the order workflow starts with: the placement the API took in the database before
+    starting it (`placement`, adopted as it is), or, for workflows started before that, none
+    (placement then happens in its first update)."""
 
     order_id: str
     buyer_id: str
@@ -38,6 +40,23 @@ class OrderWorkflowInput(BaseModel):
     timings: OrderTimings = OrderTimings()
     reorder_of: str | None = None  # buy again: place what can be bought, report the rest
     resume: bool = False  # reconciliation: carry on from the stored order, cancelling it
+    placement: Placement | None = None  # placed before the workflow started: adopt it
+
+
+def order_input(
+    state: OrderState, *, placement: Placement | None = None, resume: bool = False
+) -> OrderWorkflowInput:
+    """The workflow input of a stored order: adopting its placement, or resuming it."""
+    return OrderWorkflowInput(
+        order_id=state.id,
+        buyer_id=state.buyer_id,
+        lines=[LineRequest(sku=line.sku, quantity=line.quantity) for line in state.lines],
+        address=state.address,
+        timings=state.timings,
+        reorder_of=state.reorder_of,
+        resume=resume,
+        placement=placement,
+    )
 
 
 class PlaceOrderInput(OrderWorkflowInput):

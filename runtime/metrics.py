@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.common import MetricMeter
 
 from domain.models import EventType, OrderEvent, Refund
+from workflows import ids
 
 
 class BusinessMetrics:
@@ -24,7 +25,7 @@ class BusinessMetrics:
     transition twice: these are rates for dashboards, the database is the record)."""
 
     def __init__(self, meter: MetricMeter) -> None:
-        self.events = meter.create_counter("orders_events", "order events saved, by type")
+        self.events = meter.create_counter(*ids.EVENTS_METRIC)
         self.closed = meter.create_counter("orders_closed", "orders closed, by close reason")
         self.refunds = meter.create_counter("orders_refunds", "refunds made, by result")
         self.cases = meter.create_counter("orders_cases", "after-sales case changes, by status")

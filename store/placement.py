@@ -56,6 +56,10 @@ async def place_order(
     if existing is not None:
         return existing
     await check_unpaid(session, inp.buyer_id, max_unpaid)  # first: its lock before stock's
+    # the same request twice at once: the buyer's guard row let one through first
+    existing = await orders.get(session, inp.order_id)
+    if existing is not None:
+        return existing
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
     listed = {s: asked[s] for s in asked if s in skus and skus[s].listed}

@@ -52,6 +52,19 @@ reconcile-sweeps-captures
     old path: none recorded (a round's history lives minutes; a round started before it
         replays its one activity unchanged).
     new path: reconcile_round_outlasted_an_outage.
+
+Paths chosen by the workflow's input, not by a patch (a running order keeps the input it
+started with, so its history cannot change):
+
+placed-before-start
+    changed: the API places the order in the database (price, limits, stock, the first
+        snapshot) and starts the workflow with that placement (`OrderWorkflowInput.placement`)
+        and the order's search attributes; the workflow adopts it, with no placement update
+        and no local activity. Without it (every order started before), placement is the
+        first update, `place`, which still answers as it did.
+    old path: every history recorded before it (paid_with_balance_by_receipts, ...).
+    new path: placed_first_paid_with_balance, placed_first_paid_with_credit,
+        placed_first_payment_timeout, placed_first_auto_confirmed, placed_first_reordered.
 """
 
 FINISH_WAITS = "finish-waits-while-held-open"

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 from domain.models import (
@@ -100,20 +100,29 @@ def render(state: OrderState) -> str:
     return "\n".join(out)
 
 
-def publish(state: OrderState) -> None:
-    """Upsert search attributes and current details (no server round trip of its own)."""
-    updates: list[SearchAttributeUpdate[Any]] = [
-        ORDER_STATUS.value_set(state.status.value),
-        BUYER_ID.value_set(state.buyer_id),
-        ORDER_TOTAL.value_set(state.total_cents),
-        REFUND_FAILED.value_set(refund_failed(state)),
+def attributes(state: OrderState) -> list[SearchAttributePair[Any]]:
+    """The order's search attributes (the API starts an order's workflow with them)."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(ORDER_STATUS, state.status.value),
+        SearchAttributePair(BUYER_ID, state.buyer_id),
+        SearchAttributePair(ORDER_TOTAL, state.total_cents),
+        SearchAttributePair(REFUND_FAILED, refund_failed(state)),
     ]
     if state.close_reason:
-        updates.append(CLOSE_REASON.value_set(state.close_reason.value))
+        pairs.append(SearchAttributePair(CLOSE_REASON, state.close_reason.value))
     if state.payment is not None:
-        updates.append(PAID_AT.value_set(state.payment.paid_at))
-    updates.append(OPEN_CASES.value_set(open_case_count(state)))
-    workflow.upsert_search_attributes(_changed(updates) or updates[:1])
+        pairs.append(SearchAttributePair(PAID_AT, state.payment.paid_at))
+    pairs.append(SearchAttributePair(OPEN_CASES, open_case_count(state)))
+    return pairs
+
+
+def publish(state: OrderState, *, always_upsert: bool = True) -> None:
+    """Upsert search attributes and current details (no server round trip of its own). An
+    adopted placement (`always_upsert=False`) started with its attributes: none to write."""
+    updates = [pair.key.value_set(pair.value) for pair in attributes(state)]
+    changed = _changed(updates)
+    if changed or always_upsert:
+        workflow.upsert_search_attributes(changed or updates[:1])
     workflow.set_current_details(render(state))
 
 

@@ -29,6 +29,10 @@ SEARCH_ATTRIBUTES = (
     ORDER_ERROR,
 )
 
+# the business counter of saved order events (the worker's metrics; an adopted placement is
+# counted by its workflow, the rest where their change is saved)
+EVENTS_METRIC = ("orders_events", "order events saved, by type")
+
 # activity names, shared by workflows (which must not import activities/) and the worker
 PLACE_ORDER = "place_order"
 ACCEPT_PAYMENT = "accept_payment"

@@ -23,8 +23,16 @@ async def test_actions_answer_503_and_reads_keep_working(
     stored = await place(sqlite_db, "o-1", [("TEA", 1)], buyer="b-1")
     buyer = {"Authorization": f"Bearer {mint(settings.jwt_secret, 'b-1', Role.BUYER)}"}
 
+    placing = {"lines": [{"sku": "TEA", "quantity": 1}], "address": ADDRESS}
+    r = await api.post("/orders", json=placing, headers=buyer | {"Idempotency-Key": "k-1"})
+    assert (r.status_code, r.headers["Retry-After"]) == (503, "5"), r.text
+    # placed in the database before its workflow: the answer names it, and the same key
+    # again is the same order (nothing more is placed)
+    placed = r.json()["order_id"]
+    assert r.json()["code"] == "TEMPORAL_UNAVAILABLE" and placed in r.json()["detail"]
+    again = await api.post("/orders", json=placing, headers=buyer | {"Idempotency-Key": "k-1"})
+    assert (again.status_code, again.json()["order_id"]) == (503, placed)
     for method, path, body in [
-        ("POST", "/orders", {"lines": [{"sku": "TEA", "quantity": 1}], "address": ADDRESS}),
         ("POST", "/orders/o-1/pay", {"channel": "balance"}),
         ("POST", "/orders/o-1/cancel", {}),
     ]:
@@ -35,7 +43,8 @@ async def test_actions_answer_503_and_reads_keep_working(
 
     r = await api.get("/orders/o-1", headers=buyer)
     assert r.status_code == 200 and r.json()["version"] == stored.version
-    assert (await api.get("/orders", headers=buyer)).json()["items"][0]["id"] == "o-1"
+    listed = [o["id"] for o in (await api.get("/orders", headers=buyer)).json()["items"]]
+    assert sorted(listed) == sorted(["o-1", placed])
     assert (await api.get("/skus/TEA")).status_code == 200
 
 

@@ -1,5 +1,6 @@
 """store.placement.place_order on SQLite and PostgreSQL: pricing, stock, freight, deadline."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -238,6 +239,18 @@ async def test_placing_the_same_order_twice_returns_it_and_locks_once(db: Databa
     assert await dump(db) == after_first
     assert await stock_of(db, "A") == {"WH-A": (10, 3)}
     assert await rows(db, "SELECT count(*) FROM order_events") == [(1,)]
+
+
+async def test_the_same_placement_twice_at_once_is_one_order_locked_once(db: Database) -> None:
+    """The API places before any workflow: a client's retry racing its first request finds
+    the order under the buyer's guard row, and never holds its stock twice."""
+    await add_sku(db, "A", stock_at={"WH-A": 10})
+    both = await asyncio.gather(*(place(db, "o-1", [("A", 3)]) for _ in range(4)))
+
+    assert all(state == both[0] for state in both)
+    assert await stock_of(db, "A") == {"WH-A": (10, 3)}
+    assert await rows(db, "SELECT count(*) FROM order_events") == [(1,)]
+    assert await rows(db, "SELECT count(*) FROM stock_holds") == [(1,)]
 
 
 async def test_order_row_and_placed_event_are_written_together(db: Database) -> None:

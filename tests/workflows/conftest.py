@@ -276,6 +276,7 @@ async def shop(
         db=sqlite_db,
         gateway=gateway,
         blobs=FileBlobStore(tmp_path / "blobs"),
+        clock=ts_env.get_current_time,  # the skipped time the workflows live in
     )
     supplier.callbacks.target = app  # the sandbox supplier calls this API back
     async with (

@@ -5,7 +5,7 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.reconcile import _resumed
+from domain.messages import order_input
 from domain.models import OrderState
 from store import orders
 from tests.workflows.conftest import Shop, record
@@ -97,7 +97,7 @@ async def test_an_order_started_again_after_termination_is_closed_and_refunded(
     assert stored is not None
     again = await shop.env.client.start_workflow(
         OrderWorkflow.run,
-        _resumed(stored),
+        order_input(stored, resume=True),
         id=order_workflow_id(order["id"]),
         task_queue=shop.settings.task_queue,
     )

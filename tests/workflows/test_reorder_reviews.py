@@ -36,4 +36,4 @@ async def test_a_reorder_is_a_new_order_through_the_same_placement(shop: Shop) -
     assert r.json()["unavailable"] == []
     shop.started.append(f"order-{new['id']}")
     assert await shop.stock("FLASH") == {"WH-B": (1, 1)}  # 2 - 1 paid, 1 locked again
-    await record(shop.handle(new["id"]), "reordered")
+    await record(shop.handle(new["id"]), "placed_first_reordered")

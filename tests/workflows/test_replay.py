@@ -8,6 +8,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -114,3 +115,32 @@ def _markers(path: Path) -> set[str]:
             for payload in payloads.get("payloads", []):
                 found.add(json.loads(base64.b64decode(payload["data"]))["id"])
     return found
+
+
+def test_an_order_placed_first_has_no_placement_update_and_no_placement_activity() -> None:
+    """The API placed it before the workflow started: the workflow adopted it from its input."""
+    placed_first = [p for p in RECORDED if p.stem.startswith("placed_first_")]
+    assert len(placed_first) >= 5
+    for path in [*placed_first, HISTORIES / "paid_with_balance_by_receipts.json"]:
+        events = json.loads(path.read_text())["events"]
+        started = events[0]["workflowExecutionStartedEventAttributes"]
+        payload = base64.b64decode(started["input"]["payloads"][0]["data"])
+        adopted = json.loads(payload).get("placement") is not None
+        updates = [
+            e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
+            for e in events
+            if "workflowExecutionUpdateAcceptedEventAttributes" in e
+        ]
+        assert adopted is path.stem.startswith("placed_first_"), path.stem
+        # (a test's later `place` updates only wait for the order's lock: see Shop.settle)
+        assert (updates[:1] == ["place"]) is not adopted, (path.stem, updates)
+        assert ("place_order" in _local_activities(events)) is not adopted, path.stem
+
+
+def _local_activities(events: list[dict[str, Any]]) -> list[str]:
+    """The local activities a history ran, by type."""
+    return [
+        json.loads(base64.b64decode(m["details"]["data"]["payloads"][0]["data"]))["activity_type"]
+        for m in (e.get("markerRecordedEventAttributes") for e in events)
+        if m and m.get("markerName") == "core_local_activity"
+    ]

@@ -36,7 +36,8 @@ class OrderRun:
 
     def __init__(self, inp: OrderWorkflowInput) -> None:
         self.inp = inp
-        self.state: OrderState | None = None
+        # placed by the API before the workflow started: the order it saved, built again
+        self.state = None if inp.placement is None else self._built(inp.placement)
         self.rejection: ApplicationError | None = None
         self.lock = asyncio.Lock()
         self.seen_txns: set[str] = set()

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         RECONCILER,
         WALLET_CHANNELS,
         CloseReason,
+        EventType,
         OrderState,
         Payment,
         Refund,
@@ -97,6 +98,10 @@ class OrderWorkflow(Cases):
                 actor=RECONCILER,
             )
             self._start_refunds()
+        elif self.state is not None:  # adopted: the API started it with its attributes
+            details.publish(self.state, always_upsert=False)
+            placed = workflow.metric_meter().create_counter(*ids.EVENTS_METRIC)
+            placed.add(1, {"type": EventType.PLACED.value})
         await workflow.wait_condition(lambda: self.state is not None or self.rejection is not None)
         while self.state is not None and not self._finished(self.state):
             version = self.state.version
