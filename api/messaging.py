@@ -69,8 +69,7 @@ async def place(
     if refusal is not None:
         raise refusal
     taken = PlaceOrderInput(**inp.model_dump(), now=now)
-    async with db.transaction() as session:
-        state = await placement.place_order(session, taken, settings.max_unpaid_orders)
+    state = await placement.place(db, taken, settings.max_unpaid_orders)
     if not same_request(inp, state):
         raise Problem(
             ErrorCode.IDEMPOTENCY_CONFLICT,

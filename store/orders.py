@@ -164,6 +164,10 @@ async def _check_tracking_free(
         )
 
 
+async def exists(session: AsyncSession, order_id: str) -> bool:
+    return await session.scalar(select(OrderRow.id).where(OrderRow.id == order_id)) is not None
+
+
 async def get(session: AsyncSession, order_id: str) -> OrderState | None:
     row = await session.get(OrderRow, order_id)
     return OrderState.model_validate(row.snapshot) if row else None

@@ -11,16 +11,18 @@ from domain.models import OrderLine, OrderState, ProductType, StockPolicy
 from domain.order import Placement, payment_deadline, placed
 from domain.stock import allocate, is_low_stock, quantities
 from store import catalog, orders
+from store.db import Database
 from store.stock import (
-    HELD,
+    UNPAID_GUARD,
+    StockMoved,
+    available,
     check_unpaid,
-    free,
-    hold,
+    hold_guard,
     limit_usage,
-    lock_rows,
     record_purchases,
+    reserve,
 )
-from store.tables import SkuRow, StockRow
+from store.tables import SkuRow
 
 MAX_UNPAID_ORDERS = 20  # ORDERS_MAX_UNPAID_ORDERS
 
@@ -28,49 +30,70 @@ MAX_UNPAID_ORDERS = 20  # ORDERS_MAX_UNPAID_ORDERS
 async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> DomainError | None:
     """A cart that placement is sure to refuse, told from a plain read (no lock, no write):
     an unknown or delisted SKU, or stock short on a SKU without a purchase limit (a limit
-    would be checked first). The API answers it without starting a workflow, so once a hot
+    would be checked first). The API answers it without a write transaction, so once a hot
     SKU is sold out its latecomers are refused at the cost of a read. Anything else,
     including an order already placed under this id, is left to `place_order`, which
-    decides under its locks. (Counting placements still under way as taken would refuse
-    too early: one already committed but not yet answered would count twice.)"""
-    if inp.reorder_of is not None or await orders.get(session, inp.order_id) is not None:
+    decides under its locks."""
+    if inp.reorder_of is not None:
         return None
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
-    stock = await session.scalars(select(StockRow).where(StockRow.sku.in_(asked)))
     facts = {s: SkuFacts(listed=r.listed, limit=r.limit_per_buyer) for s, r in skus.items()}
-    verdict = assess(asked, facts, {(r.sku, r.location): r.on_hand - r.locked for r in stock})
+    verdict = assess(asked, facts, await available(session, asked))
     error = verdict.refusal()
     if error is None or error.code is ErrorCode.LIMIT_EXCEEDED:
         return None
     if error.code is ErrorCode.OUT_OF_STOCK and any(skus[s].limit_per_buyer for s in asked):
         return None  # its limit might be the reason placement gives
+    if await orders.exists(session, inp.order_id):
+        return None  # placed already (this is a retry): placement answers it
     return error
 
 
+ATTEMPTS = 4  # placements tried from a fresh read before one that locks the rows first
+
+
+async def place(db: Database, inp: PlaceOrderInput, max_unpaid: int) -> OrderState:
+    """Place an order in its own transaction. When units it planned on were taken meanwhile
+    (StockMoved), it is tried again from a fresh read; the last try locks the stock rows
+    before reading them, so it always ends, placed or refused."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            async with db.transaction() as session:
+                return await place_order(session, inp, max_unpaid, lock=attempt == ATTEMPTS)
+        except StockMoved:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("no attempt was made")
+
+
 async def place_order(
-    session: AsyncSession, inp: PlaceOrderInput, max_unpaid: int = MAX_UNPAID_ORDERS
+    session: AsyncSession,
+    inp: PlaceOrderInput,
+    max_unpaid: int = MAX_UNPAID_ORDERS,
+    *,
+    lock: bool = False,
 ) -> OrderState:
-    """Idempotent on the order id: a retry returns the order placed the first time."""
+    """Idempotent on the order id: a retry returns the order placed the first time. Stock
+    is planned on a read and reserved by the last writes (`reserve`); with `lock`, the rows
+    are locked from the read on."""
+    # the buyer's guard row first (its lock before stock's): under it, the same request
+    # twice at once finds the order the first one placed
+    await hold_guard(session, inp.buyer_id, UNPAID_GUARD)
     existing = await orders.get(session, inp.order_id)
     if existing is not None:
         return existing
-    await check_unpaid(session, inp.buyer_id, max_unpaid)  # first: its lock before stock's
-    # the same request twice at once: the buyer's guard row let one through first
-    existing = await orders.get(session, inp.order_id)
-    if existing is not None:
-        return existing
+    await check_unpaid(session, inp.buyer_id, max_unpaid)
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
     listed = {s: asked[s] for s in asked if s in skus and skus[s].listed}
     used = await limit_usage(session, inp.buyer_id, listed, skus, inp.now)
-    rows = await lock_rows(session, listed)
-    available = free(rows)
+    free = await available(session, listed, lock=lock)
     facts = {
         s: SkuFacts(listed=r.listed, limit=r.limit_per_buyer, already=used.get(s, 0))
         for s, r in skus.items()
     }
-    verdict = assess(asked, facts, available)
+    verdict = assess(asked, facts, free)
     if inp.reorder_of is None:  # a cart is bought whole or refused
         refusal = verdict.refusal()
         if refusal is not None:
@@ -78,11 +101,11 @@ async def place_order(
     elif not verdict.take:
         raise nothing_available(verdict.unavailable)
     wanted = verdict.take
-    allocations = allocate(wanted, available)
+    allocations = allocate(wanted, free)
     locking = {s for s in wanted if skus[s].stock_policy == StockPolicy.LOCK_ON_ORDER}
-    hold(session, inp.order_id, rows, [a for a in allocations if a.sku in locking], HELD)
+    held = [a for a in allocations if a.sku in locking]
     low_stock = any(
-        is_low_stock(sum(v for (s, _), v in available.items() if s == sku) - qty, qty)
+        is_low_stock(sum(v for (s, _), v in free.items() if s == sku) - qty, qty)
         for sku, qty in wanted.items()
         if sku not in locking
     )
@@ -104,7 +127,7 @@ async def place_order(
             lines=lines,
             freight_cents=freight_for(goods, rule),
             freight_policy=rule.policy,
-            allocations=[a for a in allocations if a.sku in locking],
+            allocations=held,
             low_stock=low_stock,
             deadline=payment_deadline(
                 inp.now, inp.timings, (skus[s].payment_window_minutes for s in wanted)
@@ -119,5 +142,7 @@ async def place_order(
         reorder_of=inp.reorder_of,
     )
     await record_purchases(session, inp.order_id, inp.buyer_id, wanted, inp.now)
-    await orders.save(session, change.state, change.event, write_seq=inp.write_seq)
+    # a new order (none under the guard): the workflow's write order starts after it
+    await orders.save(session, change.state, change.event, write_seq=inp.write_seq or None)
+    await reserve(session, inp.order_id, held)  # last: the rows stay locked only to the commit
     return change.state

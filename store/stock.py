@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, ErrorCode
@@ -42,25 +43,75 @@ def free(rows: dict[tuple[str, str], StockRow]) -> dict[tuple[str, str], int]:
     return {k: r.on_hand - r.locked for k, r in rows.items()}
 
 
+async def available(
+    session: AsyncSession, skus: Iterable[str], *, lock: bool = False
+) -> dict[tuple[str, str], int]:
+    """Units free per (sku, location): what a placement plans on. Read without a lock,
+    `reserve` then takes them only if they are still free; with `lock`, the rows are held
+    from here (in order, as `lock_rows` takes them)."""
+    query = select(StockRow.sku, StockRow.location, StockRow.on_hand - StockRow.locked).where(
+        StockRow.sku.in_(sorted(set(skus)))
+    )
+    if lock:
+        query = query.order_by(StockRow.sku, StockRow.location).with_for_update()
+    rows = await session.execute(query)
+    return {(sku, location): left for sku, location, left in rows}
+
+
+class StockMoved(Exception):
+    """Units a placement planned on were taken meanwhile: its transaction is rolled back
+    and the placement tried again from a fresh read."""
+
+
+async def reserve(session: AsyncSession, order_id: str, allocations: list[Allocation]) -> None:
+    """Lock allocated units (HELD): one conditional update per (sku, location), taken only
+    if the units are still free, else StockMoved. A placement makes these its last writes,
+    so a hot SKU's row is locked only from here to the commit, and buyers racing for the
+    last units queue for that moment alone."""
+    for a in sorted(allocations, key=lambda a: (a.sku, a.location)):
+        taken = await session.execute(
+            update(StockRow)
+            .where(
+                StockRow.sku == a.sku,
+                StockRow.location == a.location,
+                StockRow.on_hand - StockRow.locked >= a.quantity,
+            )
+            .values(locked=StockRow.locked + a.quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise StockMoved(f"{a.sku} at {a.location}: fewer than {a.quantity} units free now")
+        session.add(
+            StockHoldRow(
+                order_id=order_id, sku=a.sku, location=a.location, quantity=a.quantity, state=HELD
+            )
+        )
+
+
 UNPAID_GUARD = "#unpaid"  # the guard row of a buyer's unpaid orders (no SKU is named so)
 
 
 async def hold_guard(session: AsyncSession, buyer_id: str, name: str) -> None:
     """Lock one of a buyer's guard rows (made on first use) until the transaction ends, so
-    that buyer's checks of one kind run one at a time."""
-    await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=name)
-    await session.execute(
-        select(LimitGuardRow)
-        .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku == name)
-        .with_for_update()
-    )
+    that buyer's checks of one kind run one at a time. One statement: on PostgreSQL an
+    upsert, which locks the row it inserts or finds; SQLite admits one writer at a time."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(
+            postgresql.insert(LimitGuardRow)
+            .values(buyer_id=buyer_id, sku=name)
+            .on_conflict_do_update(
+                index_elements=[LimitGuardRow.buyer_id, LimitGuardRow.sku],
+                set_={"sku": name},
+            )
+        )
+    else:
+        await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=name)
 
 
 async def check_unpaid(session: AsyncSession, buyer_id: str, most: int) -> None:
     """A buyer holds at most `most` unpaid orders (their stock locked for up to a day): the
-    next is refused. Atomic per buyer: the guard row is held until the order's transaction
-    ends, as a purchase limit's is."""
-    await hold_guard(session, buyer_id, UNPAID_GUARD)
+    next is refused. Call it holding the buyer's UNPAID_GUARD row (`hold_guard`), so it is
+    atomic per buyer, as a purchase limit is."""
     unpaid = await session.scalar(
         select(func.count()).where(
             OrderRow.buyer_id == buyer_id, OrderRow.status == OrderStatus.PENDING_PAYMENT.value
@@ -85,16 +136,8 @@ async def limit_usage(
     completed; not closed). Atomic per (buyer, SKU): the guard row is held until the order's
     transaction ends."""
     limited = sorted(s for s in wanted if s in skus and skus[s].limit_per_buyer)
-    for sku in limited:
-        await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=sku)
-    if not limited:
-        return {}
-    await session.execute(
-        select(LimitGuardRow)
-        .where(LimitGuardRow.buyer_id == buyer_id, LimitGuardRow.sku.in_(limited))
-        .order_by(LimitGuardRow.sku)
-        .with_for_update()
-    )
+    for sku in limited:  # in order, so two placements of one buyer queue, never deadlock
+        await hold_guard(session, buyer_id, sku)
     used: dict[str, int] = {}
     for sku in limited:
         since = now - timedelta(days=skus[sku].limit_window_days or FOREVER_DAYS)

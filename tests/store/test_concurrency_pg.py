@@ -85,35 +85,68 @@ def split(results: list[Any]) -> tuple[list[Any], list[BaseException]]:
     return ok, failed
 
 
-async def test_50_concurrent_placements_lock_exactly_the_stock(pg_db: Database) -> None:
+@pytest.mark.parametrize("lock", [True, False], ids=["rows-locked-first", "reserved-last"])
+async def test_50_concurrent_placements_lock_exactly_the_stock(pg_db: Database, lock: bool) -> None:
+    """Exact either way: rows locked before the read, or (the first tries) planned on a
+    read and reserved by conditional updates, where a placement whose units were taken
+    meanwhile fails with StockMoved, having changed nothing."""
     await add_sku(pg_db, "HOT", policy=LOCK, stock_at={"WH-A": 6, "WH-B": 4})
     await warm_pool(pg_db, 50)
 
     async def work(session: AsyncSession, i: int) -> OrderState:
         return await placement.place_order(
-            session, order_input(f"o-{i:02d}", [("HOT", 1)], buyer=f"b-{i:02d}")
+            session, order_input(f"o-{i:02d}", [("HOT", 1)], buyer=f"b-{i:02d}"), lock=lock
         )
 
     results, overlap = await race(pg_db, 50, work)
 
-    placed, refused = split(results)
-    assert len(placed) == 10, refused[:1]
-    assert len(refused) == 40
+    placed, failed = split(results)
+    moved = [e for e in failed if isinstance(e, stock.StockMoved)]
+    refused = [e for e in failed if not isinstance(e, stock.StockMoved)]
+    if lock:
+        assert (len(placed), moved) == (10, []), failed[:1]
+    else:  # never more than the stock; those that lost a unit to a faster one changed nothing
+        assert 0 < len(placed) <= 10, failed[:1]
     for err in refused:
         assert isinstance(err, InsufficientStock), repr(err)
         assert err.code is ErrorCode.OUT_OF_STOCK
         assert "HOT (want 1, have 0)" in err.message
     assert overlap.peak >= 25, f"only {overlap.peak} of 50 transactions overlapped"
     assert len(overlap.backends) >= 25
-    assert await stock_of(pg_db, "HOT") == {"WH-A": (6, 6), "WH-B": (4, 4)}
+    n = len(placed)
+    locked = await stock_of(pg_db, "HOT")
+    assert sum(held for _, held in locked.values()) == n  # what was placed, never more
     await assert_stock_invariant(pg_db)
-    assert await rows(pg_db, "SELECT count(*), sum(quantity) FROM stock_holds") == [(10, 10)]
-    assert await rows(pg_db, "SELECT count(*) FROM orders") == [(10,)]
-    assert await rows(pg_db, "SELECT count(*) FROM order_events") == [(10,)]
-    assert await rows(pg_db, "SELECT count(*) FROM purchase_records") == [(10,)]
+    assert await rows(pg_db, "SELECT count(*), sum(quantity) FROM stock_holds") == [(n, n)]
+    assert await rows(pg_db, "SELECT count(*) FROM orders") == [(n,)]
+    assert await rows(pg_db, "SELECT count(*) FROM order_events") == [(n,)]
+    assert await rows(pg_db, "SELECT count(*) FROM purchase_records") == [(n,)]
     assert sorted(s.id for s in placed) == sorted(
         r[0] for r in await rows(pg_db, "SELECT id FROM orders")
     )
+
+
+async def test_50_concurrent_placements_tried_again_place_exactly_the_stock(
+    pg_db: Database,
+) -> None:
+    """What the API runs: each placement tried again from a fresh read when its units were
+    taken meanwhile, the last try with the rows locked first: exactly the stock is placed,
+    every other buyer is refused OUT_OF_STOCK."""
+    await add_sku(pg_db, "HOT", policy=LOCK, stock_at={"WH-A": 6, "WH-B": 4})
+    await warm_pool(pg_db, 50)
+    results = await asyncio.gather(
+        *(
+            placement.place(pg_db, order_input(f"o-{i:02d}", [("HOT", 1)], buyer=f"b-{i}"), 20)
+            for i in range(50)
+        ),
+        return_exceptions=True,
+    )
+    placed, refused = split(results)
+    assert len(placed) == 10, refused[:1]
+    assert all(isinstance(e, InsufficientStock) for e in refused), refused[:1]
+    assert await stock_of(pg_db, "HOT") == {"WH-A": (6, 6), "WH-B": (4, 4)}
+    await assert_stock_invariant(pg_db)
+    assert await rows(pg_db, "SELECT count(*), sum(quantity) FROM stock_holds") == [(10, 10)]
 
 
 async def test_20_concurrent_payments_deduct_exactly_the_stock(pg_db: Database) -> None:
