@@ -121,21 +121,21 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 async def main() -> None:
     logs.setup("worker")
     settings = get_settings()
-    db = Database(settings.database_url)
-    gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
-    supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
     runtime = None
     if settings.metrics_bind:  # the SDK serves its metrics and ours on one /metrics
         runtime = Runtime(
             telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.metrics_bind))
         )
+    meter = runtime.metric_meter if runtime else None
+    db = Database(settings.database_url, count=BusinessMetrics(meter).round_trip if meter else None)
+    gateway = PaymentGatewayClient(settings.gateway_url, settings.gateway_api_key)
+    supplier = SupplierClient(settings.supplier_url, settings.supplier_api_key)
     client = await connect(lazy=False, **({"runtime": runtime} if runtime else {}))
     await ensure_schedules(client, settings)
     relay = asyncio.create_task(  # callbacks Temporal did not take at once
         Relay(db, client, settings.task_queue).run(settings.relay_every_seconds)
     )
     try:
-        meter = runtime.metric_meter if runtime else None
         await build_worker(client, settings, db, gateway, supplier, meter=meter).run()
     finally:
         relay.cancel()

@@ -38,7 +38,7 @@ from api.purge import purge_forever
 from domain.errors import ErrorCode
 from gateways.payments import PaymentGatewayClient
 from runtime import logs
-from runtime.metrics import RequestMetrics, metrics_endpoint
+from runtime.metrics import RequestMetrics, api_round_trip, metrics_endpoint
 from runtime.relay import Relay
 from runtime.settings import Settings, get_settings
 from runtime.temporal_client import connect, with_deadline
@@ -160,7 +160,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.clock = clock
-        app.state.db = db or Database(settings.database_url)
+        app.state.db = db or Database(settings.database_url, count=api_round_trip)
         app.state.blobs = blobs or FileBlobStore(settings.blob_dir)
         app.state.gateway = gateway or PaymentGatewayClient(
             settings.gateway_url, settings.gateway_api_key

@@ -15,11 +15,13 @@ not. Then one client alone: each step's median latency, ours against the bare up
 
 import argparse
 import asyncio
+import re
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,10 @@ class Ours:
         assert r.status_code in (200, 201), f"{path}: {r.status_code} {r.text}"
         return r.json()
 
-    async def lifecycle(self, n: int) -> Steps:
+    async def lifecycle(
+        self, n: int, after: Callable[[str], Awaitable[None]] | None = None
+    ) -> Steps:
+        """One order's life; `after(step)` is awaited once each step has answered (untimed)."""
         buyer = self.buyers[n % BUYERS]
         out: Steps = {}
         t = time.perf_counter()
@@ -152,20 +157,61 @@ class Ours:
             {"lines": [{"sku": SKU, "quantity": 1}], "address": ADDRESS},
         )
         out["place"] = time.perf_counter() - t
+        if after:
+            await after("place")
         path = f"/orders/{order['id']}"
         self.last = f"order-{order['id']}"
         t = time.perf_counter()
         paid = await self._post(f"{path}/pay", buyer, {"channel": "balance"})
         out["pay"] = time.perf_counter() - t
+        if after:
+            await after("pay")
         t = time.perf_counter()
         body = {"carrier": "SF", "tracking_no": f"SF{uuid.uuid4().hex[:16]}"}
         await self._post(f"{path}/packages/{paid['packages'][0]['id']}/ship", self.merchant, body)
         out["ship"] = time.perf_counter() - t
+        if after:
+            await after("ship")
         t = time.perf_counter()
         done = await self._post(f"{path}/confirm-receipt", buyer, {})
         out["confirm"] = time.perf_counter() - t
+        if after:
+            await after("confirm")
         assert done["status"] == "COMPLETED", done
         return out
+
+
+class RoundTrips:
+    """Round trips to the database so far, summed over the API and every worker, by kind
+    (each process counts its own: `orders_db_round_trips`). None with several API processes,
+    whose counters a scrape cannot sum."""
+
+    def __init__(self, cluster: Cluster, http: httpx.AsyncClient, apis: int) -> None:
+        self.cluster, self.http, self.apis = cluster, http, apis
+        admin = mint(DEV_SECRETS["jwt_secret"], "bench-admin", Role.ADMIN)
+        self.admin = {"Authorization": f"Bearer {admin}"}
+
+    async def now(self) -> Counter[str] | None:
+        if self.apis > 1:
+            return None
+        texts = [(await self.http.get("/metrics", headers=self.admin)).text]
+        for bind in self.cluster.worker_metrics.values():
+            texts.append((await self.http.get(f"http://{bind}/metrics")).text)
+        total: Counter[str] = Counter()
+        for text_ in texts:
+            for kind, value in re.findall(
+                r'^orders_db_round_trips(?:_total)?\{[^}]*kind="(\w+)"[^}]*\} ([0-9.e+]+)$',
+                text_,
+                re.MULTILINE,
+            ):
+                total[kind] += int(float(value))
+        return total
+
+
+def per_unit(trips: Counter[str], count: int) -> str:
+    """Round trips per `count`, by kind: "13.0 (statement 9.0, ping 2.0, ...)"."""
+    kinds = ", ".join(f"{k} {v / count:.1f}" for k, v in trips.most_common())
+    return f"{sum(trips.values()) / count:.1f} ({kinds})"
 
 
 Lifecycle = Callable[[int], Coroutine[Any, Any, Steps]]
@@ -227,6 +273,8 @@ async def run(args: argparse.Namespace) -> None:
         for lifecycle in (bare.lifecycle, ours.lifecycle):  # warm up: imports, caches, pools
             await batch(lifecycle, 2 * args.concurrency, args.concurrency)
 
+        trips = RoundTrips(cluster, http, args.apis)
+        trips_ours: Counter[str] = Counter()
         rates: dict[str, list[float]] = {"bare": [], "ours": []}
         cpu: dict[str, dict[str, float]] = {"bare": {}, "ours": {}}  # process -> CPU seconds
         steps: list[Steps] = []
@@ -234,8 +282,12 @@ async def run(args: argparse.Namespace) -> None:
             order = [("bare", bare.lifecycle), ("ours", ours.lifecycle)]
             for name, lifecycle in order if b % 2 == 0 else order[::-1]:
                 before, own = cluster.cpu_seconds(), time.process_time()
+                trips_before = await trips.now()
                 rate, results = await batch(lifecycle, args.batch, args.concurrency)
                 after = cluster.cpu_seconds() | {"load generator": time.process_time()}
+                trips_after = await trips.now()
+                if name == "ours" and trips_before is not None and trips_after is not None:
+                    trips_ours += trips_after - trips_before
                 before["load generator"] = own
                 for proc, used in after.items():
                     cpu[name][proc] = cpu[name].get(proc, 0.0) + used - before.get(proc, 0.0)
@@ -259,6 +311,8 @@ async def run(args: argparse.Namespace) -> None:
             total = sum(per.values())
             parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda x: -x[1]))
             print(f"    {name:5} {total:5.0f} ms: {parts}")
+        if trips_ours:
+            print(f"  database round trips per lifecycle: {per_unit(trips_ours, count)}")
         placement = [s["place"] for s in steps]
         print(
             f"  ours under load  placement p50 {p(placement, 0.5):.0f} ms, "
@@ -287,6 +341,24 @@ async def run(args: argparse.Namespace) -> None:
         b_life = p([sum(s.values()) for s in bare_alone], 0.5)
         o_life = p([sum(s.values()) for s in ours_alone], 0.5)
         print(f"    lifecycle            {b_life:6.1f} {o_life:6.1f} {o_life / b_life:5.1f}")
+        # round trips per step: one client, the counters read after each step's answer
+        by_step: dict[str, Counter[str]] = {}
+        mark = await trips.now()
+        if mark is not None:
+
+            async def counted(step: str) -> None:
+                nonlocal mark
+                now = await trips.now()
+                assert now is not None and mark is not None
+                by_step[step] = by_step.get(step, Counter()) + (now - mark)
+                mark = now
+
+            alone_n = 10
+            for n in range(alone_n):
+                await ours.lifecycle(n, after=counted)
+            print("  database round trips per step (one client):")
+            for step, step_trips in by_step.items():
+                print(f"    {step:8} {per_unit(step_trips, alone_n)}")
         # the last lifecycle of one client alone: under load, a step can share a workflow
         # task with the one before (fewer events), so that one would flatter the figure
         for name, wid in (("bare", bare.last), ("ours", ours.last)):

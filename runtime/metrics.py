@@ -19,6 +19,8 @@ from temporalio.common import MetricMeter
 from domain.models import EventType, OrderEvent, Refund
 from workflows import ids
 
+DB_ROUND_TRIPS = ("orders_db_round_trips", "round trips to the database, by kind")
+
 
 class BusinessMetrics:
     """Counted where the change is saved, once per transition (a retried save may count a
@@ -29,6 +31,11 @@ class BusinessMetrics:
         self.closed = meter.create_counter("orders_closed", "orders closed, by close reason")
         self.refunds = meter.create_counter("orders_refunds", "refunds made, by result")
         self.cases = meter.create_counter("orders_cases", "after-sales case changes, by status")
+        self.trips = meter.create_counter(*DB_ROUND_TRIPS)
+
+    def round_trip(self, kind: str) -> None:
+        """One round trip to the database (`store.db.count_round_trips`)."""
+        self.trips.add(1, {"kind": kind})
 
     def saved(self, event: OrderEvent) -> None:
         self.events.add(1, {"type": event.type})
@@ -46,6 +53,13 @@ class BusinessMetrics:
 
     def case(self, status: str) -> None:
         self.cases.add(1, {"status": status})
+
+
+API_ROUND_TRIPS = Counter(*DB_ROUND_TRIPS, ["kind"])
+
+
+def api_round_trip(kind: str) -> None:
+    API_ROUND_TRIPS.labels(kind).inc()
 
 
 REQUESTS = Counter(

@@ -35,6 +35,7 @@ class Cluster:
     restarts: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     api_processes: int = 1  # uvicorn --workers: processes sharing the API's port
+    worker_metrics: dict[str, str] = field(default_factory=dict)  # worker -> its /metrics URL
 
     def __post_init__(self) -> None:
         self.ports = {name: free_port() for name in ("temporal", "gateway", "supplier", "api")}
@@ -104,11 +105,17 @@ class Cluster:
         """Start `name` (one of temporal, gateway, worker, api, bare), known as `as_name`
         when several run (worker-1, worker-2)."""
         key = as_name or name
+        env = self.env()
+        if name == "worker":  # each worker serves its own metrics (the SDK's and ours)
+            bind = self.worker_metrics.get(key) or env.get("ORDERS_METRICS_BIND")
+            self.worker_metrics[key] = env["ORDERS_METRICS_BIND"] = (
+                bind or f"127.0.0.1:{free_port()}"
+            )
         log = open(self.workdir / f"{key}.log", "ab")  # noqa: SIM115 - the child keeps it
         self.procs[key] = subprocess.Popen(
             self.command(name),
             cwd=ROOT,
-            env=self.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

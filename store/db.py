@@ -2,12 +2,12 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; only its exception types are used
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -71,13 +71,48 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-class Database:
-    """One engine and its session factory, built once per process."""
+Count = Callable[[str], None]  # told of each round trip to the database, by kind
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+
+def count_round_trips(engine: AsyncEngine, count: Count) -> None:
+    """Call `count` for each round trip `engine` makes: a statement, a transaction's begin,
+    commit or rollback, and a pool checkout's liveness ping (PostgreSQL)."""
+    sync = engine.sync_engine
+
+    def transaction(kind: str) -> Callable[[Connection], None]:
+        def told(conn: Connection) -> None:
+            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                count(kind)  # (in autocommit the driver sends nothing)
+
+        return told
+
+    event.listen(sync, "before_cursor_execute", lambda *_: count("statement"))
+    event.listen(sync, "commit", transaction("commit"))
+    event.listen(sync, "rollback", transaction("rollback"))
+    if not is_sqlite(str(engine.url)):  # SQLite's BEGIN is a statement of its own (above)
+        event.listen(sync, "begin", transaction("begin"))
+        if sync.pool._pre_ping:
+            event.listen(sync.pool, "checkout", lambda *_: count("ping"))
+
+
+class Database:
+    """One engine and its session factories, built once per process. Reads on PostgreSQL
+    run without a transaction (autocommit): under READ COMMITTED each statement sees its own
+    snapshot anyway, so a BEGIN and a ROLLBACK around them would buy nothing but two round
+    trips. On SQLite a read is a transaction, one snapshot for all its statements."""
+
+    def __init__(self, url: str, *, count: Count | None = None, **kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **kwargs)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if count is not None:
+            count_round_trips(self.engine, count)
+        reads = (
+            self.engine
+            if is_sqlite(url)
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self.sessions = async_sessionmaker(reads, expire_on_commit=False)
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer: queue this process's writers here, woken as soon as the
         # previous commits, instead of in SQLite's busy handler, which polls with sleeps
         self._writer = asyncio.Lock() if is_sqlite(url) else None
@@ -89,7 +124,7 @@ class Database:
         async with contextlib.AsyncExitStack() as stack:
             if self._writer is not None:
                 await stack.enter_async_context(self._writer)
-            session = await stack.enter_async_context(self.sessions())
+            session = await stack.enter_async_context(self._writes())
             await stack.enter_async_context(session.begin())
             await session.connection(execution_options={WRITE: True})
             yield session
