@@ -78,6 +78,7 @@ def build_worker(
             acts.place_order,
             acts.accept_payment,
             acts.save_order,
+            acts.close_unless_intents,
             acts.note_order_error,
             acts.load_order,
             acts.refund_payment,

@@ -32,7 +32,7 @@ from domain.order import PaymentAccepted, Placement, placement_of, refund_failed
 from gateways.payments import PaymentGatewayClient, PaymentGatewayError
 from gateways.supplier import SupplierClient, SupplierError, SupplierItem
 from runtime.metrics import BusinessMetrics
-from store import cases, orders, payments, placement, reviews, stock
+from store import cases, intents, orders, payments, placement, reviews, stock
 from store.db import Database
 from workflows import ids
 
@@ -90,10 +90,23 @@ class OrderActivities:
 
     @activity.defn(name=ids.SAVE_ORDER)
     async def save_order(self, inp: SaveOrderInput) -> None:
+        await self._save_order(inp)
+
+    @activity.defn(name=ids.CLOSE_UNLESS_INTENTS)
+    async def close_unless_intents(self, inp: SaveOrderInput) -> bool:
+        """An unpaid order's close, saved as `save_order` saves it, but only if no payment
+        intent was ever opened for it (read in the same transaction); False: it has some,
+        which the workflow closes at the gateway first. A wallet-only order closes in one
+        local activity instead of a gateway activity and then a save."""
+        return await self._save_order(inp, unless_intents=True)
+
+    async def _save_order(self, inp: SaveOrderInput, *, unless_intents: bool = False) -> bool:
         try:
             async with self._txn() as session:
+                if unless_intents and await intents.of_order(session, inp.state.id):
+                    return False
                 if inp.release_stock:
-                    await stock.release(session, inp.state.id)
+                    await stock.release(session, inp.state)
                 if inp.restore:
                     await stock.restore(session, inp.state.id, inp.restore)
                 if inp.returns:
@@ -117,10 +130,11 @@ class OrderActivities:
                 await orders.save(session, inp.state, inp.event, write_seq=inp.write_seq)
         except orders.StaleWrite:  # a later workflow task wrote this order: nothing of ours
             activity.logger.warning("stale write of order %s skipped", inp.state.id)
-            return
+            return True
         self.metrics.saved(inp.event)
         if inp.case is not None:
             self.metrics.case(inp.case.status.value)
+        return True
 
     @activity.defn(name=ids.NOTE_ORDER_ERROR)
     async def note_order_error(self, inp: OrderErrorInput) -> None:

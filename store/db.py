@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; only its exception types are used
 from sqlalchemy import Connection, event
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,16 +40,52 @@ def unreachable(err: BaseException) -> bool:
     return isinstance(err, CONNECTION_ERRORS)
 
 
+Count = Callable[[str], None]  # told of each round trip to the database, by kind
+
+
+def _ping_when_idle(engine: AsyncEngine, count: Count) -> None:
+    """Check a pooled connection before use only when it sat idle for a while (a database
+    restarted meanwhile left it dead); a busy connection, used a moment ago, goes straight
+    to work. The driver's ping is three round trips (BEGIN, a statement, ROLLBACK), which
+    SQLAlchemy's `pool_pre_ping` would pay on every checkout. A dead connection found so is
+    replaced by the pool before the caller sees it."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _fresh(_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkin")
+    def _back(_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _out(conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) <= IDLE_PING_SECONDS:
+            return
+        for _ in range(3):
+            count("ping")
+        try:
+            engine.dialect.do_ping(conn)
+        except Exception as err:  # dead: the pool drops it and connects afresh
+            raise DisconnectionError() from err
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+IDLE_PING_SECONDS = 1.0  # a pooled connection idle longer is checked before it is used
+
+
+def make_engine(url: str, count: "Count | None" = None, **kwargs: Any) -> AsyncEngine:
     if not is_sqlite(url):
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
+        _ping_when_idle(engine, count or (lambda _: None))
+        return engine
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -71,12 +108,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-Count = Callable[[str], None]  # told of each round trip to the database, by kind
-
-
 def count_round_trips(engine: AsyncEngine, count: Count) -> None:
     """Call `count` for each round trip `engine` makes: a statement, a transaction's begin,
-    commit or rollback, and a pool checkout's liveness ping (PostgreSQL)."""
+    commit or rollback (an idle connection's ping is counted by `make_engine`)."""
     sync = engine.sync_engine
 
     def transaction(kind: str) -> Callable[[Connection], None]:
@@ -91,8 +125,6 @@ def count_round_trips(engine: AsyncEngine, count: Count) -> None:
     event.listen(sync, "rollback", transaction("rollback"))
     if not is_sqlite(str(engine.url)):  # SQLite's BEGIN is a statement of its own (above)
         event.listen(sync, "begin", transaction("begin"))
-        if sync.pool._pre_ping:
-            event.listen(sync.pool, "checkout", lambda *_: count("ping"))
 
 
 class Database:
@@ -103,7 +135,7 @@ class Database:
 
     def __init__(self, url: str, *, count: Count | None = None, **kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **kwargs)
+        self.engine = make_engine(url, count, **kwargs)
         if count is not None:
             count_round_trips(self.engine, count)
         reads = (

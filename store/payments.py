@@ -78,20 +78,18 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
     Idempotent on txn_id: a retry after a crash returns the order as it was saved.
     """
     p = inp.payment
-    saved = await _accepted(session, inp)
-    if saved is not None:
-        return saved
     # Record the payment before charging: a concurrent attempt with the same txn_id waits on
-    # this insert (PostgreSQL) and then finds the payment accepted instead of charging again.
+    # this insert (PostgreSQL) and then finds the payment accepted instead of charging again;
+    # a retry after a crash finds it accepted at once.
     if not await _record_payment(session, inp.state.id, p, CAPTURED):
         saved = await _accepted(session, inp)
         if saved is not None:
             return saved
         _reused(await txn_owner(session, p.txn_id), inp.state.id, p.txn_id)
-    if inp.charge_wallet:
-        await wallet(session, inp.state.buyer_id)
+    if inp.charge_wallet:  # (a buyer without a wallet row has nothing to pay with)
         await _move_wallet(session, inp.state.buyer_id, p.channel, p.amount_cents)
-    allocations = await deduct_for_payment(session, inp.state)
+    # the payment is new in this transaction, so no deduction of it was made before
+    allocations = await deduct_for_payment(session, inp.state, fresh=True)
     change = mark_paid(inp.state, p, allocations, inp.now, inp.actor)
     await orders.save(session, change.state, change.event, write_seq=inp.write_seq)
     return change.state

@@ -201,42 +201,62 @@ async def _holds(session: AsyncSession, order_id: str, state: str) -> list[Stock
     )
 
 
-async def deduct_for_payment(session: AsyncSession, state: OrderState) -> list[Allocation]:
+async def _turn_held(session: AsyncSession, order_id: str, to: str) -> list[Allocation]:
+    """The order's HELD units, turned to `to` in one statement (call it holding the stock
+    rows' locks): what they were, in (sku, location) order."""
+    turned = await session.execute(
+        update(StockHoldRow)
+        .where(StockHoldRow.order_id == order_id, StockHoldRow.state == HELD)
+        .values(state=to)
+        .returning(StockHoldRow.sku, StockHoldRow.location, StockHoldRow.quantity)
+        .execution_options(synchronize_session=False)
+    )
+    units = (Allocation(sku=sku, location=loc, quantity=q) for sku, loc, q in turned)
+    return sorted(units, key=lambda a: (a.sku, a.location))
+
+
+async def deduct_for_payment(
+    session: AsyncSession, state: OrderState, *, fresh: bool = False
+) -> list[Allocation]:
     """Turn the order's locks into deductions, and deduct DEDUCT_ON_PAYMENT lines now.
+    `fresh`: the caller knows no deduction of this payment was made before (else a retry
+    finds the one that was, and changes nothing).
 
     Raises InsufficientStock (nothing changed) when a deduct-on-payment SKU sold out.
     """
-    done = await _holds(session, state.id, DEDUCTED)
-    if done:  # a retry: the deduction was made
-        return [Allocation(sku=h.sku, location=h.location, quantity=h.quantity) for h in done]
-    rows = await lock_rows(session, (line.sku for line in state.lines))
+    if not fresh:
+        done = await _holds(session, state.id, DEDUCTED)
+        if done:  # a retry: the deduction was made
+            return [Allocation(sku=h.sku, location=h.location, quantity=h.quantity) for h in done]
     wanted = quantities(
         (line.sku, line.quantity)
         for line in state.lines
         if line.stock_policy is StockPolicy.DEDUCT_ON_PAYMENT
     )
-    fresh = allocate(wanted, free(rows)) if wanted else []
-    taken: list[Allocation] = []
-    for h in await _holds(session, state.id, HELD):
-        row = rows[(h.sku, h.location)]
-        row.on_hand -= h.quantity
-        row.locked -= h.quantity
-        h.state = DEDUCTED
-        taken.append(Allocation(sku=h.sku, location=h.location, quantity=h.quantity))
-    hold(session, state.id, rows, fresh, DEDUCTED)
+    # the stock rows' locks first, in (sku, location) order, as every writer takes them:
+    # the holds are then read and turned under them (a release cannot slip in between)
+    rows = await lock_rows(session, (line.sku for line in state.lines))
+    fresh_units = allocate(wanted, free(rows)) if wanted else []
+    taken = await _turn_held(session, state.id, DEDUCTED)
+    for a in taken:  # (the rows are written at the flush below, one UPDATE each)
+        row = rows[(a.sku, a.location)]
+        row.on_hand -= a.quantity
+        row.locked -= a.quantity
+    hold(session, state.id, rows, fresh_units, DEDUCTED)
     await session.flush()
-    return taken + fresh
+    return taken + fresh_units
 
 
-async def release(session: AsyncSession, order_id: str) -> None:
-    """Closing an unpaid order: its locks go back to available."""
-    holds = await _holds(session, order_id, HELD)
-    rows = await lock_rows(session, (h.sku for h in holds)) if holds else {}
-    if holds:  # again, under the row locks: a concurrent release or payment may have won
-        holds = await _holds(session, order_id, HELD)
-    for h in holds:
-        rows[(h.sku, h.location)].locked -= h.quantity
-        h.state = RELEASED
+async def release(session: AsyncSession, state: OrderState) -> None:
+    """Closing an unpaid order: its locks go back to available. The stock rows of its SKUs
+    are locked first (in order, as every writer takes them); its holds are turned under
+    those locks, so a concurrent release or payment of it cannot count them twice."""
+    locking = [line.sku for line in state.lines if line.stock_policy is StockPolicy.LOCK_ON_ORDER]
+    if not locking:
+        return
+    rows = await lock_rows(session, locking)
+    for a in await _turn_held(session, state.id, RELEASED):
+        rows[(a.sku, a.location)].locked -= a.quantity
     await session.flush()
 
 

@@ -53,6 +53,15 @@ reconcile-sweeps-captures
         replays its one activity unchanged).
     new path: reconcile_round_outlasted_an_outage.
 
+close-unless-intents
+    changed: at the payment deadline, an order that never opened a payment intent is closed
+        by one local activity that checks for intents in the same transaction as the close
+        (`close_unless_intents`), instead of a gateway activity (that found none) and then
+        the save. An order with intents is closed as before: intents closed at the gateway,
+        a payment found on one taken, then the close.
+    old path: placed_first_payment_timeout, paid_found_at_the_deadline.
+    new path: payment_deadline_closed_at_once, payment_deadline_intents_closed_first.
+
 Paths chosen by the workflow's input, not by a patch (a running order keeps the input it
 started with, so its history cannot change):
 
@@ -73,9 +82,14 @@ SUPPLIER_CANCEL_OUTSIDE_LOCK = "supplier-cancel-outside-the-lock"
 INTENTS_CLOSED_FIRST = "intents-closed-before-an-unpaid-close"
 LATE_REFUND_RECORDED = "late-refund-recorded"  # the orphan-payment workflow
 SWEEP_CAPTURES = "reconcile-sweeps-captures"  # the reconciliation workflow
+CLOSE_UNLESS_INTENTS = "close-unless-intents"
 
 # id -> (old-path histories, new-path histories): the list above, as data for the replay test
 COVERAGE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    CLOSE_UNLESS_INTENTS: (
+        ("placed_first_payment_timeout", "paid_found_at_the_deadline"),
+        ("payment_deadline_closed_at_once", "payment_deadline_intents_closed_first"),
+    ),
     FINISH_WAITS: (("auto_confirmed", "reviewed"), ("refund_failed_and_retried",)),
     REFUNDS_OUTSIDE_LOCK: (
         ("operator_cancelled_paid", "refund_failed_and_retried", "kepler_rejected"),

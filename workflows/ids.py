@@ -37,6 +37,7 @@ EVENTS_METRIC = ("orders_events", "order events saved, by type")
 PLACE_ORDER = "place_order"
 ACCEPT_PAYMENT = "accept_payment"
 SAVE_ORDER = "save_order"
+CLOSE_UNLESS_INTENTS = "close_unless_intents"
 NOTE_ORDER_ERROR = "note_order_error"
 LOAD_ORDER = "load_order"
 RECONCILE_ORDERS = "reconcile_orders"

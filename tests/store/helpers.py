@@ -141,7 +141,9 @@ async def pay(db: Database, state: OrderState, **kwargs: Any) -> OrderState:
 async def release(db: Database, order_id: str) -> None:
     """What saving a closed unpaid order does: release its locks, end its limit counts."""
     async with db.transaction() as session:
-        await stock.release(session, order_id)
+        state = await orders.get(session, order_id)
+        if state is not None:
+            await stock.release(session, state)
         await stock.end_purchases(session, order_id)
 
 

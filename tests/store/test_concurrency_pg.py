@@ -250,7 +250,7 @@ async def test_concurrent_releases_of_one_order_release_once(pg_db: Database) ->
     """A retried close racing the first attempt must not give back another order's locks."""
     await add_sku(pg_db, "A", stock_at={"WH-A": 10})
     await place(pg_db, "o-keep", [("A", 3)], buyer="b1")
-    await place(pg_db, "o-close", [("A", 2)], buyer="b2")
+    closing = await place(pg_db, "o-close", [("A", 2)], buyer="b2")
     assert await stock_of(pg_db, "A") == {"WH-A": (10, 5)}
     await warm_pool(pg_db, 2)
 
@@ -258,7 +258,7 @@ async def test_concurrent_releases_of_one_order_release_once(pg_db: Database) ->
 
     async def work(session: AsyncSession, i: int) -> None:
         await both.wait()  # both transactions open before either releases (on a busy machine
-        await stock.release(session, "o-close")  # the first could otherwise finish alone)
+        await stock.release(session, closing)  # the first could otherwise finish alone)
 
     results, overlap = await race(pg_db, 2, work)
 

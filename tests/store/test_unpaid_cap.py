@@ -27,7 +27,7 @@ async def cancel(db: Database, state: OrderState) -> None:
     buyer = Actor(kind="buyer", id=state.buyer_id)
     change = close(state, CloseReason.BUYER_CANCELLED, T0 + timedelta(hours=1), buyer)
     async with db.transaction() as session:
-        await stock.release(session, state.id)
+        await stock.release(session, state)
         await orders.save(session, change.state, change.event)
 
 

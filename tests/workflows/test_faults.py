@@ -285,7 +285,7 @@ async def test_a_payment_whose_callback_never_came_is_taken_at_the_deadline(shop
     assert state.refunds == []
     events = (await shop.http.get(f"/orders/{order['id']}/events", headers=shop.as_buyer())).json()
     assert [e["type"] for e in events] == ["PLACED", "PAID"]
-    await record(shop.handle(order["id"]), "paid_found_at_the_deadline")
+    await record(shop.handle(order["id"]), "payment_deadline_intents_closed_first")
 
 
 async def test_an_unpaid_order_closed_at_its_deadline_can_no_longer_be_paid(shop: Shop) -> None:

@@ -33,7 +33,21 @@ async def test_unpaid_order_closes_after_24_hours_and_releases_its_stock(shop: S
     async with shop.db.sessions() as s:
         states = set(await s.scalars(select(StockHoldRow.state)))
     assert states == {"RELEASED"}
-    await record(shop.handle(order["id"]), "placed_first_payment_timeout")
+    # no payment intent was opened: closed by one local activity, no gateway call
+    history = await shop.handle(order["id"]).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == []
+    assert b"close_unless_intents" in b"".join(
+        p.data
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        for p in e.marker_recorded_event_attributes.details["data"].payloads
+    )
+    await record(shop.handle(order["id"]), "payment_deadline_closed_at_once")
 
 
 async def test_flash_sale_sku_shortens_the_payment_window(shop: Shop) -> None:

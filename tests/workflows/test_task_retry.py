@@ -41,11 +41,12 @@ class DiesAfterSaving(OrderWorkflow):
     async def run(self, inp: OrderWorkflowInput) -> OrderState | None:
         return await super().run(inp)
 
-    async def _commit(self, change: Change, **effects: object) -> None:
-        await super()._commit(change, **effects)  # type: ignore[arg-type]
+    async def _commit(self, change: Change, **effects: object) -> bool:
+        saved = await super()._commit(change, **effects)  # type: ignore[arg-type]
         dying = FAIL_UNTIL and workflow.now() < FAIL_UNTIL[0]
         if change.event.type == "RECEIPT_CONFIRMED" and dying:
             raise RuntimeError("the worker died after the save")  # fails the task
+        return saved
 
 
 @pytest.fixture

@@ -87,13 +87,15 @@ class OrderRun:
         *,
         case: AfterSalesCase | None = None,
         review: ReviewRequest | None = None,
-    ) -> None:
+        unless_intents: bool = False,
+    ) -> bool:
         """Save the snapshot, its event and the stock effects the change carries in one
         transaction, then adopt and publish. A save that fails for good is recorded
-        (ORDER_ERROR) and raised: the change is not adopted."""
+        (ORDER_ERROR) and raised: the change is not adopted. `unless_intents` (an unpaid
+        order's close): not saved, and False, when payment intents were opened for it."""
         try:
-            await calls.db(
-                ids.SAVE_ORDER,
+            saved: bool | None = await calls.db(
+                ids.CLOSE_UNLESS_INTENTS if unless_intents else ids.SAVE_ORDER,
                 SaveOrderInput(
                     state=change.state,
                     event=change.event,
@@ -106,12 +108,16 @@ class OrderRun:
                     write_seq=_write_seq(),
                 ),
                 change.event.type,
+                bool if unless_intents else None,
             )
         except ACTIVITY_FAILURES as err:
             raise await self._store_failed(change.event.type, unwrap(err)) from None
+        if saved is False:
+            return False
         self.state = change.state
         details.publish(self.state)
         self._after_commit()
+        return True
 
     def _after_commit(self) -> None:
         """What follows an adopted change (Refunding starts the refunds it recorded)."""

@@ -146,6 +146,12 @@ class OrderWorkflow(Cases):
         if deadline.kind is rules.DeadlineKind.PAYMENT and workflow.patched(
             compat.INTENTS_CLOSED_FIRST
         ):
+            if workflow.patched(compat.CLOSE_UNLESS_INTENTS):  # no intents: closed at once
+                async with self.lock:
+                    if self._placed().version != version or await self._close_unless_intents(
+                        deadline
+                    ):
+                        return
             for notice in await self._settle_intents():  # paid after all: taken, not closed
                 async with self.lock:
                     await self._take(notice)
@@ -203,6 +209,12 @@ class OrderWorkflow(Cases):
         change = rules.on_deadline(self._placed(), deadline, workflow.now())
         if change is not None:
             await self._commit(change)
+
+    async def _close_unless_intents(self, deadline: rules.Deadline) -> bool:
+        """The payment deadline's close, made only if the order never opened a payment
+        intent; False when it did (they are closed at the gateway first)."""
+        change = rules.on_deadline(self._placed(), deadline, workflow.now())
+        return change is None or await self._commit(change, unless_intents=True)
 
     # ---- placement --------------------------------------------------------------------
 
