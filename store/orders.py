@@ -169,8 +169,9 @@ async def exists(session: AsyncSession, order_id: str) -> bool:
 
 
 async def get(session: AsyncSession, order_id: str) -> OrderState | None:
-    row = await session.get(OrderRow, order_id)
-    return OrderState.model_validate(row.snapshot) if row else None
+    """The stored snapshot, read afresh (one column, no ORM object: the API's hottest read)."""
+    snapshot = await session.scalar(select(OrderRow.snapshot).where(OrderRow.id == order_id))
+    return OrderState.model_validate(snapshot) if snapshot is not None else None
 
 
 async def events(session: AsyncSession, order_id: str) -> list[OrderEvent]:
