@@ -3,13 +3,16 @@ by comparing the stored orders with Temporal, and closed (locks released, money 
 past cancelling, carried on; running orders are left alone. And its schedule."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from domain.messages import ReconcileInput, ReconcileResult
-from tests.e2e.harness import Stack, ok
+from domain.messages import PlaceOrderInput, ReconcileInput, ReconcileResult
+from domain.models import Address, LineRequest
+from store import placement
+from store.db import Database
+from tests.e2e.harness import ADDRESS, Stack, ok
 from worker import ensure_schedules
 from workflows import ids
 from workflows.reconcile import ReconcileWorkflow
@@ -75,6 +78,39 @@ async def test_terminated_orders_are_closed_or_carried_on(stack: Stack) -> None:
     untouched_handle = stack.temporal.get_workflow_handle(ids.order_workflow_id(untouched["id"]))
     assert (await untouched_handle.describe()).status is WorkflowExecutionStatus.RUNNING
     assert (await stack.order(buyer, untouched["id"]))["version"] == untouched["version"]
+
+
+async def test_a_placement_whose_workflow_never_started_is_closed(stack: Stack) -> None:
+    """The API places an order in the database before it starts the order's workflow; if
+    it stops in between (or Temporal is away: a 503 that names the order), reconciliation
+    finds the order without a workflow and closes it, its stock released."""
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5}, price_cents=1000)
+    db = Database(stack.settings.database_url)
+    try:
+        order_id = f"never-started-{uuid.uuid4().hex[:8]}"
+        placed = await placement.place(
+            db,
+            PlaceOrderInput(
+                order_id=order_id,
+                buyer_id=buyer.id,
+                lines=[LineRequest(sku=sku, quantity=2)],
+                address=Address(**ADDRESS),
+                timings=stack.settings.timings(),
+                now=datetime.now(UTC),
+            ),
+            stack.settings.max_unpaid_orders,
+        )
+    finally:
+        await db.dispose()
+    assert placed.status == "PENDING_PAYMENT" and await stack.stock(sku) == {"WH-A": (5, 2)}
+
+    assert order_id in (await _reconcile(stack)).repaired
+    closed = await stack.wait_order(
+        buyer, order_id, lambda o: o["status"] == "CLOSED", "the unstarted order to close"
+    )
+    assert closed["close_reason"] == "WORKFLOW_LOST"
+    assert await stack.stock(sku) == {"WH-A": (5, 0)}
 
 
 async def test_the_reconciliation_schedule_is_created_once_and_kept_current(
