@@ -70,9 +70,9 @@ async def run(args: argparse.Namespace) -> None:
         def cpu() -> dict[str, float]:
             return cluster.cpu_seconds() | {"load generator": time.process_time()}
 
-        async def wave() -> tuple[list[tuple[int, str, float]], float]:
-            """Every buyer at once: the answers, and how long until the last one; prints the
-            CPU each process spent on the wave."""
+        async def wave() -> tuple[list[tuple[int, str, float]], float, str]:
+            """Every buyer at once: the answers, how long until the last one, and the CPU
+            each process spent on the wave, per request."""
             go.clear()
             tasks = [asyncio.create_task(buy(h)) for h in buyers]
             await asyncio.sleep(0.2)  # all waiting at the gate
@@ -83,10 +83,9 @@ async def run(args: argparse.Namespace) -> None:
             elapsed = time.perf_counter() - began
             used = {k: (v - before.get(k, 0.0)) * 1000 / len(buyers) for k, v in cpu().items()}
             parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(used.items(), key=lambda x: -x[1]))
-            print(f"  CPU ms per request: {parts}")
-            return answers, elapsed
+            return answers, elapsed, f"    CPU ms per request: {parts}"
 
-        results, elapsed = await wave()
+        results, elapsed, cpu_used = await wave()
 
         placed = [t for status, _, t in results if status == 201]
         refused = [t for status, code, t in results if status == 409 and code == "OUT_OF_STOCK"]
@@ -110,17 +109,19 @@ async def run(args: argparse.Namespace) -> None:
             f"refusal p50 {p(refused, 0.5):.0f} ms, p99 {p(refused, 0.99):.0f} ms; "
             f"all answered in {elapsed:.2f} s"
         )
+        print(cpu_used)
         assert len(placed) == args.units and not other
         assert (on_hand, locked) == (args.units, args.units)
 
-        # a second wave, once the stock reads zero: refused from a read, no workflow each
-        second, elapsed = await wave()
+        # a second wave, once the stock reads zero: refused from a read, no transaction each
+        second, elapsed, cpu_used = await wave()
         assert all(status == 409 and code == "OUT_OF_STOCK" for status, code, _ in second)
         took = [t for _, _, t in second]
         print(
             f"  a second wave of {len(second)} after the sell-out: refusal p50"
             f" {p(took, 0.5):.0f} ms, p99 {p(took, 0.99):.0f} ms, all answered in {elapsed:.2f} s"
         )
+        print(cpu_used)
 
 
 def main() -> None:
