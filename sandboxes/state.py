@@ -8,14 +8,13 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
 from gateways.payments import Capture, CapturePage, GatewayIntent, GatewayRefund, PaymentIntent
-from sandboxes.delivery import utc_now_rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +82,17 @@ class SandboxState:
     refuse_next_refunds: int = 0
     drop_next_callbacks: int = 0  # captured, but these callbacks are never sent
     refuse_next_closes: int = 0  # trade closes of unpaid intents refused (422)
+    last_paid_at: datetime | None = None  # the ledger's latest capture time
+
+    def _next_paid_at(self) -> str:
+        """Now, but after the previous capture (times are to the millisecond): the ledger
+        lists captures in the order they were paid, as a gateway's does."""
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if self.last_paid_at is not None and now <= self.last_paid_at:
+            now = self.last_paid_at + timedelta(milliseconds=1)
+        self.last_paid_at = now
+        return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def create_intent(self, req: IntentIn, key: str | None) -> tuple[PaymentIntent, bool]:
         """Return ``(intent, created)``; a repeated Idempotency-Key returns the first intent."""
@@ -128,7 +138,7 @@ class SandboxState:
             intent.channel,
             intent.order_id,
             amount,
-            paid_at=utc_now_rfc3339(),
+            paid_at=self._next_paid_at(),
             intent_id=intent_id,
         )
         self.txns[txn.txn_id] = txn
