@@ -215,9 +215,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RuntimeError)
     async def _runtime(_: Request, exc: RuntimeError) -> JSONResponse:
-        if str(exc).startswith(LAZY_CONNECT_FAILED):  # a lazy client's first connection
-            return temporal_unavailable()
-        return internal(exc)
+        away = as_problem(exc)  # a lazy Temporal client's first connection failed: 503
+        return answer(away) if away is not None else internal(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

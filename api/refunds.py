@@ -3,10 +3,8 @@ admin retries a refund the channel refused."""
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
-from temporalio.client import Client
 
 from api import actions, messaging
-from api.auth import User
 from api.deps import (
     Admin,
     Buyer,
@@ -20,7 +18,6 @@ from api.deps import (
 from api.orders import IdempotencyKey, ReasonBody, visible
 from domain.messages import RefundLinesRequest
 from domain.models import MAX_LINES, LineRequest, Refund, RefundRequest, RefundStatus
-from store.db import Database
 from workflows.order import OrderWorkflow
 
 router = APIRouter(tags=["refunds"])
@@ -56,27 +53,6 @@ async def list_refunds(
     return (await visible(session, user, order_id)).refund_requests
 
 
-async def _decide(
-    client: Client,
-    db: Database,
-    user: User,
-    order_id: str,
-    request_id: str,
-    *,
-    agree: bool,
-    reason: str,
-) -> RefundRequest:
-    return await actions.decide_refund(
-        client=client,
-        db=db,
-        user=user,
-        order_id=order_id,
-        request_id=request_id,
-        agree=agree,
-        reason=reason,
-    )
-
-
 @router.post("/orders/{order_id}/refunds/{request_id}/agree", response_model=RefundRequest)
 async def agree(
     order_id: str,
@@ -86,8 +62,15 @@ async def agree(
     db: DatabaseDep,
     body: ReasonBody | None = None,
 ) -> RefundRequest:
-    reason = body.reason if body else ""
-    return await _decide(client, db, user, order_id, request_id, agree=True, reason=reason)
+    return await actions.decide_refund(
+        client=client,
+        db=db,
+        user=user,
+        order_id=order_id,
+        request_id=request_id,
+        agree=True,
+        reason=body.reason if body else "",
+    )
 
 
 @router.post("/orders/{order_id}/refunds/{request_id}/refuse", response_model=RefundRequest)
@@ -99,7 +82,15 @@ async def refuse(
     client: TemporalDep,
     db: DatabaseDep,
 ) -> RefundRequest:
-    return await _decide(client, db, user, order_id, request_id, agree=False, reason=body.reason)
+    return await actions.decide_refund(
+        client=client,
+        db=db,
+        user=user,
+        order_id=order_id,
+        request_id=request_id,
+        agree=False,
+        reason=body.reason,
+    )
 
 
 @router.post("/admin/refunds/{refund_id}/retry", response_model=Refund, tags=["admin"])

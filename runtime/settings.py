@@ -125,17 +125,8 @@ class Settings(BaseSettings):
         return self
 
     def timings(self) -> OrderTimings:
-        return OrderTimings(
-            payment_window_seconds=self.payment_window_seconds,
-            supplier_cancel_window_seconds=self.supplier_cancel_window_seconds,
-            auto_confirm_seconds=self.auto_confirm_seconds,
-            receipt_extension_seconds=self.receipt_extension_seconds,
-            after_sales_window_seconds=self.after_sales_window_seconds,
-            refund_response_seconds=self.refund_response_seconds,
-            return_ship_seconds=self.return_ship_seconds,
-            return_receive_seconds=self.return_receive_seconds,
-            escalate_seconds=self.escalate_seconds,
-        )
+        """The durations new orders get: the settings of the same names."""
+        return OrderTimings(**{name: getattr(self, name) for name in OrderTimings.model_fields})
 
 
 @lru_cache(maxsize=1)

@@ -79,7 +79,7 @@ def is_sqlite(url: str) -> bool:
 IDLE_PING_SECONDS = 1.0  # a pooled connection idle longer is checked before it is used
 
 
-def make_engine(url: str, count: "Count | None" = None, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, count: Count | None = None, **kwargs: Any) -> AsyncEngine:
     if not is_sqlite(url):
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)

@@ -8,13 +8,12 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, ErrorCode
 from domain.models import Allocation, OrderState, OrderStatus, StockPolicy
 from domain.stock import allocate, quantities
-from store.sql import insert_ignore
+from store.sql import insert_ignore, insert_locked
 from store.tables import (
     LimitGuardRow,
     OrderRow,
@@ -95,17 +94,7 @@ async def hold_guard(session: AsyncSession, buyer_id: str, name: str) -> None:
     """Lock one of a buyer's guard rows (made on first use) until the transaction ends, so
     that buyer's checks of one kind run one at a time. One statement: on PostgreSQL an
     upsert, which locks the row it inserts or finds; SQLite admits one writer at a time."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(
-            postgresql.insert(LimitGuardRow)
-            .values(buyer_id=buyer_id, sku=name)
-            .on_conflict_do_update(
-                index_elements=[LimitGuardRow.buyer_id, LimitGuardRow.sku],
-                set_={"sku": name},
-            )
-        )
-    else:
-        await insert_ignore(session, LimitGuardRow, buyer_id=buyer_id, sku=name)
+    await insert_locked(session, LimitGuardRow, ["buyer_id", "sku"], buyer_id=buyer_id, sku=name)
 
 
 async def check_unpaid(session: AsyncSession, buyer_id: str, most: int) -> None:
