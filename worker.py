@@ -39,6 +39,7 @@ from workflows.order import OrderWorkflow
 from workflows.orphan_payment import OrphanPaymentWorkflow
 from workflows.reconcile import ReconcileWorkflow
 
+PLACEMENTS_WINDOW_SECONDS = 15 * 60  # older placements are the full round's
 WORKFLOWS = [OrderWorkflow, OrphanPaymentWorkflow, AfterSalesWorkflow, ReconcileWorkflow]
 
 
@@ -87,6 +88,7 @@ def build_worker(
             case_acts.save_case,
             case_acts.start_case,
             reconcile.reconcile_orders,
+            reconcile.reconcile_placements,
             pays.settle_open_intents,
             pays.sweep_captures,
             pays.refund_late_payment,
@@ -96,26 +98,49 @@ def build_worker(
 
 
 async def ensure_schedules(client: Client, settings: Settings) -> None:
-    """The reconciliation schedule, created, or brought up to date with the settings (every
-    worker does it at start: the same schedule each time)."""
+    """The reconciliation schedules, created, or brought up to date with the settings (every
+    worker does it at start: the same schedules each time): the full round, and the cheap
+    round over the last quarter hour's placements."""
+    await _ensure_schedule(
+        client,
+        ids.RECONCILE_SCHEDULE_ID,
+        ids.RECONCILE_WORKFLOW_ID,
+        ReconcileInput(grace_seconds=settings.reconcile_grace_seconds),
+        settings.reconcile_every_seconds,
+        settings.task_queue,
+    )
+    await _ensure_schedule(
+        client,
+        ids.PLACEMENTS_SCHEDULE_ID,
+        ids.PLACEMENTS_WORKFLOW_ID,
+        ReconcileInput(
+            grace_seconds=settings.reconcile_placements_grace_seconds,
+            placements_within_seconds=PLACEMENTS_WINDOW_SECONDS,
+        ),
+        settings.reconcile_placements_every_seconds,
+        settings.task_queue,
+    )
+
+
+async def _ensure_schedule(
+    client: Client,
+    schedule_id: str,
+    workflow_id: str,
+    inp: ReconcileInput,
+    every_seconds: int,
+    task_queue: str,
+) -> None:
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            ReconcileWorkflow.run,
-            ReconcileInput(grace_seconds=settings.reconcile_grace_seconds),
-            id=ids.RECONCILE_WORKFLOW_ID,
-            task_queue=settings.task_queue,
+            ReconcileWorkflow.run, inp, id=workflow_id, task_queue=task_queue
         ),
-        spec=ScheduleSpec(
-            intervals=[
-                ScheduleIntervalSpec(every=timedelta(seconds=settings.reconcile_every_seconds))
-            ]
-        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_seconds))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     try:
-        await client.create_schedule(ids.RECONCILE_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
-        handle = client.get_schedule_handle(ids.RECONCILE_SCHEDULE_ID)
+        handle = client.get_schedule_handle(schedule_id)
         await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
 
 

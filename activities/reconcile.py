@@ -44,6 +44,33 @@ class ReconcileActivities:
             log.warning("reconciliation started %d lost orders again: %s", len(repaired), repaired)
         return ReconcileResult(checked=len(in_flight), repaired=repaired)
 
+    @activity.defn(name=ids.RECONCILE_PLACEMENTS)
+    async def reconcile_placements(self, inp: ReconcileInput) -> ReconcileResult:
+        """The orders placed in the last `placements_within_seconds` whose workflow never
+        started: one read of the database and one visibility query (whatever the workflows'
+        status) per round; only the few it does not list are asked about one by one."""
+        assert inp.placements_within_seconds is not None
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=inp.placements_within_seconds)
+        async with self.db.sessions() as session:
+            placed = await orders.in_flight(
+                session, now - timedelta(seconds=inp.grace_seconds), placed_after=since
+            )
+        if not placed:
+            return ReconcileResult(checked=0, repaired=[])
+        # a workflow starts after its order is placed: listed by its start time
+        started = await self._order_ids(f"{ORDERS} AND StartTime > '{since.isoformat()}'")
+        repaired = []
+        for order_id in sorted(set(placed) - started):
+            activity.heartbeat(order_id)
+            if await self._repair(order_id):
+                repaired.append(order_id)
+        if repaired:
+            log.warning(
+                "reconciliation closed %d unstarted placements: %s", len(repaired), repaired
+            )
+        return ReconcileResult(checked=len(placed), repaired=repaired)
+
     async def _order_ids(self, query: str) -> set[str]:
         prefix = len(ids.ORDER_WORKFLOW_PREFIX)
         return {w.id[prefix:] async for w in self.client.list_workflows(query, page_size=1000)}

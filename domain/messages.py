@@ -303,6 +303,10 @@ class ReusedEvent(BaseModel):
 class ReconcileInput(BaseModel):
     grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
     lookback_hours: int = Field(72, ge=1)  # how far back to look for terminated workflows
+    # set: the round looks only at orders placed this many seconds back whose workflow never
+    # started (the API stopped, or Temporal was away, between placing and starting); a
+    # cheap round, run every half minute, that releases their stock within a minute
+    placements_within_seconds: int | None = Field(None, ge=1, le=86_400)
 
 
 class SweepInput(BaseModel):

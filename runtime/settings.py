@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     relay_every_seconds: float = Field(2.0, gt=0, le=300)  # the callback relay's round
     reconcile_every_seconds: int = Field(300, ge=10)  # the reconciliation schedule
     reconcile_grace_seconds: int = Field(120, ge=0)  # younger orders are left alone
+    # placements whose workflow never started: looked for every this often, among the orders
+    # placed in the last quarter hour and older than the grace (longer than the API's own
+    # deadline for starting a workflow, so a start on its way is never raced)
+    reconcile_placements_every_seconds: int = Field(30, ge=5, le=3600)
+    reconcile_placements_grace_seconds: int = Field(20, ge=0, le=3600)
 
     # a bearer token living longer than this from now is refused; issuer and audience, when
     # set, are required in every token and checked
@@ -122,6 +127,16 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"ORDERS_ENV={self.env} refuses weak secrets: " + "; ".join(problems)
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _placements_grace_past_the_start(self) -> "Settings":
+        if self.reconcile_placements_grace_seconds < self.temporal_rpc_timeout_seconds:
+            raise ValueError(
+                "ORDERS_RECONCILE_PLACEMENTS_GRACE_SECONDS must be at least "
+                "ORDERS_TEMPORAL_RPC_TIMEOUT_SECONDS: a workflow the API is starting is "
+                "not a lost one"
+            )
         return self
 
     def timings(self) -> OrderTimings:

@@ -298,16 +298,19 @@ async def page(
     return [OrderState.model_validate(r.snapshot) for r in rows], nxt
 
 
-async def in_flight(session: AsyncSession, updated_before: datetime) -> list[str]:
+async def in_flight(
+    session: AsyncSession, updated_before: datetime, placed_after: datetime | None = None
+) -> list[str]:
     """Orders whose workflow must be running (neither closed nor completed), untouched since
-    `updated_before`: what reconciliation compares with Temporal."""
-    rows = await session.scalars(
-        select(OrderRow.id).where(
-            OrderRow.status.not_in([OrderStatus.CLOSED.value, OrderStatus.COMPLETED.value]),
-            OrderRow.updated_at < updated_before,
-        )
+    `updated_before` (and placed after `placed_after`): what reconciliation compares with
+    Temporal."""
+    query = select(OrderRow.id).where(
+        OrderRow.status.not_in([OrderStatus.CLOSED.value, OrderStatus.COMPLETED.value]),
+        OrderRow.updated_at < updated_before,
     )
-    return list(rows)
+    if placed_after is not None:
+        query = query.where(OrderRow.created_at > placed_after)
+    return list(await session.scalars(query))
 
 
 async def note_error(session: AsyncSession, event: OrderEvent, key: str) -> None:

@@ -50,6 +50,8 @@ LATE_REFUND_RETRY = Bounds(10 * SECOND, 20 * SECOND, _retry(SECOND, 5 * MINUTE, 
 RECORD_LATE_REFUND = Bounds(30 * SECOND, timedelta(days=1), _retry(SECOND, MINUTE, 100))
 # reconciliation outlasts an outage of minutes: a round is delayed, not failed
 RECONCILE_ROUND = Bounds(10 * MINUTE, 15 * MINUTE, _retry(SECOND, MINUTE, 30), 2 * MINUTE)
+# the placements' round: a round is due again in half a minute
+PLACEMENTS_ROUND = Bounds(MINUTE, 2 * MINUTE, _retry(SECOND, 10 * SECOND, 10), 30 * SECOND)
 SWEEP_CAPTURES = Bounds(
     10 * MINUTE, 30 * MINUTE, RetryPolicy(maximum_attempts=3), heartbeat=2 * MINUTE
 )

@@ -11,6 +11,15 @@ with workflow.unsafe.imports_passed_through():
 class ReconcileWorkflow:
     @workflow.run
     async def run(self, inp: ReconcileInput) -> ReconcileResult:
+        if inp.placements_within_seconds is not None:  # the placements' round (its own schedule)
+            placements: ReconcileResult = await calls.partner(
+                ids.RECONCILE_PLACEMENTS,
+                inp,
+                "look for the last minutes' placements whose workflow never started",
+                calls.PLACEMENTS_ROUND,
+                ReconcileResult,
+            )
+            return placements
         result: ReconcileResult = await calls.partner(
             ids.RECONCILE_ORDERS,
             inp,

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
 from domain.messages import PlaceOrderInput, ReconcileInput, ReconcileResult
 from domain.models import Address, LineRequest
@@ -20,10 +20,10 @@ from workflows.reconcile import ReconcileWorkflow
 pytestmark = pytest.mark.e2e
 
 
-async def _reconcile(stack: Stack) -> ReconcileResult:
+async def _reconcile(stack: Stack, **inp: int) -> ReconcileResult:
     return await stack.temporal.execute_workflow(
         ReconcileWorkflow.run,
-        ReconcileInput(grace_seconds=0),
+        ReconcileInput(**{"grace_seconds": 0, **inp}),
         id=f"reconcile-test-{uuid.uuid4().hex[:8]}",
         task_queue=stack.settings.task_queue,
     )
@@ -80,43 +80,62 @@ async def test_terminated_orders_are_closed_or_carried_on(stack: Stack) -> None:
     assert (await stack.order(buyer, untouched["id"]))["version"] == untouched["version"]
 
 
-async def test_a_placement_whose_workflow_never_started_is_closed(stack: Stack) -> None:
-    """The API places an order in the database before it starts the order's workflow; if
-    it stops in between (or Temporal is away: a 503 that names the order), reconciliation
-    finds the order without a workflow and closes it, its stock released."""
-    buyer = stack.buyer()
-    sku = await stack.put_sku({"WH-A": 5}, price_cents=1000)
+async def _place_without_workflow(stack: Stack, buyer_id: str, sku: str, ago: float = 0) -> str:
+    """What the API does when it stops between placing an order and starting its workflow."""
     db = Database(stack.settings.database_url)
     try:
         order_id = f"never-started-{uuid.uuid4().hex[:8]}"
-        placed = await placement.place(
+        await placement.place(
             db,
             PlaceOrderInput(
                 order_id=order_id,
-                buyer_id=buyer.id,
+                buyer_id=buyer_id,
                 lines=[LineRequest(sku=sku, quantity=2)],
                 address=Address(**ADDRESS),
                 timings=stack.settings.timings(),
-                now=datetime.now(UTC),
+                now=datetime.now(UTC) - timedelta(seconds=ago),
             ),
             stack.settings.max_unpaid_orders,
         )
     finally:
         await db.dispose()
-    assert placed.status == "PENDING_PAYMENT" and await stack.stock(sku) == {"WH-A": (5, 2)}
+    return order_id
 
-    assert order_id in (await _reconcile(stack)).repaired
+
+async def test_a_placement_whose_workflow_never_started_is_closed(stack: Stack) -> None:
+    """The API places an order in the database before it starts the order's workflow; if
+    it stops in between (or Temporal is away: a 503 that names the order), reconciliation
+    finds the order without a workflow and closes it, its stock released. The placements'
+    round (every half minute) looks only at the last minutes' placements, the full round at
+    all of them; an order whose workflow started is left alone by both."""
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10}, price_cents=1000)
+    started = await stack.placed(buyer, [(sku, 1)])
+    fresh = await _place_without_workflow(stack, buyer.id, sku)
+    old = await _place_without_workflow(stack, buyer.id, sku, ago=120)
+    assert await stack.stock(sku) == {"WH-A": (10, 5)}
+
+    result = await _reconcile(stack, placements_within_seconds=60)
+    assert fresh in result.repaired
+    assert old not in result.repaired and started["id"] not in result.repaired
+    await stack.wait_order(buyer, fresh, lambda o: o["status"] == "CLOSED", "the fresh one closed")
+    assert await stack.stock(sku) == {"WH-A": (10, 3)}
+
+    result = await _reconcile(stack)
+    assert old in result.repaired and started["id"] not in result.repaired
     closed = await stack.wait_order(
-        buyer, order_id, lambda o: o["status"] == "CLOSED", "the unstarted order to close"
+        buyer, old, lambda o: o["status"] == "CLOSED", "the old one to close"
     )
     assert closed["close_reason"] == "WORKFLOW_LOST"
-    assert await stack.stock(sku) == {"WH-A": (5, 0)}
+    assert await stack.stock(sku) == {"WH-A": (10, 1)}
+    assert (await stack.order(buyer, started["id"]))["version"] == started["version"]
 
 
-async def test_the_reconciliation_schedule_is_created_once_and_kept_current(
+async def test_the_reconciliation_schedules_are_created_once_and_kept_current(
     stack: Stack,
 ) -> None:
     settings = stack.settings.model_copy(update={"reconcile_every_seconds": 600})
+    placements = stack.temporal.get_schedule_handle(ids.PLACEMENTS_SCHEDULE_ID)
     await ensure_schedules(stack.temporal, settings)
     await ensure_schedules(stack.temporal, settings)  # every worker start: no error, no copy
     handle = stack.temporal.get_schedule_handle(ids.RECONCILE_SCHEDULE_ID)
@@ -128,3 +147,10 @@ async def test_the_reconciliation_schedule_is_created_once_and_kept_current(
     described = await handle.describe()
     assert [i.every for i in described.schedule.spec.intervals] == [timedelta(seconds=120)]
     await handle.pause(note="the tests drive reconciliation themselves")
+    await placements.pause(note="the tests drive reconciliation themselves")
+    described = await placements.describe()
+    assert [i.every for i in described.schedule.spec.intervals] == [timedelta(seconds=30)]
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    (inp,) = await stack.temporal.data_converter.decode(action.args)
+    assert (inp["placements_within_seconds"], inp["grace_seconds"]) == (900, 20)

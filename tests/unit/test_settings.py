@@ -90,3 +90,15 @@ def test_a_temporal_deadline_out_of_bounds_is_refused(
     monkeypatch.setenv("ORDERS_TEMPORAL_RPC_TIMEOUT_SECONDS", bad)
     with pytest.raises(ValidationError, match="temporal_rpc_timeout_seconds"):
         Settings()
+
+
+def test_the_placements_round_never_races_a_start_on_its_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An order is placed, then its workflow started within the API's Temporal deadline: the
+    round that closes unstarted placements must wait at least that long."""
+    monkeypatch.setenv("ORDERS_TEMPORAL_RPC_TIMEOUT_SECONDS", "30")
+    with pytest.raises(ValidationError, match="ORDERS_RECONCILE_PLACEMENTS_GRACE_SECONDS"):
+        Settings()
+    monkeypatch.setenv("ORDERS_RECONCILE_PLACEMENTS_GRACE_SECONDS", "30")
+    assert Settings().reconcile_placements_grace_seconds == 30
