@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.messages import ReconcileInput, ReconcileResult, order_input
 from domain.models import OrderState, OrderStatus
 from store import orders
 from store.db import Database
-from workflows import ids
+from workflows import details, ids
 from workflows.order import OrderWorkflow
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class ReconcileActivities:
             order_input(state, resume=True),
             id=ids.order_workflow_id(order_id),
             task_queue=self.task_queue,
+            search_attributes=TypedSearchAttributes(details.start_attributes(state)),
             static_summary=f"Order {order_id} started again by reconciliation",
         )
         return True

@@ -106,7 +106,7 @@ async def retry_refund(
 async def visible_case(session: AsyncSession, user: User, case_id: str) -> AfterSalesCase:
     """A case as this user may see it; another buyer's is a 404."""
     case = await cases.get(session, case_id)
-    if case is None or not user.can_see(case.buyer_id):
+    if case is None or not user.can_see(case.buyer_id, case.shop_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
     return views.case_for(user, case)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import actions, messaging, views
 from api.actions import visible_case
@@ -24,7 +25,7 @@ from api.deps import (
     TemporalDep,
 )
 from api.errors import Problem, first_error
-from api.orders import visible
+from api.orders import list_shop, visible
 from api.views import CaseView, CaseViewPage
 from domain import after_sales
 from domain.after_sales import (
@@ -37,8 +38,8 @@ from domain.after_sales import (
 )
 from domain.errors import ErrorCode
 from domain.messages import OpenCaseRequest
-from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, CaseType, LineRequest
-from store import case_images, cases
+from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, CaseType, LineRequest, ShopId
+from store import case_images, cases, shops
 from store.blobs import BlobStore, digest_of, sniff_image
 from store.db import Database
 from workflows.order import OrderWorkflow
@@ -145,6 +146,7 @@ async def open_case(
     wanted = _lines(lines)
     await _check_images(images or [])
     state = await visible(session, user, order_id)
+    phone = await _service_phone(session, state.shop_id, settings.service_phone)
     await session.close()  # no read transaction held across the workflow's answer
     # the order's own rule, checked first so a refused case stores no image
     now = datetime.now(UTC)
@@ -160,10 +162,16 @@ async def open_case(
         description=description,
         lines=wanted,
         images=list(dict.fromkeys(hashes)),
-        service_phone=settings.service_phone,
+        service_phone=phone,
         actor=user.actor,
     )
     return await messaging.update(client, db, user, order_id, OrderWorkflow.open_case, req)
+
+
+async def _service_phone(session: AsyncSession, shop_id: str, fallback: str) -> str:
+    """The customer-service number a case shows: its shop's."""
+    shop = await shops.get(session, shop_id, fallback)
+    return shop.service_phone if shop is not None else fallback
 
 
 @router.get("/after-sales/{case_id}", response_model=CaseView)
@@ -177,13 +185,21 @@ async def list_cases(
     session: SessionDep,
     status: CaseStatus | None = None,
     order_id: str | None = Query(None, max_length=64),
+    shop_id: ShopId | None = None,
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=200),
 ) -> CasePage:
+    """A buyer's own cases, a merchant's shop's, an admin's all (or one shop's)."""
     buyer_id = user.id if user.role == "buyer" else None
     try:
         items, nxt = await cases.page(
-            session, buyer_id=buyer_id, status=status, order_id=order_id, limit=limit, cursor=cursor
+            session,
+            buyer_id=buyer_id,
+            shop_id=list_shop(user, shop_id),
+            status=status,
+            order_id=order_id,
+            limit=limit,
+            cursor=cursor,
         )
     except ValueError as err:
         raise Problem(ErrorCode.VALIDATION, str(err)) from None

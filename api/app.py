@@ -30,6 +30,7 @@ from api import (
     refunds,
     reviews,
     sessions,
+    shops,
     wallets,
     webhooks,
 )
@@ -205,7 +206,8 @@ def create_app(
         app = FastAPI(docs_url=None, openapi_url=None, **about)
     errors.install(app)
     openapi.install(app)
-    for module in (orders, refunds, after_sales, reviews, webhooks, catalog, wallets, sessions):
+    routers = (orders, refunds, after_sales, reviews, webhooks, catalog, wallets, sessions, shops)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(webhooks.admin)
     app.include_router(console.router)

@@ -1,15 +1,27 @@
-"""Catalog, stock per location and the freight rule (merchants write, anyone reads)."""
+"""Catalog, stock per location and the freight rule: each shop's merchant writes its own,
+anyone reads."""
 
-from fastapi import APIRouter, Path
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, StrictBool, StrictInt
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Role, User
 from api.deps import DatabaseDep, MaybeUser, Merchant, SessionDep
 from api.errors import Problem
 from domain.errors import ErrorCode
-from domain.models import FreightRule, ProductType, SkuInfo, StockPolicy, Text
-from store import catalog
-from store.tables import StockRow
+from domain.models import (
+    DEFAULT_SHOP,
+    FreightRule,
+    ProductType,
+    ShopId,
+    SkuInfo,
+    StockPolicy,
+    Text,
+)
+from store import catalog, shops
+from store.tables import ShopRow, StockRow
 
 router = APIRouter(tags=["catalog"])
 SkuPath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -31,6 +43,9 @@ class SkuOut(SkuInfo):
 
 
 class SkuBody(BaseModel):
+    # the shop a new SKU is made in: a merchant's own (said or not); an admin names any
+    # (else `default`). A SKU stays in the shop it was made in.
+    shop_id: ShopId | None = None
     title: Text = Field(min_length=1, max_length=200)
     price_cents: StrictInt = Field(ge=0, le=100_000_000)
     product_type: ProductType
@@ -63,14 +78,24 @@ def _sku(info: SkuInfo, rows: list[StockRow], staff: bool = True) -> SkuOut:
     return SkuOut(**info.model_dump(), stock=stock, available=sum(s.available for s in stock))
 
 
-def _is_staff(user: User | None) -> bool:
-    return user is not None and user.role in (Role.MERCHANT, Role.ADMIN)
+def _is_staff(user: User | None, shop_id: str) -> bool:
+    """Who sees a SKU's on-hand and locked units: its shop's merchant, and admins."""
+    if user is None or user.role is Role.BUYER:
+        return False
+    return user.role is Role.ADMIN or user.shop == shop_id
+
+
+ShopQuery = Annotated[ShopId | None, Query(description="one shop's only")]
 
 
 @router.get("/skus", response_model=list[SkuOut])
-async def list_skus(session: SessionDep, user: MaybeUser) -> list[SkuOut]:
-    staff = _is_staff(user)
-    return [_sku(info, rows, staff) for info, rows in await catalog.list_skus(session)]
+async def list_skus(
+    session: SessionDep, user: MaybeUser, shop_id: ShopQuery = None
+) -> list[SkuOut]:
+    return [
+        _sku(info, rows, _is_staff(user, info.shop_id))
+        for info, rows in await catalog.list_skus(session, shop_id)
+    ]
 
 
 @router.get("/skus/{sku}", response_model=SkuOut)
@@ -78,13 +103,46 @@ async def get_sku(session: SessionDep, user: MaybeUser, sku: str = SkuPath) -> S
     found = await catalog.get_sku(session, sku)
     if found is None:
         raise Problem(ErrorCode.NOT_FOUND, f"no SKU {sku}")
-    return _sku(*found, staff=_is_staff(user))
+    return _sku(*found, staff=_is_staff(user, found[0].shop_id))
+
+
+def own_shop(user: User, named: str | None) -> str:
+    """The shop a merchant's write is for: its own (naming another is 403); an admin's is the
+    one named, else `default`."""
+    if user.role is Role.ADMIN:
+        return named or DEFAULT_SHOP
+    assert user.shop is not None
+    if named not in (None, user.shop):
+        raise Problem(ErrorCode.FORBIDDEN, f"this token acts for shop {user.shop} only")
+    return user.shop
+
+
+async def _existing_shop(session: AsyncSession, shop_id: str) -> str:
+    if await session.get(ShopRow, shop_id) is None:
+        raise Problem(ErrorCode.VALIDATION, f"shop_id: no shop {shop_id}")
+    return shop_id
+
+
+async def _writable_sku(session: AsyncSession, user: User, sku: str) -> str | None:
+    """The shop of an existing SKU this user may write (another shop's is 403), else None."""
+    shop_id = await catalog.shop_of(session, sku)
+    if shop_id is not None and user.role is not Role.ADMIN and user.shop != shop_id:
+        raise Problem(ErrorCode.FORBIDDEN, f"SKU {sku} belongs to another shop")
+    return shop_id
 
 
 @router.put("/skus/{sku}", response_model=SkuOut)
-async def put_sku(body: SkuBody, _: Merchant, db: DatabaseDep, sku: str = SkuPath) -> SkuOut:
+async def put_sku(body: SkuBody, user: Merchant, db: DatabaseDep, sku: str = SkuPath) -> SkuOut:
     async with db.transaction() as session:
-        await catalog.put_sku(session, SkuInfo(sku=sku, **body.model_dump()))
+        shop_id = await _writable_sku(session, user, sku)
+        if shop_id is None:  # a new SKU
+            shop_id = await _existing_shop(session, own_shop(user, body.shop_id))
+        elif body.shop_id not in (None, shop_id):
+            raise Problem(
+                ErrorCode.VALIDATION, f"shop_id: SKU {sku} stays in shop {shop_id}, its own"
+            )
+        info = SkuInfo(sku=sku, **(body.model_dump() | {"shop_id": shop_id}))
+        await catalog.put_sku(session, info)
         found = await catalog.get_sku(session, sku)
     assert found is not None
     return _sku(*found)
@@ -93,21 +151,29 @@ async def put_sku(body: SkuBody, _: Merchant, db: DatabaseDep, sku: str = SkuPat
 @router.put("/skus/{sku}/stock/{location}", response_model=StockOut)
 async def put_stock(
     body: StockBody,
-    _: Merchant,
+    user: Merchant,
     db: DatabaseDep,
     sku: str = SkuPath,
     location: str = LocationPath,
 ) -> StockOut:
     async with db.transaction() as session:
+        await _writable_sku(session, user, sku)
         return _stock(await catalog.put_stock(session, sku, location, body.on_hand))
 
 
 @router.get("/freight-rule", response_model=FreightRule)
-async def get_freight_rule(session: SessionDep) -> FreightRule:
-    return await catalog.freight_rule(session)
+async def get_freight_rule(
+    session: SessionDep, user: MaybeUser, shop_id: ShopQuery = None
+) -> FreightRule:
+    """A shop's rule: the one named, else a merchant's own, else `default`'s."""
+    if shop_id is None:
+        shop_id = user.shop if user is not None and user.shop else DEFAULT_SHOP
+    return await shops.freight_rule(session, shop_id)
 
 
 @router.put("/freight-rule", response_model=FreightRule)
-async def put_freight_rule(body: FreightRule, _: Merchant, db: DatabaseDep) -> FreightRule:
+async def put_freight_rule(
+    body: FreightRule, user: Merchant, db: DatabaseDep, shop_id: ShopQuery = None
+) -> FreightRule:
     async with db.transaction() as session:
-        return await catalog.put_freight_rule(session, body)
+        return await shops.put_freight_rule(session, own_shop(user, shop_id), body)

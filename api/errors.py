@@ -42,6 +42,8 @@ STATUS: dict[str, int] = {
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.VALIDATION: 422,
     ErrorCode.UNKNOWN_SKU: 422,
+    ErrorCode.SHOP_EXISTS: 409,
+    ErrorCode.MULTIPLE_SHOPS: 422,
     ErrorCode.PAYMENT_GATEWAY_ERROR: 502,
 }
 TITLES = {

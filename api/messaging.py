@@ -105,7 +105,7 @@ async def _start(client: Client, task_queue: str, state: OrderState) -> None:
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(details.attributes(state)),
+            search_attributes=TypedSearchAttributes(details.start_attributes(state)),
             static_summary=details.summary(state.id, state.buyer_id, lines),
         )
 
@@ -160,7 +160,7 @@ async def update(
         return result
     async with db.sessions() as session:
         saved = await orders.get(session, order_id)
-    if saved is None or not user.can_see(saved.buyer_id):
+    if saved is None or not user.can_see(saved.buyer_id, saved.shop_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no order {order_id}")
     raise Problem(
         ErrorCode.INVALID_TRANSITION, f"order is {saved.status} and no longer takes this action"
@@ -195,6 +195,6 @@ async def case_update(
         return result
     async with db.sessions() as session:
         saved = await cases.get(session, case_id)
-    if saved is None or not user.can_see(saved.buyer_id):
+    if saved is None or not user.can_see(saved.buyer_id, saved.shop_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no case {case_id}")
     raise Problem(ErrorCode.INVALID_TRANSITION, f"case is {saved.status} and takes no more actions")

@@ -37,6 +37,8 @@ SPECIAL: dict[tuple[str, str], list[int]] = {
     ("post", "/orders/{order_id}/after-sales"): [415, 429],  # no image; IMAGE_QUOTA_EXCEEDED
     ("post", "/orders/{order_id}/payment-intents"): [502],  # the gateway failed
     ("post", "/admin/refunds/{refund_id}/retry"): [502],  # refused again: REFUND_FAILED
+    ("get", "/freight-rule"): [404],  # ?shop_id= names no shop
+    ("put", "/freight-rule"): [404],
 }
 # partner callbacks authenticate by an HMAC of the body, not a bearer token
 SIGNATURE_SCHEME = {

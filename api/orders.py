@@ -39,6 +39,7 @@ from domain.models import (
     OrderStatus,
     PaymentChannel,
     QueryTime,
+    ShopId,
     SubStatus,
     Unavailable,
     sane_time,
@@ -98,7 +99,7 @@ class OrderPage(BaseModel):
 
 async def visible(session: SessionDep, user: CurrentUser, order_id: str) -> OrderState:
     state = await orders.get(session, order_id)
-    if state is None or not user.can_see(state.buyer_id):
+    if state is None or not user.can_see(state.buyer_id, state.shop_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no order {order_id}")
     return state
 
@@ -144,10 +145,20 @@ def _aware(name: str, when: datetime | None) -> datetime | None:
         raise Problem(ErrorCode.VALIDATION, f"{name}: {err}") from None
 
 
+def list_shop(user: User, shop_id: str | None) -> str | None:
+    """The shop a list is narrowed to: a merchant's own (asking for another's is 403), else
+    the one asked for, if any."""
+    own = user.only_shop
+    if own is not None and shop_id not in (None, own):
+        raise Problem(ErrorCode.FORBIDDEN, f"this token sees shop {own} only")
+    return own or shop_id
+
+
 def order_filter(
     user: User,
     *,
     buyer_id: str | None = None,
+    shop_id: str | None = None,
     status: OrderStatus | None = None,
     sub_status: SubStatus | None = None,
     close_reason: CloseReason | None = None,
@@ -160,11 +171,13 @@ def order_filter(
     has_open_case: bool | None = None,
     unshipped_hours: int | None = None,
 ) -> OrderFilter:
-    """One list's filter, for the JSON API and the console: a buyer sees only their own."""
+    """One list's filter, for the JSON API and the console: a buyer sees only their own, a
+    merchant only its shop's."""
     if user.role == "buyer":
         if buyer_id not in (None, user.id):
             raise Problem(ErrorCode.FORBIDDEN, "buyers list their own orders only")
         buyer_id = user.id
+    shop_id = list_shop(user, shop_id)
     if unshipped_hours is not None and not 0 <= unshipped_hours <= MAX_UNSHIPPED_HOURS:
         raise Problem(ErrorCode.VALIDATION, f"unshipped_hours: 0 to {MAX_UNSHIPPED_HOURS}")
     since = None
@@ -172,6 +185,7 @@ def order_filter(
         since = datetime.now(UTC) - timedelta(hours=unshipped_hours)
     return OrderFilter(
         buyer_id=buyer_id,
+        shop_id=shop_id,
         status=status,
         sub_status=sub_status,
         close_reason=close_reason,
@@ -204,6 +218,7 @@ async def list_orders(
     sub_status: SubStatus | None = None,
     close_reason: CloseReason | None = None,
     buyer_id: str | None = Query(None, max_length=64),
+    shop_id: ShopId | None = None,
     placed_from: QueryTime | None = None,
     placed_to: QueryTime | None = None,
     paid_from: QueryTime | None = None,
@@ -221,6 +236,7 @@ async def list_orders(
     where = order_filter(
         user,
         buyer_id=buyer_id,
+        shop_id=shop_id,
         status=status,
         sub_status=sub_status,
         close_reason=close_reason,

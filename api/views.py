@@ -41,6 +41,7 @@ class OrderView(BaseModel):
     """An order, as the API shows it to its buyer, merchants and admins."""
 
     id: str
+    shop_id: str  # the shop the order belongs to
     buyer_id: str
     status: OrderStatus
     sub_statuses: list[SubStatus]
@@ -77,6 +78,7 @@ class CaseView(BaseModel):
 
     id: str
     order_id: str
+    shop_id: str  # its order's shop
     buyer_id: str
     type: CaseType
     status: CaseStatus

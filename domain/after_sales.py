@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.models import (
+    DEFAULT_SHOP,
     MAX_AMOUNT_CENTS,
     SYSTEM,
     Actor,
@@ -149,6 +150,7 @@ class AfterSalesCase(BaseModel):
     id: str
     order_id: str
     buyer_id: str
+    shop_id: str = DEFAULT_SHOP  # the order's
     type: CaseType
     status: CaseStatus = CaseStatus.WAIT_SELLER_AGREE
     reason: str
@@ -237,6 +239,7 @@ def new_case(
         id=case_id,
         order_id=state.id,
         buyer_id=state.buyer_id,
+        shop_id=state.shop_id,
         type=type_,
         reason=reason,
         description=description,
@@ -385,7 +388,7 @@ def _ended(
 def check_command(case: AfterSalesCase, cmd: CaseCommand) -> None:
     """Who, when, against which version, with what: refuses before anything is written."""
     role, needed = cmd.actor.kind, ROLE[cmd.action]
-    if role == "buyer" and cmd.actor.id != case.buyer_id:
+    if not cmd.actor.may_see(case.buyer_id, case.shop_id):
         raise DomainError(ErrorCode.NOT_FOUND, f"no case {case.id}")
     if needed == "merchant" and role not in ("merchant", "admin"):
         raise DomainError(ErrorCode.FORBIDDEN, f"{cmd.action} is the merchant's")

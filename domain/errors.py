@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     IMAGE_QUOTA_EXCEEDED = "IMAGE_QUOTA_EXCEEDED"  # a buyer's evidence images fill the quota
     ORDER_ERROR = "ORDER_ERROR"  # a step the order could not take, for good: operators look
     EVENT_ID_REUSED = "EVENT_ID_REUSED"  # a partner's event id again, with another payload
+    SHOP_EXISTS = "SHOP_EXISTS"  # a shop id already taken, with other details (409)
+    MULTIPLE_SHOPS = "MULTIPLE_SHOPS"  # one order's cart spans shops: a checkout is for that
     REFUND_FAILED = "REFUND_FAILED"  # the channel refused a refund (again): its reason says why
     # failures, not refusals: the request was not judged by any rule
     INTERNAL = "INTERNAL"  # unexpected: logged

@@ -15,12 +15,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
+    model_serializer,
 )
 
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+ShopId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+DEFAULT_SHOP = "default"  # the shop that holds everything made before shops
 Location = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 MAX_LINE_QUANTITY = 999
 MAX_LINES = 50
@@ -168,11 +172,29 @@ class ActorKind(StrEnum):
 
 
 class Actor(BaseModel):
-    """Who caused a transition: a user, a partner, or the order's own timer."""
+    """Who caused a transition: a user, a partner, or the order's own timer; a merchant
+    with the shop it acts for."""
 
     model_config = ConfigDict(frozen=True)
     kind: ActorKind
     id: str = ""
+    shop: str | None = None  # a merchant's; left out of the JSON when there is none
+
+    @model_serializer(mode="wrap")
+    def _without_no_shop(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("shop") is None:
+            data.pop("shop", None)
+        return data
+
+    def may_see(self, buyer_id: str, shop_id: str) -> bool:
+        """A buyer sees their own orders and cases, a merchant its shop's (a merchant's token
+        without a shop acts for `default`), everyone else all."""
+        if self.kind is ActorKind.BUYER:
+            return self.id == buyer_id
+        if self.kind is ActorKind.MERCHANT:
+            return (self.shop or DEFAULT_SHOP) == shop_id
+        return True
 
 
 SYSTEM = Actor(kind="system", id="timer")
@@ -193,8 +215,17 @@ class FreightRule(BaseModel):
     policy: FreightPolicy = FreightPolicy.ONE_PACKAGE
 
 
+class Shop(BaseModel):
+    """A storefront of the platform (多商户): its SKUs, orders and cases are its own."""
+
+    id: ShopId
+    name: Text = Field(min_length=1, max_length=100)
+    service_phone: str = Field(min_length=3, max_length=32, pattern=r"^\+?[0-9 -]+$")
+
+
 class SkuInfo(BaseModel):
     sku: Sku
+    shop_id: ShopId = DEFAULT_SHOP  # fixed when the SKU is first made
     title: Text = Field(min_length=1, max_length=200)
     price_cents: StrictInt = Field(ge=0, le=100_000_000)
     product_type: ProductType
@@ -363,6 +394,7 @@ class OrderState(BaseModel):
 
     id: str
     buyer_id: str
+    shop_id: str = DEFAULT_SHOP  # every order belongs to one shop; older ones to `default`
     status: OrderStatus = OrderStatus.PENDING_PAYMENT
     sub_statuses: list[SubStatus] = []
     close_reason: CloseReason | None = None

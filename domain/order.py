@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from domain.errors import invalid_transition
 from domain.freight import allocate_freight
 from domain.models import (
+    DEFAULT_SHOP,
     SYSTEM,
     Actor,
     Address,
@@ -176,11 +177,13 @@ def new_order(
     actor: Actor,
     reorder_of: str | None = None,
     unavailable: list[Unavailable] | None = None,
+    shop_id: str = DEFAULT_SHOP,
 ) -> Change:
     goods = sum(line.quantity * line.unit_price_cents for line in lines)
     state = OrderState(
         id=order_id,
         buyer_id=buyer_id,
+        shop_id=shop_id,
         lines=lines,
         address=address,
         goods_cents=goods,
@@ -220,6 +223,7 @@ class Placement(BaseModel):
     deadline: datetime
     unavailable: list[Unavailable] = []
     at: datetime
+    shop_id: str = DEFAULT_SHOP  # the shop whose SKUs these are
 
 
 def placement_of(state: OrderState) -> Placement:
@@ -232,6 +236,7 @@ def placement_of(state: OrderState) -> Placement:
         low_stock=state.low_stock,
         deadline=state.payment_deadline,
         unavailable=state.unavailable,
+        shop_id=state.shop_id,
         at=state.created_at,
     )
 
@@ -261,6 +266,7 @@ def placed(
         actor=Actor(kind="buyer", id=buyer_id),
         reorder_of=reorder_of,
         unavailable=p.unavailable if reorder_of else [],
+        shop_id=p.shop_id,
     )
 
 

@@ -8,8 +8,15 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.models import FreightPolicy, FreightRule, ProductType, SkuInfo, StockPolicy
-from store import catalog, payments
+from domain.models import (
+    DEFAULT_SHOP,
+    FreightPolicy,
+    FreightRule,
+    ProductType,
+    SkuInfo,
+    StockPolicy,
+)
+from store import catalog, payments, shops
 from store.db import Database
 from store.tables import SkuRow
 
@@ -98,7 +105,7 @@ async def seed_catalog(
         for location, on_hand in stock.items():
             await catalog.put_stock(session, info.sku, location, on_hand)
     if rule is not None:
-        await catalog.put_freight_rule(session, rule)
+        await shops.put_freight_rule(session, DEFAULT_SHOP, rule)
     for buyer_id, (balance, credit) in (wallets or {}).items():
         await payments.top_up(session, buyer_id, balance)
         await payments.set_credit_limit(session, buyer_id, credit)

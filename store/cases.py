@@ -28,6 +28,7 @@ async def save(session: AsyncSession, case: AfterSalesCase) -> None:
             "id": case.id,
             "order_id": case.order_id,
             "buyer_id": case.buyer_id,
+            "shop_id": case.shop_id,
             "type": case.type.value,
             "created_at": case.created_at,
             **values,
@@ -50,10 +51,13 @@ async def page(
     order_id: str | None,
     limit: int,
     cursor: str | None,
+    shop_id: str | None = None,
 ) -> tuple[list[AfterSalesCase], str | None]:
     q = select(CaseRow)
     if buyer_id is not None:
         q = q.where(CaseRow.buyer_id == buyer_id)
+    if shop_id is not None:
+        q = q.where(CaseRow.shop_id == shop_id)
     if status is not None:
         q = q.where(CaseRow.status == status.value)
     if order_id is not None:
@@ -72,6 +76,7 @@ async def queue(
     limit: int,
     offset: int,
     order_id: str | None = None,
+    shop_id: str | None = None,
 ) -> tuple[list[AfterSalesCase], bool]:
     """Open cases (or those in `status`), the nearest deadline first (none: last); and
     whether more follow."""
@@ -84,6 +89,8 @@ async def queue(
         q = q.where(CaseRow.status.not_in([s.value for s in FINAL]))
     if order_id is not None:
         q = q.where(CaseRow.order_id == order_id)
+    if shop_id is not None:
+        q = q.where(CaseRow.shop_id == shop_id)
     q = q.order_by(CaseRow.deadline.is_(None), CaseRow.deadline, CaseRow.id)
     rows = list(await session.scalars(q.offset(offset).limit(limit + 1)))
     return [AfterSalesCase.model_validate(r.snapshot) for r in rows[:limit]], len(rows) > limit

@@ -1,43 +1,26 @@
-"""Catalog, stock levels and the freight rule, as the merchant manages them."""
+"""Catalog and stock levels, as each shop's merchant manages them (the freight rule is the
+shop's: store/shops.py)."""
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, ErrorCode
-from domain.models import FreightPolicy, FreightRule, SkuInfo
-from store.tables import FreightRuleRow, SkuRow, StockRow
-
-
-async def freight_rule(session: AsyncSession) -> FreightRule:
-    row = await session.get(FreightRuleRow, 1)
-    if row is None:
-        return FreightRule()
-    return FreightRule(
-        flat_cents=row.flat_cents,
-        free_above_cents=row.free_above_cents,
-        policy=FreightPolicy(row.policy),
-    )
-
-
-async def put_freight_rule(session: AsyncSession, rule: FreightRule) -> FreightRule:
-    row = await session.get(FreightRuleRow, 1)
-    if row is None:
-        row = FreightRuleRow(id=1, flat_cents=0, policy=rule.policy.value)
-        session.add(row)
-    row.flat_cents, row.free_above_cents, row.policy = (
-        rule.flat_cents,
-        rule.free_above_cents,
-        rule.policy.value,
-    )
-    await session.flush()
-    return rule
+from domain.models import SkuInfo
+from store.tables import SkuRow, StockRow
 
 
 def sku_info(row: SkuRow) -> SkuInfo:
     return SkuInfo.model_validate(row, from_attributes=True)
 
 
+async def shop_of(session: AsyncSession, sku: str) -> str | None:
+    """The shop a SKU belongs to (None: no such SKU)."""
+    shop_id: str | None = await session.scalar(select(SkuRow.shop_id).where(SkuRow.sku == sku))
+    return shop_id
+
+
 async def put_sku(session: AsyncSession, info: SkuInfo) -> SkuInfo:
+    """Make or change a SKU; its shop stays the one it was made in (the caller checks)."""
     row = await session.get(SkuRow, info.sku)
     data = info.model_dump(mode="json")
     if row is None:
@@ -49,9 +32,19 @@ async def put_sku(session: AsyncSession, info: SkuInfo) -> SkuInfo:
     return info
 
 
-async def list_skus(session: AsyncSession) -> list[tuple[SkuInfo, list[StockRow]]]:
-    skus = list(await session.scalars(select(SkuRow).order_by(SkuRow.sku)))
-    stock = list(await session.scalars(select(StockRow).order_by(StockRow.sku, StockRow.location)))
+async def list_skus(
+    session: AsyncSession, shop_id: str | None = None
+) -> list[tuple[SkuInfo, list[StockRow]]]:
+    """Every SKU with its stock rows (one shop's, when named)."""
+    skus_q = select(SkuRow).order_by(SkuRow.sku)
+    stock_q = select(StockRow).order_by(StockRow.sku, StockRow.location)
+    if shop_id is not None:
+        skus_q = skus_q.where(SkuRow.shop_id == shop_id)
+        stock_q = stock_q.where(
+            StockRow.sku.in_(select(SkuRow.sku).where(SkuRow.shop_id == shop_id))
+        )
+    skus = list(await session.scalars(skus_q))
+    stock = list(await session.scalars(stock_q))
     return [(sku_info(s), [r for r in stock if r.sku == s.sku]) for s in skus]
 
 

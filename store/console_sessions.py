@@ -12,13 +12,20 @@ TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at is written at most this ofte
 
 
 async def begin(
-    session: AsyncSession, key: str, user_id: str, role: str, expires_at: datetime, now: datetime
+    session: AsyncSession,
+    key: str,
+    user_id: str,
+    role: str,
+    shop_id: str | None,
+    expires_at: datetime,
+    now: datetime,
 ) -> None:
     session.add(
         ConsoleSessionRow(
             id=key,
             user_id=user_id,
             role=role,
+            shop_id=shop_id,
             created_at=now,
             last_seen_at=now,
             expires_at=expires_at,

@@ -57,7 +57,12 @@ async def save(
         session,
         OrderRow,
         conflict_on="id",
-        insert={"id": state.id, "created_at": state.created_at, **values},
+        insert={
+            "id": state.id,
+            "shop_id": state.shop_id,
+            "created_at": state.created_at,
+            **values,
+        },
         update=values,
         where=newer,
     )
@@ -247,6 +252,7 @@ class OrderFilter:
     """What an order list may be narrowed to (every field optional; all given must hold)."""
 
     buyer_id: str | None = None
+    shop_id: str | None = None
     status: OrderStatus | None = None
     sub_status: SubStatus | None = None
     close_reason: CloseReason | None = None
@@ -263,6 +269,8 @@ class OrderFilter:
         t, out = OrderRow, []
         if self.buyer_id is not None:
             out.append(t.buyer_id == self.buyer_id)
+        if self.shop_id is not None:
+            out.append(t.shop_id == self.shop_id)
         if self.status is not None:
             out.append(t.status == self.status.value)
         if self.sub_status is not None:

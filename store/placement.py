@@ -7,10 +7,10 @@ from domain.availability import SkuFacts, assess, nothing_available
 from domain.errors import DomainError, ErrorCode
 from domain.freight import freight_for
 from domain.messages import OrderWorkflowInput, PlaceOrderInput
-from domain.models import OrderLine, OrderState, ProductType, StockPolicy
+from domain.models import DEFAULT_SHOP, OrderLine, OrderState, ProductType, StockPolicy
 from domain.order import Placement, payment_deadline, placed
 from domain.stock import allocate, is_low_stock, quantities
-from store import catalog, orders
+from store import orders, shops
 from store.db import Database
 from store.stock import (
     UNPAID_GUARD,
@@ -38,6 +38,7 @@ async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> Domain
         return None
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
+    shop_of(skus)  # a cart across shops is refused at once
     facts = {s: SkuFacts(listed=r.listed, limit=r.limit_per_buyer) for s, r in skus.items()}
     verdict = assess(asked, facts, await available(session, asked))
     error = verdict.refusal()
@@ -48,6 +49,19 @@ async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> Domain
     if await orders.exists(session, inp.order_id):
         return None  # placed already (this is a retry): placement answers it
     return error
+
+
+def shop_of(skus: dict[str, SkuRow]) -> str:
+    """The one shop an order's SKUs belong to; SKUs of several shops are a checkout's."""
+    shop_ids = sorted({row.shop_id for row in skus.values()})
+    if len(shop_ids) > 1:
+        raise DomainError(
+            ErrorCode.MULTIPLE_SHOPS,
+            f"the cart holds SKUs of {len(shop_ids)} shops ({', '.join(shop_ids)}): one order "
+            "is one shop's; POST /checkouts places one order per shop",
+            {"shops": shop_ids},
+        )
+    return shop_ids[0] if shop_ids else DEFAULT_SHOP
 
 
 ATTEMPTS = 4  # placements tried from a fresh read before one that locks the rows first
@@ -86,6 +100,7 @@ async def place_order(
     await check_unpaid(session, inp.buyer_id, max_unpaid)
     asked = quantities((line.sku, line.quantity) for line in inp.lines)
     skus = {r.sku: r for r in await session.scalars(select(SkuRow).where(SkuRow.sku.in_(asked)))}
+    shop_id = shop_of(skus)
     listed = {s: asked[s] for s in asked if s in skus and skus[s].listed}
     used = await limit_usage(session, inp.buyer_id, listed, skus, inp.now)
     free = await available(session, listed, lock=lock)
@@ -121,7 +136,7 @@ async def place_order(
         for sku, qty in wanted.items()
     ]
     goods = sum(line.quantity * line.unit_price_cents for line in lines)
-    rule = await catalog.freight_rule(session)
+    rule = await shops.freight_rule(session, shop_id)
     change = placed(
         Placement(
             lines=lines,
@@ -134,6 +149,7 @@ async def place_order(
             ),
             unavailable=verdict.unavailable if inp.reorder_of else [],
             at=inp.now,
+            shop_id=shop_id,
         ),
         order_id=inp.order_id,
         buyer_id=inp.buyer_id,

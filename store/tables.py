@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from domain.models import DEFAULT_SHOP
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, also on SQLite (which stores naive text)."""
@@ -46,9 +48,24 @@ class Base(DeclarativeBase):
     pass
 
 
+class ShopRow(Base):
+    """A storefront of the platform: its SKUs, orders and cases are its own; its freight rule
+    lives here (no rule: free shipping, one package)."""
+
+    __tablename__ = "shops"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    service_phone: Mapped[str | None] = mapped_column(String(32))  # default's: the setting's
+    freight_flat_cents: Mapped[int | None] = mapped_column(BigInteger)
+    freight_free_above_cents: Mapped[int | None] = mapped_column(BigInteger)
+    freight_policy: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class SkuRow(Base):
     __tablename__ = "skus"
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shop_id: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_SHOP, index=True)
     title: Mapped[str] = mapped_column(String(200))
     price_cents: Mapped[int] = mapped_column(BigInteger)
     product_type: Mapped[str] = mapped_column(String(16))
@@ -157,6 +174,7 @@ class OrderRow(Base):
     __tablename__ = "orders"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     buyer_id: Mapped[str] = mapped_column(String(64))
+    shop_id: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_SHOP)
     status: Mapped[str] = mapped_column(String(32))
     close_reason: Mapped[str | None] = mapped_column(String(32))
     total_cents: Mapped[int] = mapped_column(BigInteger)
@@ -178,6 +196,7 @@ class OrderRow(Base):
         Index("ix_orders_status_created", "status", "created_at", "id"),
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_paid", "status", "paid_at"),
+        Index("ix_orders_shop_created", "shop_id", "created_at", "id"),
     )
 
 
@@ -259,14 +278,6 @@ class PaymentIntentRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class FreightRuleRow(Base):
-    __tablename__ = "freight_rule"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    flat_cents: Mapped[int] = mapped_column(BigInteger)
-    free_above_cents: Mapped[int | None] = mapped_column(BigInteger)
-    policy: Mapped[str] = mapped_column(String(16))
-
-
 class StockReturnRow(Base):
     """Refunded units put back on hand: one row per (order, refund or case, SKU, location),
     so a retried write restocks once."""
@@ -287,6 +298,7 @@ class CaseRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(64), index=True)
     buyer_id: Mapped[str] = mapped_column(String(64))
+    shop_id: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_SHOP)
     status: Mapped[str] = mapped_column(String(32))
     type: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer)
@@ -299,6 +311,7 @@ class CaseRow(Base):
         Index("ix_cases_buyer_created", "buyer_id", "created_at", "id"),
         Index("ix_cases_status_created", "status", "created_at", "id"),
         Index("ix_cases_created", "created_at", "id"),
+        Index("ix_cases_shop_created", "shop_id", "created_at", "id"),
     )
 
 
@@ -355,6 +368,7 @@ class ConsoleSessionRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie
     user_id: Mapped[str] = mapped_column(String(128), index=True)
     role: Mapped[str] = mapped_column(String(16))
+    shop_id: Mapped[str | None] = mapped_column(String(32))  # a merchant's
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the signing-in token's expiry

@@ -5,7 +5,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from domain.after_sales import AfterSalesCase
 from domain.models import money
-from workflows.ids import BUYER_ID, CASE_STATUS, ORDER_ID
+from workflows.ids import BUYER_ID, CASE_STATUS, ORDER_ID, SHOP_ID
 
 
 def summary(case: AfterSalesCase) -> str:
@@ -19,6 +19,7 @@ def initial_attributes(case: AfterSalesCase) -> TypedSearchAttributes:
             SearchAttributePair(CASE_STATUS, case.status.value),
             SearchAttributePair(ORDER_ID, case.order_id),
             SearchAttributePair(BUYER_ID, case.buyer_id),
+            SearchAttributePair(SHOP_ID, case.shop_id),
         ]
     )
 

@@ -25,6 +25,7 @@ from workflows.ids import (
     ORDER_TOTAL,
     PAID_AT,
     REFUND_FAILED,
+    SHOP_ID,
 )
 
 
@@ -114,6 +115,12 @@ def attributes(state: OrderState) -> list[SearchAttributePair[Any]]:
         pairs.append(SearchAttributePair(PAID_AT, state.payment.paid_at))
     pairs.append(SearchAttributePair(OPEN_CASES, open_case_count(state)))
     return pairs
+
+
+def start_attributes(state: OrderState) -> list[SearchAttributePair[Any]]:
+    """What an order's workflow starts with: its attributes and its shop, which never
+    changes, so no step upserts it (and workflows started before shops never get it)."""
+    return [*attributes(state), SearchAttributePair(SHOP_ID, state.shop_id)]
 
 
 def publish(state: OrderState, *, always_upsert: bool = True) -> None:

@@ -16,6 +16,7 @@ ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
 PAID_AT = SearchAttributeKey.for_datetime("PaidAt")  # "paid > 2 days ago, not shipped"
 OPEN_CASES = SearchAttributeKey.for_int("OpenCases")  # an order's open after-sales cases
 ORDER_ERROR = SearchAttributeKey.for_bool("OrderError")  # a step failed for good: look
+SHOP_ID = SearchAttributeKey.for_keyword("ShopId")  # orders and cases: set at start, fixed
 SEARCH_ATTRIBUTES = (
     ORDER_STATUS,
     BUYER_ID,
@@ -27,6 +28,7 @@ SEARCH_ATTRIBUTES = (
     PAID_AT,
     OPEN_CASES,
     ORDER_ERROR,
+    SHOP_ID,
 )
 
 # the business counter of saved order events (the worker's metrics; an adopted placement is

@@ -20,11 +20,13 @@ from api.console.pages import (
     choice,
     page,
     refused,
+    shop_names,
     signed_in,
 )
 from api.console.session import Operator
 from api.deps import BlobsDep, DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
+from api.orders import list_shop
 from domain.actions import case_actions
 from domain.after_sales import CaseAction, CaseCommand, CaseStatus
 from domain.errors import ErrorCode
@@ -42,17 +44,21 @@ async def cases_page(
     db: DatabaseDep,
     status: Filter = None,
     order_id: Filter = None,
+    shop_id: Filter = None,
     number: Annotated[int, Query(alias="page", ge=1, le=cases.MAX_QUEUE_OFFSET // PAGE_SIZE)] = 1,
 ) -> Response:
     async def show(op: Operator) -> Response:
         shown: dict[str, Any] = {
             "chosen": status or "",
             "order_id": order_id or "",
+            "shop_id": shop_id or "",
+            "shops": await shop_names(db, op),
             "statuses": list(CaseStatus),
             "page": number,
         }
         try:
             wanted = choice("status", status, CaseStatus)
+            shop = list_shop(op.user, shop_id or None)
         except Problem as problem:
             return page(
                 request, "cases.html", problem.status, op, items=[], error=problem.detail, **shown
@@ -62,6 +68,7 @@ async def cases_page(
                 session,
                 status=wanted,
                 order_id=order_id or None,
+                shop_id=shop,
                 limit=PAGE_SIZE,
                 offset=(number - 1) * PAGE_SIZE,
             )

@@ -22,6 +22,7 @@ from api.console.pages import (
     choice,
     page,
     refused,
+    shop_names,
     signed_in,
 )
 from api.console.session import Operator
@@ -68,6 +69,7 @@ async def orders_page(
     sub_status: Filter = None,
     close_reason: Filter = None,
     buyer_id: Filter = None,
+    shop_id: Filter = None,
     placed_from: Filter = None,
     placed_to: Filter = None,
     paid_from: Filter = None,
@@ -83,6 +85,7 @@ async def orders_page(
         "sub_status": sub_status or "",
         "close_reason": close_reason or "",
         "buyer_id": buyer_id or "",
+        "shop_id": shop_id or "",
         "placed_from": placed_from or "",
         "placed_to": placed_to or "",
         "paid_from": paid_from or "",
@@ -99,10 +102,12 @@ async def orders_page(
     }
 
     async def show(op: Operator) -> Response:
+        choices["shops"] = await shop_names(db, op)  # an admin's filter; a merchant has one
         try:
             where = orders_api.order_filter(
                 op.user,
                 buyer_id=buyer_id or None,
+                shop_id=shop_id or None,
                 status=choice("status", status, OrderStatus),
                 sub_status=choice("sub_status", sub_status, SubStatus),
                 close_reason=choice("close_reason", close_reason, CloseReason),

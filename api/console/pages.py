@@ -18,6 +18,8 @@ from api.errors import Problem, as_problem
 from domain.errors import ErrorCode
 from domain.models import money
 from runtime.settings import Settings
+from store import shops
+from store.db import Database
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -119,3 +121,11 @@ async def act(
         except Problem as unseen:  # the page itself is not there (an unknown order)
             return refused(request, unseen, op)
     return RedirectResponse(f"{back}?done={done}", 303)
+
+
+async def shop_names(db: Database, op: Operator) -> dict[str, str]:
+    """Every shop's name, for an admin's shop filter; nothing for a merchant (its own only)."""
+    if op.user.only_shop is not None:
+        return {}
+    async with db.sessions() as session:
+        return await shops.names(session)

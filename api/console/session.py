@@ -18,7 +18,7 @@ from api.auth import Role, User
 from api.errors import Problem
 from domain.errors import ErrorCode
 from runtime.settings import Settings
-from store import console_sessions
+from store import console_sessions, shops
 from store.db import Database
 
 PATH = "/console"
@@ -35,6 +35,7 @@ class Operator:
     user: User
     zone: ZoneInfo
     csrf: str
+    shop_name: str = ""  # a merchant's shop, shown in every page's header
 
     def local(self, at: datetime | None) -> str:
         return at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
@@ -73,7 +74,11 @@ async def operator(request: Request, settings: Settings) -> Operator:
         row = await console_sessions.live(
             session, key, now, timedelta(seconds=settings.console_session_seconds)
         )
-    if row is None:
+        user = None if row is None else User(id=row.user_id, role=Role(row.role), shop=row.shop_id)
+        shop = None
+        if user is not None and user.only_shop is not None:
+            shop = await shops.get(session, user.only_shop, settings.service_phone)
+    if row is None or user is None:
         raise Problem(ErrorCode.UNAUTHENTICATED, "the console session ended: sign in again")
     if row.last_seen_at <= now - console_sessions.TOUCH_EVERY:
         async with db.transaction() as tx:
@@ -82,8 +87,8 @@ async def operator(request: Request, settings: Settings) -> Operator:
         zone = zone_of(request.cookies.get(ZONE_COOKIE, "UTC"))
     except Problem:
         zone = ZoneInfo("UTC")
-    user = User(id=row.user_id, role=Role(row.role))
-    return Operator(user=user, zone=zone, csrf=csrf_for(settings.jwt_secret, token))
+    csrf = csrf_for(settings.jwt_secret, token)
+    return Operator(user=user, zone=zone, csrf=csrf, shop_name=shop.name if shop else "")
 
 
 def check_csrf(op: Operator, sent: str | None) -> None:
@@ -129,7 +134,13 @@ async def sign_in(request: Request, response: Response, user: User, bearer: str,
     db: Database = request.app.state.db
     async with db.transaction() as tx:
         await console_sessions.begin(
-            tx, _key(token), user.id, user.role.value, datetime.fromtimestamp(expires, UTC), now
+            tx,
+            _key(token),
+            user.id,
+            user.role.value,
+            user.shop,
+            datetime.fromtimestamp(expires, UTC),
+            now,
         )
     max_age = max(1, expires - int(now.timestamp()))
     _cookie(response, request, SESSION_COOKIE, token, max_age)

@@ -117,8 +117,16 @@ class Stack:
 
     # ---- users ----------------------------------------------------------------------------
 
-    def user(self, sub: str, role: Role, ttl_seconds: int = 3600) -> User:
-        return User(sub, role, mint(self.settings.jwt_secret, sub, role, ttl_seconds))
+    def user(self, sub: str, role: Role, ttl_seconds: int = 3600, shop: str | None = None) -> User:
+        token = mint(self.settings.jwt_secret, sub, role, ttl_seconds, shop=shop)
+        return User(sub, role, token)
+
+    async def shop(self, service_phone: str = "400-800-1234") -> tuple[str, User]:
+        """A new shop (opened by an admin) and its merchant."""
+        shop_id = uid("shop")
+        body = {"id": shop_id, "name": f"Shop {shop_id}", "service_phone": service_phone}
+        ok(await self.http.post("/admin/shops", json=body, headers=self.admin.headers), 201)
+        return shop_id, self.user(uid("merchant"), Role.MERCHANT, shop=shop_id)
 
     def buyer(self) -> User:
         return self.user(uid("buyer"), Role.BUYER)
@@ -134,7 +142,10 @@ class Stack:
         product_type: str = "SELF",
         limit_per_buyer: int | None = None,
         listed: bool = True,
+        merchant: User | None = None,
     ) -> str:
+        """A new SKU with its stock, made by `merchant` (its shop's; else the shop default's)."""
+        merchant = merchant or self.merchant
         sku = uid("E2E").upper()
         body: Json = {
             "title": f"Test item {sku}",
@@ -145,13 +156,13 @@ class Stack:
         }
         if limit_per_buyer is not None:
             body |= {"limit_per_buyer": limit_per_buyer, "limit_window_days": 30}
-        ok(await self.http.put(f"/skus/{sku}", json=body, headers=self.merchant.headers))
+        ok(await self.http.put(f"/skus/{sku}", json=body, headers=merchant.headers))
         for location, on_hand in stock.items():
             row = ok(
                 await self.http.put(
                     f"/skus/{sku}/stock/{location}",
                     json={"on_hand": on_hand},
-                    headers=self.merchant.headers,
+                    headers=merchant.headers,
                 )
             )
             assert row == {
@@ -163,7 +174,7 @@ class Stack:
         return sku
 
     async def sku(self, sku: str) -> Json:
-        data: Json = ok(await self.http.get(f"/skus/{sku}", headers=self.merchant.headers))
+        data: Json = ok(await self.http.get(f"/skus/{sku}", headers=self.admin.headers))
         return data
 
     async def stock(self, sku: str) -> dict[str, tuple[int, int]]:
@@ -228,11 +239,11 @@ class Stack:
         assert data["status"] == "PENDING_SHIPMENT", data
         return data
 
-    async def ship(self, order: Json, package_index: int = 0) -> Json:
+    async def ship(self, order: Json, package_index: int = 0, merchant: User | None = None) -> Json:
         package = order["packages"][package_index]
         data: Json = ok(
             await self.act(
-                self.merchant,
+                merchant or self.merchant,
                 f"/orders/{order['id']}/packages/{package['id']}/ship",
                 {"carrier": "SF", "tracking_no": uid("SF")},
             )

@@ -7,6 +7,7 @@ from sqlalchemy import select, text
 
 from domain.messages import AcceptPaymentInput, PlaceOrderInput
 from domain.models import (
+    DEFAULT_SHOP,
     Actor,
     Address,
     CaseClaim,
@@ -23,7 +24,7 @@ from domain.models import (
     StockPolicy,
     SubStatus,
 )
-from store import catalog, orders, payments, placement, stock
+from store import catalog, orders, payments, placement, shops, stock
 from store.db import Database
 from store.tables import Base, StockHoldRow, StockRow
 
@@ -73,8 +74,10 @@ async def set_freight(
     policy: FreightPolicy = FreightPolicy.ONE_PACKAGE,
 ) -> None:
     async with db.transaction() as session:
-        await catalog.put_freight_rule(
-            session, FreightRule(flat_cents=flat, free_above_cents=free_above, policy=policy)
+        await shops.put_freight_rule(
+            session,
+            DEFAULT_SHOP,
+            FreightRule(flat_cents=flat, free_above_cents=free_above, policy=policy),
         )
 
 

@@ -16,14 +16,15 @@ async def test_a_read_does_not_wait_for_a_writer(tmp_path: Path, sqlite_template
     try:
         async with worker.transaction() as w:  # a writer holds the lock...
             await w.execute(
-                text("INSERT INTO freight_rule (id, flat_cents, policy) VALUES (1, 5, 'SPLIT')")
+                text(
+                    "INSERT INTO wallets (buyer_id, balance_cents, credit_limit_cents,"
+                    " credit_used_cents) VALUES ('b-1', 5, 0, 0)"
+                )
             )
 
             async def read() -> int:
                 async with api.sessions() as r:
-                    return int(
-                        (await r.execute(text("SELECT count(*) FROM freight_rule"))).scalar_one()
-                    )
+                    return int((await r.execute(text("SELECT count(*) FROM wallets"))).scalar_one())
 
             # ...and a read sees the last committed state at once (it used to wait up to 30 s
             # for the lock, then fail "database is locked")
@@ -31,14 +32,14 @@ async def test_a_read_does_not_wait_for_a_writer(tmp_path: Path, sqlite_template
 
             async def write() -> None:
                 async with api.transaction() as other:
-                    await other.execute(text("UPDATE freight_rule SET flat_cents = 7"))
+                    await other.execute(text("UPDATE wallets SET balance_cents = 7"))
 
             blocked = asyncio.create_task(write())
             await asyncio.sleep(0.2)
             assert not blocked.done()  # a second writer waits for the first
         await asyncio.wait_for(blocked, timeout=30)
         async with api.sessions() as r:
-            assert (await r.execute(text("SELECT flat_cents FROM freight_rule"))).scalar_one() == 7
+            assert (await r.execute(text("SELECT balance_cents FROM wallets"))).scalar_one() == 7
     finally:
         await api.dispose()
         await worker.dispose()

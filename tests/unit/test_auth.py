@@ -50,3 +50,23 @@ def test_the_rules_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ORDERS_TOKEN_MAX_TTL_SECONDS", "10")
     with pytest.raises(ValueError, match="token_max_ttl_seconds"):
         Settings()
+
+
+def test_a_merchants_token_names_its_shop_and_without_one_acts_for_default() -> None:
+    acme = decode(mint(SECRET, "m-1", Role.MERCHANT, shop="acme"), SECRET)
+    assert (acme.shop, acme.only_shop, acme.actor.shop) == ("acme", "acme", "acme")
+    plain = decode(mint(SECRET, "m-2", Role.MERCHANT), SECRET)
+    assert (plain.shop, plain.only_shop) == ("default", "default")
+    admin = decode(mint(SECRET, "a-1", Role.ADMIN), SECRET)
+    assert (admin.shop, admin.only_shop) == (None, None)  # every shop
+    # a shop's merchant sees its shop's orders only; an admin all; a buyer their own
+    assert acme.can_see("b-1", "acme") and not acme.can_see("b-1", "default")
+    assert plain.can_see("b-1", "default") and not plain.can_see("b-1", "acme")
+    assert admin.can_see("b-1", "acme")
+    buyer = decode(mint(SECRET, "b-1", Role.BUYER), SECRET)
+    assert buyer.can_see("b-1", "acme") and not buyer.can_see("b-2", "acme")
+
+
+def test_a_shop_claim_is_a_merchants_and_well_formed() -> None:
+    refused(mint(SECRET, "b-1", Role.BUYER, shop="acme"), TokenRules(), "only a merchant's")
+    refused(mint(SECRET, "m-1", Role.MERCHANT, shop="Not A Shop"), TokenRules(), "invalid shop")

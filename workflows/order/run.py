@@ -77,8 +77,9 @@ class OrderRun:
         return self.state
 
     @staticmethod
-    def _require_buyer(state: OrderState, actor: Actor) -> None:
-        if actor.kind == "buyer" and actor.id != state.buyer_id:
+    def _require_party(state: OrderState, actor: Actor) -> None:
+        """Another buyer's order, or another shop's to a merchant, is not found."""
+        if not actor.may_see(state.buyer_id, state.shop_id):
             raise ApplicationError("not your order", type=ErrorCode.NOT_FOUND.value)
 
     async def _commit(

@@ -266,7 +266,7 @@ class OrderWorkflow(Cases):
     @pay.validator
     def _validate_pay(self, req: PayRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         if req.channel not in WALLET_CHANNELS:
             raise ApplicationError(
                 f"{req.channel} is paid through a payment intent", type=ErrorCode.VALIDATION.value
@@ -318,7 +318,9 @@ class OrderWorkflow(Cases):
 
     @ship.validator
     def _validate_ship(self, req: ShipRequest) -> None:
-        rule(rules.check_can_ship, self._placed(), req.package_id, req.carrier, req.tracking_no)
+        state = self._placed()
+        self._require_party(state, req.actor)
+        rule(rules.check_can_ship, state, req.package_id, req.carrier, req.tracking_no)
 
     @workflow.update
     async def confirm_receipt(self, req: ConfirmRequest) -> OrderReceipt:
@@ -337,7 +339,7 @@ class OrderWorkflow(Cases):
     @confirm_receipt.validator
     def _validate_confirm(self, req: ConfirmRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         rule(rules.check_can_confirm, state, req.package_ids)
 
     @workflow.update
@@ -350,7 +352,7 @@ class OrderWorkflow(Cases):
     @extend_receipt.validator
     def _validate_extend(self, req: ExtendRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         rule(rules.check_can_extend, state)
 
     @workflow.signal
@@ -375,7 +377,9 @@ class OrderWorkflow(Cases):
 
     @confirm_return.validator
     def _validate_confirm_return(self, req: PackageRequest) -> None:
-        rule(fulfil.check_can_confirm_return, self._placed(), req.package_id)
+        state = self._placed()
+        self._require_party(state, req.actor)
+        rule(fulfil.check_can_confirm_return, state, req.package_id)
 
     # ---- review -----------------------------------------------------------------------
 
@@ -392,7 +396,7 @@ class OrderWorkflow(Cases):
     @review.validator
     def _validate_review(self, req: ReviewRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         rule(rules.check_can_review, state)
 
     # ---- closing ----------------------------------------------------------------------
@@ -411,7 +415,7 @@ class OrderWorkflow(Cases):
     @cancel.validator
     def _validate_cancel(self, req: CloseRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         rule(fulfil.check_can_cancel, state)
         self._refuse_while_busy()
 
@@ -424,7 +428,9 @@ class OrderWorkflow(Cases):
 
     @close.validator
     def _validate_close(self, req: CloseRequest) -> None:
-        rule(rules.check_can_close, self._placed(), CloseReason.SELLER_CLOSED)
+        state = self._placed()
+        self._require_party(state, req.actor)
+        rule(rules.check_can_close, state, CloseReason.SELLER_CLOSED)
 
     # ---- refunds before shipment ------------------------------------------------------
 
@@ -449,7 +455,7 @@ class OrderWorkflow(Cases):
     @request_refund.validator
     def _validate_request_refund(self, req: RefundLinesRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         if not any(r.id == req.request_id for r in state.refund_requests):
             rule(refunds.check_can_request, state, req.lines)
 
@@ -477,7 +483,9 @@ class OrderWorkflow(Cases):
 
     @decide_refund.validator
     def _validate_decide_refund(self, req: DecideRefundRequest) -> None:
-        rule(refunds.check_can_decide, self._placed(), req.request_id)
+        state = self._placed()
+        self._require_party(state, req.actor)
+        rule(refunds.check_can_decide, state, req.request_id)
         if req.agree:
             self._refuse_while_busy()
 
@@ -534,7 +542,7 @@ class OrderWorkflow(Cases):
     @open_case.validator
     def _validate_open_case(self, req: OpenCaseRequest) -> None:
         state = self._placed()
-        self._require_buyer(state, req.actor)
+        self._require_party(state, req.actor)
         rule(after_sales.check_can_open, state, req.lines, workflow.now())
 
     @workflow.signal

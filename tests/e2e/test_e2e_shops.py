@@ -1,0 +1,275 @@
+"""Many shops on one platform: an admin opens a shop, its merchant's token names it, and the
+merchant sees and acts on its own shop's SKUs, orders, refund requests and cases only. Another
+shop's are 404 to it (a PUT on another shop's SKU is 403), as they are to a foreign buyer;
+admins see every shop and filter by one."""
+
+import pytest
+
+from api.app import create_app
+from tests.e2e.harness import Json, Stack, User, expect_problem, ok, uid
+from tests.e2e.test_e2e_after_sales import case_act, form, open_case
+from workflows import ids
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_an_admin_opens_shops_and_anyone_reads_them(stack: Stack) -> None:
+    shop_id = uid("shop")
+    body = {"id": shop_id, "name": "茶叶铺 Tea House", "service_phone": "400-820-8820"}
+    path = "/admin/shops"
+    assert ok(await stack.http.post(path, json=body, headers=stack.admin.headers), 201) == body
+    # the same again answers the shop; another shop under its id is refused, naming it
+    assert ok(await stack.http.post(path, json=body, headers=stack.admin.headers), 201) == body
+    other = body | {"name": "Another"}
+    problem = expect_problem(
+        await stack.http.post(path, json=other, headers=stack.admin.headers), 409, "SHOP_EXISTS"
+    )
+    assert shop_id in problem["detail"]
+    assert ok(await stack.http.get(f"/shops/{shop_id}")) == body  # anyone, no token
+
+    for who in (stack.merchant, stack.buyer()):
+        expect_problem(
+            await stack.http.post(path, json=body | {"id": uid("shop")}, headers=who.headers),
+            403,
+            "FORBIDDEN",
+        )
+    for bad in ({"id": "Upper Case"}, {"service_phone": "call us"}, {"name": ""}):
+        fresh = body | {"id": uid("shop")} | bad
+        problem = expect_problem(
+            await stack.http.post(path, json=fresh, headers=stack.admin.headers), 422, "VALIDATION"
+        )
+        assert next(iter(bad)) in problem["detail"]
+        if "id" not in bad:
+            expect_problem(await stack.http.get(f"/shops/{fresh['id']}"), 404, "NOT_FOUND")
+
+    default = ok(await stack.http.get("/shops/default"))
+    assert default["service_phone"] == stack.settings.service_phone
+    expect_problem(await stack.http.get(f"/shops/{uid('shop')}"), 404, "NOT_FOUND")
+
+
+async def test_a_shops_skus_stock_and_freight_rule_are_its_own(stack: Stack) -> None:
+    shop_a, merchant_a = await stack.shop()
+    shop_b, merchant_b = await stack.shop()
+    sku = await stack.put_sku({"WH-A": 5}, price_cents=1000, merchant=merchant_a)
+    made = await stack.sku(sku)
+    assert made["shop_id"] == shop_a
+
+    # another shop's merchant may not write it (403), and nothing changes
+    body = {"title": "taken over", "price_cents": 1, "product_type": "SELF"}
+    body |= {"stock_policy": "LOCK_ON_ORDER"}
+    for path, payload in ((f"/skus/{sku}", body), (f"/skus/{sku}/stock/WH-A", {"on_hand": 0})):
+        for who in (merchant_b, stack.merchant):  # the shop default's merchant too
+            expect_problem(
+                await stack.http.put(path, json=payload, headers=who.headers), 403, "FORBIDDEN"
+            )
+    assert await stack.sku(sku) == made
+    # a merchant makes SKUs in its own shop only; a SKU stays in its shop
+    mine = body | {"shop_id": shop_a}
+    expect_problem(
+        await stack.http.put(f"/skus/{uid('X')}", json=mine, headers=merchant_b.headers),
+        403,
+        "FORBIDDEN",
+    )
+    moved = body | {"shop_id": shop_b}
+    problem = expect_problem(
+        await stack.http.put(f"/skus/{sku}", json=moved, headers=stack.admin.headers),
+        422,
+        "VALIDATION",
+    )
+    assert "shop_id" in problem["detail"]
+    unknown = body | {"shop_id": uid("shop")}
+    expect_problem(
+        await stack.http.put(f"/skus/{uid('X')}", json=unknown, headers=stack.admin.headers),
+        422,
+        "VALIDATION",
+    )
+    assert await stack.sku(sku) == made
+
+    # on-hand units are its shop's business; anyone sees availability; lists by shop
+    seen_by_b = ok(await stack.http.get(f"/skus/{sku}", headers=merchant_b.headers))
+    assert seen_by_b["stock"] == [
+        {"location": "WH-A", "on_hand": None, "locked": None, "available": 5}
+    ]
+    listed = ok(await stack.http.get("/skus", params={"shop_id": shop_a}))
+    assert [s["sku"] for s in listed] == [sku]
+    assert ok(await stack.http.get("/skus", params={"shop_id": shop_b})) == []
+
+    # each shop's freight rule: shop A charges 6 yuan, shop B and default do not change
+    rule = {"flat_cents": 600, "free_above_cents": None, "policy": "ONE_PACKAGE"}
+    default_rule = ok(await stack.http.get("/freight-rule"))
+    ok(await stack.http.put("/freight-rule", json=rule, headers=merchant_a.headers))
+    expect_problem(
+        await stack.http.put(
+            "/freight-rule", params={"shop_id": shop_a}, json=rule, headers=merchant_b.headers
+        ),
+        403,
+        "FORBIDDEN",
+    )
+    assert ok(await stack.http.get("/freight-rule", params={"shop_id": shop_a})) == rule
+    assert ok(await stack.http.get("/freight-rule", headers=merchant_a.headers)) == rule
+    assert ok(await stack.http.get("/freight-rule", params={"shop_id": shop_b}))["flat_cents"] == 0
+    assert ok(await stack.http.get("/freight-rule")) == default_rule
+    expect_problem(
+        await stack.http.get("/freight-rule", params={"shop_id": uid("shop")}), 404, "NOT_FOUND"
+    )
+
+    buyer = stack.buyer()
+    order = await stack.placed(buyer, [(sku, 2)])
+    assert (order["shop_id"], order["freight_cents"], order["total_cents"]) == (shop_a, 600, 2600)
+    found = [
+        w.id
+        async for w in stack.temporal.list_workflows(
+            f"ShopId = '{shop_a}' AND BuyerId = '{buyer.id}'"
+        )
+    ]
+    assert found == [ids.order_workflow_id(order["id"])]
+
+    # a cart across shops is not one order: refused whole, nothing placed, nothing locked
+    other = await stack.put_sku({"WH-A": 5}, price_cents=500)  # the shop default's
+    problem = expect_problem(
+        await stack.place(buyer, [(sku, 1), (other, 1)]), 422, "MULTIPLE_SHOPS"
+    )
+    assert sorted(problem["shops"]) == sorted([shop_a, "default"])
+    assert await stack.stock(sku) == {"WH-A": (5, 2)} and await stack.stock(other) == {
+        "WH-A": (5, 0)
+    }
+    mine = ok(await stack.http.get("/orders", headers=buyer.headers))["items"]
+    assert [o["id"] for o in mine] == [order["id"]]
+
+
+async def _paid_with_refund_request(stack: Stack, buyer: User, sku: str) -> tuple[Json, Json]:
+    order = await stack.paid(buyer, [(sku, 2)])
+    request = ok(
+        await stack.act(
+            buyer, f"/orders/{order['id']}/refunds", {"lines": [{"sku": sku, "quantity": 1}]}
+        ),
+        201,
+    )
+    return await stack.order(buyer, order["id"]), request
+
+
+async def test_another_shops_merchant_finds_nothing_on_any_route(stack: Stack) -> None:
+    """Every route that names an order, a case or a SKU, called by another shop's merchant
+    with shop A's: 404 (403 for writes to a SKU, and for routes that are not a merchant's),
+    and nothing changed. The routes are read from the app, so a new one cannot be left out."""
+    shop_a, merchant_a = await stack.shop(service_phone="400-111-2222")
+    _, merchant_b = await stack.shop()
+    sku = await stack.put_sku({"WH-A": 20}, price_cents=1000, merchant=merchant_a)
+    buyer = stack.buyer()
+    unshipped, request = await _paid_with_refund_request(stack, buyer, sku)
+    shipped = await stack.paid(buyer, [(sku, 1)])
+    shipped = await stack.ship(shipped, merchant=merchant_a)
+    case = ok(await open_case(stack, buyer, shipped["id"], form("REFUND_ONLY", [(sku, 1)])), 201)
+    assert (case["shop_id"], case["service_phone"]) == (shop_a, "400-111-2222")
+
+    package = unshipped["packages"][0]["id"]
+    values = {
+        "order_id": unshipped["id"],
+        "package_id": package,
+        "request_id": request["id"],
+        "refund_id": "R-1",
+        "case_id": case["id"],
+        "sha256": "0" * 64,
+        "sku": sku,
+        "location": "WH-A",
+        "action": "agree",
+    }
+    body: Json = {
+        "version": case["version"],
+        "reason": "not mine to decide",
+        "carrier": "SF",
+        "tracking_no": uid("SF"),
+        "amount_cents": 100,
+        "title": "taken over",
+        "price_cents": 1,
+        "product_type": "SELF",
+        "stock_policy": "LOCK_ON_ORDER",
+        "on_hand": 0,
+    }
+    named = ("{order_id}", "{case_id}", "{sku}")
+    routes = [
+        (method.upper(), path)
+        for path, operations in create_app(stack.settings).openapi()["paths"].items()
+        if any(n in path for n in named)
+        for method in sorted(operations)
+    ]
+    assert len(routes) >= 25, routes
+    answers = {}
+    for method, path in routes:
+        url = path.format(**values)
+        if path.endswith("/after-sales") and method == "POST":
+            r = await open_case(stack, merchant_b, unshipped["id"], form("REFUND_ONLY", [(sku, 1)]))
+        else:
+            payload = None if method == "GET" else body
+            r = await stack.http.request(method, url, json=payload, headers=merchant_b.headers)
+        answers[(method, path)] = r.status_code
+        if path.startswith("/skus/{sku}"):  # anyone reads the catalog; only its shop writes
+            assert r.status_code == (200 if method == "GET" else 403), (method, path, r.text)
+        else:
+            assert r.status_code in (403, 404), (method, path, r.text)
+            if r.status_code == 403:  # only where the route is not a merchant's at all
+                assert "needs role" in r.json()["detail"], (method, path, r.text)
+    merchant_routes = {
+        ("GET", "/orders/{order_id}"),
+        ("GET", "/orders/{order_id}/events"),
+        ("GET", "/orders/{order_id}/refunds"),
+        ("POST", "/orders/{order_id}/close"),
+        ("POST", "/orders/{order_id}/packages/{package_id}/ship"),
+        ("POST", "/orders/{order_id}/packages/{package_id}/return-received"),
+        ("POST", "/orders/{order_id}/refunds/{request_id}/agree"),
+        ("POST", "/orders/{order_id}/refunds/{request_id}/refuse"),
+        ("GET", "/after-sales/{case_id}"),
+        ("GET", "/after-sales/{case_id}/images/{sha256}"),
+        ("POST", "/after-sales/{case_id}/{action}"),
+        ("POST", "/after-sales/{case_id}/propose"),
+    }
+    assert {k: answers[k] for k in merchant_routes} == dict.fromkeys(merchant_routes, 404)
+
+    # nothing moved, and shop A's merchant can do what B could not
+    assert (await stack.order(buyer, unshipped["id"]))["version"] == unshipped["version"]
+    assert await stack.stock(sku) == {"WH-A": (17, 0)}
+    mine = ok(await stack.http.get(f"/after-sales/{case['id']}", headers=merchant_a.headers))
+    assert mine["version"] == case["version"]
+    agreed = ok(
+        await stack.act(merchant_a, f"/orders/{unshipped['id']}/refunds/{request['id']}/agree", {})
+    )
+    assert agreed["status"] in ("AGREED", "REFUNDED")
+    shipped_now = await stack.ship(unshipped, merchant=merchant_a)
+    assert shipped_now["packages"][0]["status"] == "SHIPPED"
+    ok(await case_act(stack, merchant_a, mine, "agree"))
+
+
+async def test_lists_show_a_merchant_its_shop_and_an_admin_any(stack: Stack) -> None:
+    shop_a, merchant_a = await stack.shop()
+    _, merchant_b = await stack.shop()
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5}, merchant=merchant_a)
+    order = await stack.placed(buyer, [(sku, 1)])
+    theirs = await stack.placed(buyer, [(await stack.put_sku({"WH-A": 5}), 1)])  # default's
+
+    def ids_of(page: Json) -> set[str]:
+        return {o["id"] for o in page["items"]}
+
+    a_sees = ok(await stack.http.get("/orders", headers=merchant_a.headers, params={"limit": 100}))
+    assert order["id"] in ids_of(a_sees) and theirs["id"] not in ids_of(a_sees)
+    assert all(o["shop_id"] == shop_a for o in a_sees["items"])
+    b_sees = ok(await stack.http.get("/orders", headers=merchant_b.headers))
+    assert ids_of(b_sees) == set()
+    expect_problem(
+        await stack.http.get("/orders", params={"shop_id": shop_a}, headers=merchant_b.headers),
+        403,
+        "FORBIDDEN",
+    )
+    default_sees = ok(
+        await stack.http.get("/orders", headers=stack.merchant.headers, params={"limit": 100})
+    )
+    assert order["id"] not in ids_of(default_sees)
+    only_a = ok(
+        await stack.http.get("/orders", params={"shop_id": shop_a}, headers=stack.admin.headers)
+    )
+    assert ids_of(only_a) == {order["id"]}
+    everyone = ok(
+        await stack.http.get("/orders", params={"buyer_id": buyer.id}, headers=stack.admin.headers)
+    )
+    assert ids_of(everyone) == {order["id"], theirs["id"]}
+    assert ok(await stack.http.get("/after-sales", headers=merchant_b.headers))["items"] == []
