@@ -45,7 +45,7 @@ async def names(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(
         select(ShopRow.id, ShopRow.name).order_by(ShopRow.id).limit(MAX_SHOPS_LISTED)
     )
-    return {shop_id: name for shop_id, name in rows.tuples()}
+    return {shop_id: name for shop_id, name in rows}
 
 
 async def freight_rule(session: AsyncSession, shop_id: str) -> FreightRule:

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
-from api.console import cases, orders, signin
+from api.console import cases, orders, settlement, signin
 
 router = APIRouter()
-for module in (signin, orders, cases):
+for module in (signin, orders, cases, settlement):
     router.include_router(module.router)
 static = Mount(
     "/console/static",

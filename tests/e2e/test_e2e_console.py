@@ -527,3 +527,56 @@ async def test_a_console_session_ends_on_sign_out_by_an_admin_and_when_idle(
         assert await _lands_on(page, orders) == "/console/login"
     finally:
         await db.dispose()
+
+
+async def test_a_shops_merchant_sees_its_shop_and_an_admin_picks_one(
+    stack: Stack, context: BrowserContext, browser: Browser
+) -> None:
+    """A merchant's console names its shop and lists its shop's orders only; its settlement
+    page shows the period's money and downloads it; an admin filters by shop."""
+    shop_id, merchant = await stack.shop()
+    sku = await stack.put_sku({"WH-A": 5}, price_cents=1200, merchant=merchant)
+    buyer = stack.buyer()
+    ours = await stack.paid(buyer, [(sku, 2)])
+    theirs = await stack.paid(buyer, [(await stack.put_sku({"WH-A": 5}), 1)])  # default's
+
+    page = await sign_in(stack, context, merchant, path=f"/orders?buyer_id={buyer.id}")
+    assert await page.text_content("header .shop") == f"Shop {shop_id}"
+    rows = await page.eval_on_selector_all(
+        "#orders tbody tr[data-order]", "rs => rs.map(r => r.dataset.order)"
+    )
+    assert rows == [ours["id"]]
+    assert await page.query_selector("select[name=shop_id]") is None  # its own shop only
+    # another shop's order page is not found
+    answer = await page.goto(f"{stack.base_url}/console/orders/{theirs['id']}")
+    assert answer is not None and answer.status == 404
+
+    await page.goto(f"{stack.base_url}/console/settlement")
+    cells = await page.eval_on_selector_all(
+        "#settlement td", "cs => cs.map(c => c.dataset.cents || c.dataset.count)"
+    )
+    assert cells == ["2400", "0", "2400", "1"]
+    async with page.expect_download() as info:
+        await page.click("a[download]")
+    download = await info.value
+    text = Path(await download.path()).read_text()
+    assert text.splitlines() == [
+        "order_id,paid_cents,refunded_cents,net_cents",
+        f"{ours['id']},2400,0,2400",
+        "TOTAL,2400,0,2400",
+    ]
+
+    admins = await browser.new_context()
+    admin = await sign_in(stack, admins, stack.admin, path=f"/orders?buyer_id={buyer.id}")
+    listed = await admin.eval_on_selector_all(
+        "#orders tbody tr[data-order]", "rs => rs.map(r => r.dataset.order)"
+    )
+    assert set(listed) == {ours["id"], theirs["id"]}
+    await admin.select_option("select[name=shop_id]", shop_id)
+    await admin.click("form.filters button[type=submit]")
+    listed = await admin.eval_on_selector_all(
+        "#orders tbody tr[data-order]", "rs => rs.map(r => r.dataset.order)"
+    )
+    assert listed == [ours["id"]]
+    assert await admin.text_content(f"tr[data-order='{ours['id']}'] td.shop") == f"Shop {shop_id}"
+    await admins.close()

@@ -3,6 +3,8 @@ merchant sees and acts on its own shop's SKUs, orders, refund requests and cases
 shop's are 404 to it (a PUT on another shop's SKU is 403), as they are to a foreign buyer;
 admins see every shop and filter by one."""
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from api.app import create_app
@@ -273,3 +275,79 @@ async def test_lists_show_a_merchant_its_shop_and_an_admin_any(stack: Stack) -> 
     )
     assert ids_of(everyone) == {order["id"], theirs["id"]}
     assert ok(await stack.http.get("/after-sales", headers=merchant_b.headers))["items"] == []
+
+
+async def test_a_shops_settlement_matches_its_payments_and_refunds(stack: Stack) -> None:
+    shop_a, merchant_a = await stack.shop()
+    shop_b, merchant_b = await stack.shop()
+    start = (await stack.order(stack.admin, (await _any_order(stack))["id"]))["created_at"]
+    buyer = stack.buyer()
+    sku_a = await stack.put_sku({"WH-A": 10}, price_cents=1000, merchant=merchant_a)
+    sku_b = await stack.put_sku({"WH-A": 10}, price_cents=700, merchant=merchant_b)
+    unshipped, request = await _paid_with_refund_request(stack, buyer, sku_a)  # 2000
+    kept = await stack.paid(buyer, [(sku_a, 3)])  # 3000
+    other = await stack.paid(buyer, [(sku_b, 1)])  # 700, shop B's
+    ok(await stack.act(merchant_a, f"/orders/{unshipped['id']}/refunds/{request['id']}/agree", {}))
+    refunded = await stack.wait_order(
+        buyer, unshipped["id"], lambda o: o["refunded_cents"] == 1000, "the refund to land"
+    )
+    assert refunded["refunded_cents"] == 1000
+    end = (datetime.fromisoformat(start) + timedelta(days=1)).isoformat()
+    period = {"from": start, "to": end}
+
+    path = f"/shops/{shop_a}/settlement"
+    got = ok(await stack.http.get(path, params=period, headers=merchant_a.headers))
+    assert got == {
+        "shop_id": shop_a,
+        "from": got["from"],
+        "to": got["to"],
+        "paid_cents": 5000,
+        "refunded_cents": 1000,
+        "net_cents": 4000,
+        "orders": 2,
+    }
+    assert datetime.fromisoformat(got["to"]) == datetime.fromisoformat(end)
+    assert ok(await stack.http.get(path, params=period, headers=stack.admin.headers)) == got
+    theirs = ok(
+        await stack.http.get(
+            f"/shops/{shop_b}/settlement", params=period, headers=merchant_b.headers
+        )
+    )
+    assert (theirs["paid_cents"], theirs["refunded_cents"], theirs["orders"]) == (700, 0, 1)
+    # one row per order, then the totals, as a file
+    csv = await stack.http.get(f"{path}.csv", params=period, headers=merchant_a.headers)
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    rows = [line.split(",") for line in csv.text.strip().split("\r\n")]
+    assert rows[0] == ["order_id", "paid_cents", "refunded_cents", "net_cents"]
+    assert sorted(rows[1:-1]) == sorted(
+        [[unshipped["id"], "2000", "1000", "1000"], [kept["id"], "3000", "0", "3000"]]
+    )
+    assert rows[-1] == ["TOTAL", "5000", "1000", "4000"]
+    assert other["id"] not in csv.text
+
+    # another shop's merchant finds no such settlement; a buyer is not staff; bad periods
+    for who, status in ((merchant_b, 404), (stack.merchant, 404), (buyer, 403)):
+        for url in (path, f"{path}.csv"):
+            r = await stack.http.get(url, params=period, headers=who.headers)
+            assert r.status_code == status, (who.id, url, r.text)
+    for bad in (
+        {"from": end, "to": start},  # backwards
+        {"from": start, "to": "2026-13-01T00:00:00Z"},
+        {"from": "2020-01-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"},  # over 400 days
+        {"from": start},
+    ):
+        expect_problem(
+            await stack.http.get(path, params=bad, headers=merchant_a.headers), 422, "VALIDATION"
+        )
+    expect_problem(
+        await stack.http.get(
+            f"/shops/{uid('shop')}/settlement", params=period, headers=stack.admin.headers
+        ),
+        404,
+        "NOT_FOUND",
+    )
+
+
+async def _any_order(stack: Stack) -> Json:
+    """An order placed now: its placing time starts the test's period."""
+    return await stack.placed(stack.buyer(), [(await stack.put_sku({"WH-A": 1}), 1)])
