@@ -22,6 +22,7 @@ from uvicorn.supervisors import Multiprocess
 from api import (
     after_sales,
     catalog,
+    checkouts,
     console,
     deps,
     errors,
@@ -206,7 +207,8 @@ def create_app(
         app = FastAPI(docs_url=None, openapi_url=None, **about)
     errors.install(app)
     openapi.install(app)
-    routers = (orders, refunds, after_sales, reviews, webhooks, catalog, wallets, sessions, shops)
+    routers = [orders, checkouts, refunds, after_sales, reviews, webhooks, catalog, wallets]
+    routers += [sessions, shops]
     for module in routers:
         app.include_router(module.router)
     app.include_router(webhooks.admin)

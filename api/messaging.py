@@ -76,22 +76,31 @@ async def place(
             "this Idempotency-Key was used for a different cart",
             order_id=state.id,
         )
-    if state.version == 1:  # as placed: its workflow may not have started yet
-        try:
-            await _start(client, settings.task_queue, state)
-        except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:
-            away = as_problem(err)
-            if away is None or away.status != 503:
-                raise
-            raise Problem(
-                away.code,
-                f"{away.detail}: order {state.id} is placed but not started; the same request"
-                " with the same Idempotency-Key starts it, and reconciliation closes it if"
-                " none comes",
-                503,
-                order_id=state.id,
-            ) from None
+    await start_placed(client, settings.task_queue, [state], f"order {state.id}", order_id=state.id)
     return state
+
+
+async def start_placed(
+    client: Client, task_queue: str, placed: list[OrderState], what: str, **names: str
+) -> None:
+    """Start the workflows of orders as placed (a retry's may have started already). Temporal
+    away: 503 naming what was placed, which the same request starts, or reconciliation
+    closes."""
+    try:
+        for state in placed:
+            if state.version == 1:  # as placed: its workflow may not have started yet
+                await _start(client, task_queue, state)
+    except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:
+        away = as_problem(err)
+        if away is None or away.status != 503:
+            raise
+        raise Problem(
+            away.code,
+            f"{away.detail}: {what} is placed but not started; the same request with the same"
+            " Idempotency-Key starts it, and reconciliation closes it if none comes",
+            503,
+            **names,
+        ) from None
 
 
 async def _start(client: Client, task_queue: str, state: OrderState) -> None:

@@ -42,6 +42,7 @@ class OrderView(BaseModel):
 
     id: str
     shop_id: str  # the shop the order belongs to
+    checkout_id: str | None  # placed with other shops' orders in this checkout
     buyer_id: str
     status: OrderStatus
     sub_statuses: list[SubStatus]

@@ -62,6 +62,19 @@ def order_input(
 class PlaceOrderInput(OrderWorkflowInput):
     now: datetime
     write_seq: int = 0  # when the workflow wrote it (see SaveOrderInput)
+    checkout_id: str | None = None  # one shop's part of a checkout
+
+
+class CheckoutInput(BaseModel):
+    """A cart across shops, placed as one order per shop in one transaction (all or none);
+    `order_ids` names each shop's order (deterministic per request)."""
+
+    checkout_id: str
+    buyer_id: str
+    lines: list[LineRequest] = Field(min_length=1, max_length=MAX_LINES)
+    address: Address
+    timings: OrderTimings = OrderTimings()
+    now: datetime
 
 
 class OrderReceipt(BaseModel):

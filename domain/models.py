@@ -395,6 +395,7 @@ class OrderState(BaseModel):
     id: str
     buyer_id: str
     shop_id: str = DEFAULT_SHOP  # every order belongs to one shop; older ones to `default`
+    checkout_id: str | None = None  # placed with other shops' orders in one checkout
     status: OrderStatus = OrderStatus.PENDING_PAYMENT
     sub_statuses: list[SubStatus] = []
     close_reason: CloseReason | None = None

@@ -178,12 +178,14 @@ def new_order(
     reorder_of: str | None = None,
     unavailable: list[Unavailable] | None = None,
     shop_id: str = DEFAULT_SHOP,
+    checkout_id: str | None = None,
 ) -> Change:
     goods = sum(line.quantity * line.unit_price_cents for line in lines)
     state = OrderState(
         id=order_id,
         buyer_id=buyer_id,
         shop_id=shop_id,
+        checkout_id=checkout_id,
         lines=lines,
         address=address,
         goods_cents=goods,
@@ -224,6 +226,7 @@ class Placement(BaseModel):
     unavailable: list[Unavailable] = []
     at: datetime
     shop_id: str = DEFAULT_SHOP  # the shop whose SKUs these are
+    checkout_id: str | None = None
 
 
 def placement_of(state: OrderState) -> Placement:
@@ -237,6 +240,7 @@ def placement_of(state: OrderState) -> Placement:
         deadline=state.payment_deadline,
         unavailable=state.unavailable,
         shop_id=state.shop_id,
+        checkout_id=state.checkout_id,
         at=state.created_at,
     )
 
@@ -267,6 +271,7 @@ def placed(
         reorder_of=reorder_of,
         unavailable=p.unavailable if reorder_of else [],
         shop_id=p.shop_id,
+        checkout_id=p.checkout_id,
     )
 
 

@@ -60,6 +60,7 @@ async def save(
         insert={
             "id": state.id,
             "shop_id": state.shop_id,
+            "checkout_id": state.checkout_id,
             "created_at": state.created_at,
             **values,
         },

@@ -1,5 +1,8 @@
 """Placing an order: price, limits, stock and the first snapshot, in one transaction."""
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +28,7 @@ from store.stock import (
 from store.tables import SkuRow
 
 MAX_UNPAID_ORDERS = 20  # ORDERS_MAX_UNPAID_ORDERS
+T = TypeVar("T")
 
 
 async def sure_refusal(session: AsyncSession, inp: OrderWorkflowInput) -> DomainError | None:
@@ -71,12 +75,20 @@ async def place(db: Database, inp: PlaceOrderInput, max_unpaid: int) -> OrderSta
     """Place an order in its own transaction. When units it planned on were taken meanwhile
     (StockMoved), it is tried again from a fresh read; the last try locks the stock rows
     before reading them, so it always ends, placed or refused."""
-    for attempt in range(1, ATTEMPTS + 1):
+    return await until_placed(
+        db, lambda session, lock: place_order(session, inp, max_unpaid, lock=lock)
+    )
+
+
+async def until_placed(db: Database, attempt: Callable[[AsyncSession, bool], Awaitable[T]]) -> T:
+    """One placement attempt per transaction, tried again while units it planned on were
+    taken meanwhile (StockMoved); the last attempt is told to lock the rows first."""
+    for n in range(1, ATTEMPTS + 1):
         try:
             async with db.transaction() as session:
-                return await place_order(session, inp, max_unpaid, lock=attempt == ATTEMPTS)
+                return await attempt(session, n == ATTEMPTS)
         except StockMoved:
-            if attempt == ATTEMPTS:
+            if n == ATTEMPTS:
                 raise
     raise AssertionError("no attempt was made")
 
@@ -150,6 +162,7 @@ async def place_order(
             unavailable=verdict.unavailable if inp.reorder_of else [],
             at=inp.now,
             shop_id=shop_id,
+            checkout_id=inp.checkout_id,
         ),
         order_id=inp.order_id,
         buyer_id=inp.buyer_id,

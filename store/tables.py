@@ -62,6 +62,17 @@ class ShopRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CheckoutRow(Base):
+    """A cart across shops placed at once: one order per shop (拆单), all or none."""
+
+    __tablename__ = "checkouts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    order_ids: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (Index("ix_checkouts_buyer_created", "buyer_id", "created_at"),)
+
+
 class SkuRow(Base):
     __tablename__ = "skus"
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -175,6 +186,7 @@ class OrderRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     buyer_id: Mapped[str] = mapped_column(String(64))
     shop_id: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_SHOP)
+    checkout_id: Mapped[str | None] = mapped_column(String(64))  # placed with others
     status: Mapped[str] = mapped_column(String(32))
     close_reason: Mapped[str | None] = mapped_column(String(32))
     total_cents: Mapped[int] = mapped_column(BigInteger)

@@ -5,10 +5,11 @@ admins see every shop and filter by one."""
 
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from api.app import create_app
-from tests.e2e.harness import Json, Stack, User, expect_problem, ok, uid
+from tests.e2e.harness import ADDRESS, Json, Stack, User, expect_problem, ok, uid
 from tests.e2e.test_e2e_after_sales import case_act, form, open_case
 from workflows import ids
 
@@ -351,3 +352,108 @@ async def test_a_shops_settlement_matches_its_payments_and_refunds(stack: Stack)
 async def _any_order(stack: Stack) -> Json:
     """An order placed now: its placing time starts the test's period."""
     return await stack.placed(stack.buyer(), [(await stack.put_sku({"WH-A": 1}), 1)])
+
+
+async def checkout(
+    stack: Stack, buyer: User, lines: list[tuple[str, int]], key: str | None = None
+) -> httpx.Response:
+    headers = dict(buyer.headers) | ({"Idempotency-Key": key} if key else {})
+    body = {"lines": [{"sku": s, "quantity": q} for s, q in lines], "address": ADDRESS}
+    return await stack.http.post("/checkouts", json=body, headers=headers)
+
+
+async def test_a_checkout_across_shops_places_one_order_per_shop(stack: Stack) -> None:
+    shop_a, merchant_a = await stack.shop()
+    shop_b, merchant_b = await stack.shop()
+    rule = {"flat_cents": 600, "free_above_cents": None, "policy": "ONE_PACKAGE"}
+    ok(await stack.http.put("/freight-rule", json=rule, headers=merchant_a.headers))
+    tea = await stack.put_sku({"WH-A": 5}, price_cents=1000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": 5}, price_cents=700, merchant=merchant_b)
+    pot = await stack.put_sku({"WH-A": 5}, price_cents=2500, merchant=merchant_b)
+    buyer = stack.buyer()
+    key = uid("key")
+
+    placed = ok(await checkout(stack, buyer, [(tea, 2), (cup, 1), (pot, 1)], key), 201)
+    by_shop = {o["shop_id"]: o for o in placed["orders"]}
+    assert set(by_shop) == {shop_a, shop_b}
+    a, b = by_shop[shop_a], by_shop[shop_b]
+    assert (a["goods_cents"], a["freight_cents"], a["total_cents"]) == (2000, 600, 2600)
+    assert (b["goods_cents"], b["freight_cents"]) == (3200, 0)  # B's rule: none
+    assert {o["checkout_id"] for o in placed["orders"]} == {placed["id"]}
+    assert placed["status"] == "PENDING_PAYMENT"
+    assert (
+        placed["total_cents"] == a["total_cents"] + b["total_cents"] and placed["paid_cents"] == 0
+    )
+    assert placed["payment_deadline"] == min(a["payment_deadline"], b["payment_deadline"])
+    assert await stack.stock(tea) == {"WH-A": (5, 2)} and await stack.stock(cup) == {"WH-B": (5, 1)}
+    for order in (a, b):  # each its own workflow, found by shop in the Web UI
+        handle = stack.temporal.get_workflow_handle(ids.order_workflow_id(order["id"]))
+        assert (await handle.describe()).search_attributes["ShopId"] == [order["shop_id"]]
+
+    # the same request again is the same checkout; the key with another cart is refused
+    again = ok(await checkout(stack, buyer, [(tea, 2), (cup, 1), (pot, 1)], key), 201)
+    assert [o["id"] for o in again["orders"]] == [o["id"] for o in placed["orders"]]
+    expect_problem(await checkout(stack, buyer, [(tea, 1)], key), 409, "IDEMPOTENCY_CONFLICT")
+    assert await stack.stock(tea) == {"WH-A": (5, 2)}
+
+    # its buyer and admins read it; another buyer and the merchants do not find it
+    path = f"/checkouts/{placed['id']}"
+    assert ok(await stack.http.get(path, headers=buyer.headers)) == placed
+    assert ok(await stack.http.get(path, headers=stack.admin.headers)) == placed
+    for who in (stack.buyer(), merchant_a, stack.merchant):
+        expect_problem(await stack.http.get(path, headers=who.headers), 404, "NOT_FOUND")
+    # each shop's merchant sees its own order of it, and only that
+    assert (
+        ok(await stack.http.get(f"/orders/{a['id']}", headers=merchant_a.headers))["id"] == a["id"]
+    )
+    expect_problem(
+        await stack.http.get(f"/orders/{b['id']}", headers=merchant_a.headers), 404, "NOT_FOUND"
+    )
+
+    # each order is paid and shipped by itself; the checkout shows what is left to pay
+    await stack.top_up(buyer, a["total_cents"])
+    ok(await stack.act(buyer, f"/orders/{a['id']}/pay", {"channel": "balance"}))
+    left = ok(await stack.http.get(path, headers=buyer.headers))
+    assert (left["status"], left["total_cents"], left["paid_cents"]) == (
+        "PENDING_PAYMENT",
+        b["total_cents"],
+        a["total_cents"],
+    )
+    shipped = await stack.ship(await stack.order(buyer, a["id"]), merchant=merchant_a)
+    assert shipped["status"] == "SHIPPED"
+
+
+async def test_a_checkout_that_cannot_be_placed_whole_leaves_nothing(stack: Stack) -> None:
+    _, merchant_a = await stack.shop()
+    shop_b, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": 5}, price_cents=1000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-A": 1}, price_cents=700, merchant=merchant_b)
+    pot = await stack.put_sku({"WH-A": 0}, price_cents=900, merchant=merchant_b)
+    rare = await stack.put_sku({"WH-A": 9}, limit_per_buyer=1, merchant=merchant_b)
+    buyer = stack.buyer()
+
+    problem = expect_problem(
+        await checkout(stack, buyer, [(tea, 1), (cup, 2), (pot, 1)]), 409, "OUT_OF_STOCK"
+    )
+    assert {(x["sku"], x["reason"], x["shop_id"]) for x in problem["lines"]} == {
+        (cup, "OUT_OF_STOCK", shop_b),
+        (pot, "OUT_OF_STOCK", shop_b),
+    }
+    problem = expect_problem(
+        await checkout(stack, buyer, [(tea, 1), (rare, 2)]), 409, "LIMIT_EXCEEDED"
+    )
+    assert [(x["sku"], x["reason"]) for x in problem["lines"]] == [(rare, "LIMIT_EXCEEDED")]
+    unknown = uid("NOPE").upper()
+    problem = expect_problem(
+        await checkout(stack, buyer, [(tea, 1), (unknown, 1)]), 422, "UNKNOWN_SKU"
+    )
+    assert [(x["sku"], x["shop_id"]) for x in problem["lines"]] == [(unknown, None)]
+
+    # nothing placed, nothing locked
+    assert ok(await stack.http.get("/orders", headers=buyer.headers))["items"] == []
+    for sku, on_hand in ((tea, 5), (cup, 1), (rare, 9)):
+        assert await stack.stock(sku) == {"WH-A": (on_hand, 0)}
+    # a one-shop cart through /checkouts is a checkout of one order
+    one = ok(await checkout(stack, buyer, [(tea, 1)]), 201)
+    assert [o["shop_id"] for o in one["orders"]] == [one["orders"][0]["shop_id"]]
+    assert len(one["orders"]) == 1

@@ -20,6 +20,7 @@ from domain.models import (
     PaymentChannel,
     ProductType,
     Refund,
+    Shop,
     SkuInfo,
     StockPolicy,
     SubStatus,
@@ -48,10 +49,12 @@ async def add_sku(
     pay_minutes: int | None = None,
     listed: bool = True,
     product_type: ProductType = ProductType.SELF,
+    shop_id: str = DEFAULT_SHOP,
 ) -> None:
     """A SKU and its stock per location (default: 10 units at WH-A)."""
     info = SkuInfo(
         sku=sku,
+        shop_id=shop_id,
         title=f"Title of {sku}",
         price_cents=price,
         product_type=product_type,
@@ -65,6 +68,11 @@ async def add_sku(
         await catalog.put_sku(session, info)
         for location, on_hand in (stock_at if stock_at is not None else {"WH-A": 10}).items():
             await catalog.put_stock(session, sku, location, on_hand)
+
+
+async def add_shop(db: Database, shop_id: str) -> None:
+    async with db.transaction() as session:
+        await shops.create(session, Shop(id=shop_id, name=shop_id, service_phone="400-1"), T0, "")
 
 
 async def set_freight(

@@ -1,6 +1,6 @@
 """shops: every SKU, order, case and merchant console session belongs to one; the freight
 rule becomes the shop's. Everything made before belongs to the shop `default`, which takes
-over the platform's freight rule.
+over the platform's freight rule. Checkouts: one order per shop of a cart, placed together.
 
 Revision ID: 0011
 Revises: 0010
@@ -49,9 +49,23 @@ def upgrade() -> None:
     op.create_index("ix_cases_shop_created", "after_sales_cases", ["shop_id", "created_at", "id"])
     with op.batch_alter_table("console_sessions") as batch:
         batch.add_column(sa.Column("shop_id", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("orders") as batch:
+        batch.add_column(sa.Column("checkout_id", sa.String(length=64), nullable=True))
+    op.create_table(
+        "checkouts",
+        sa.Column("id", sa.String(length=64), primary_key=True),
+        sa.Column("buyer_id", sa.String(length=64), nullable=False),
+        sa.Column("order_ids", sa.JSON(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_checkouts_buyer_created", "checkouts", ["buyer_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_checkouts_buyer_created", "checkouts")
+    op.drop_table("checkouts")
+    with op.batch_alter_table("orders") as batch:
+        batch.drop_column("checkout_id")
     with op.batch_alter_table("console_sessions") as batch:
         batch.drop_column("shop_id")
     op.drop_index("ix_cases_shop_created", "after_sales_cases")

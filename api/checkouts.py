@@ -1,0 +1,111 @@
+"""Checkouts (拆单 by shop): a cart across shops becomes one order per shop, placed together
+(all or none), each with its own workflow; the checkout shows them and what is left to pay."""
+
+from datetime import datetime
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+
+from api import messaging
+from api.auth import Role
+from api.deps import Buyer, CurrentUser, DatabaseDep, NowDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import Problem
+from api.orders import IdempotencyKey, PlaceOrderBody
+from api.views import OrderView, order_view
+from domain.errors import ErrorCode
+from domain.messages import CheckoutInput
+from domain.models import OrderStatus
+from domain.stock import quantities
+from store import checkouts
+
+router = APIRouter(tags=["checkouts"])
+CheckoutPath = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class CheckoutView(BaseModel):
+    id: str
+    buyer_id: str
+    # PENDING_PAYMENT while an order waits for payment, CLOSED when every order closed
+    # unpaid, else PENDING_SHIPMENT (paid: each order goes on by itself)
+    status: OrderStatus
+    orders: list[OrderView]  # one per shop
+    total_cents: int  # the unpaid orders' totals: what one payment of the checkout pays
+    paid_cents: int
+    payment_deadline: datetime | None  # the soonest of its unpaid orders'
+
+
+def view(checkout: checkouts.Checkout) -> CheckoutView:
+    unpaid = [o for o in checkout.orders if o.status is OrderStatus.PENDING_PAYMENT]
+    if unpaid:
+        status = OrderStatus.PENDING_PAYMENT
+    elif all(o.status is OrderStatus.CLOSED for o in checkout.orders):
+        status = OrderStatus.CLOSED
+    else:
+        status = OrderStatus.PENDING_SHIPMENT  # paid: each order goes on by itself
+    return CheckoutView(
+        id=checkout.id,
+        buyer_id=checkout.buyer_id,
+        status=status,
+        orders=[order_view(o) for o in checkout.orders],
+        total_cents=sum(o.total_cents for o in unpaid),
+        paid_cents=sum(o.paid_cents for o in checkout.orders),
+        payment_deadline=min((o.payment_deadline for o in unpaid), default=None),
+    )
+
+
+@router.post("/checkouts", status_code=201, response_model=CheckoutView)
+async def place_checkout(
+    body: PlaceOrderBody,
+    user: Buyer,
+    client: TemporalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    now: NowDep,
+    key: IdempotencyKey = None,
+) -> CheckoutView:
+    """One order per shop of the cart, in one transaction: a line that cannot be placed
+    refuses the whole checkout, naming every such line's reason, and leaves nothing. The
+    same Idempotency-Key again answers the same checkout."""
+    checkout_id = messaging.keyed_id(key, user.id, "checkout")
+    inp = CheckoutInput(
+        checkout_id=checkout_id,
+        buyer_id=user.id,
+        lines=body.lines,
+        address=body.address,
+        timings=settings.timings(),
+        now=now,
+    )
+
+    def order_id_of(shop_id: str) -> str:
+        return messaging.keyed_id(checkout_id, "order", shop_id)
+
+    placed = await checkouts.place(db, inp, order_id_of, settings.max_unpaid_orders)
+    asked = quantities((line.sku, line.quantity) for line in body.lines)
+    got = quantities((x.sku, x.quantity) for o in placed.orders for x in o.lines)
+    if asked != got:
+        raise Problem(
+            ErrorCode.IDEMPOTENCY_CONFLICT,
+            "this Idempotency-Key was used for a different cart",
+            checkout_id=checkout_id,
+        )
+    await messaging.start_placed(
+        client,
+        settings.task_queue,
+        placed.orders,
+        f"checkout {checkout_id}",
+        checkout_id=checkout_id,
+    )
+    return view(placed)
+
+
+@router.get("/checkouts/{checkout_id}", response_model=CheckoutView)
+async def get_checkout(
+    user: CurrentUser, session: SessionDep, checkout_id: str = CheckoutPath
+) -> CheckoutView:
+    """Its buyer's and admins' (a merchant sees its own shop's order, not the checkout)."""
+    found = await checkouts.get(session, checkout_id)
+    if found is None or not (
+        user.role is Role.ADMIN or (user.role is Role.BUYER and user.id == found.buyer_id)
+    ):
+        raise Problem(ErrorCode.NOT_FOUND, f"no checkout {checkout_id}")
+    return view(found)
