@@ -16,6 +16,7 @@ from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 
 from activities.txn import txn
+from domain.checkout import share_event
 from domain.errors import ErrorCode
 from domain.messages import (
     InboxEvent,
@@ -24,7 +25,7 @@ from domain.messages import (
     SweepInput,
     SweepResult,
 )
-from domain.models import EventType, PaymentChannel, Refund, RefundStatus
+from domain.models import WALLET_CHANNELS, EventType, PaymentChannel, Refund, RefundStatus
 from gateways.payments import (
     Capture,
     GatewayIntent,
@@ -154,21 +155,24 @@ class PaymentActivities:
         delivered = []
         for capture in missing:
             activity.heartbeat(capture.txn_id)
-            notice = capture_notice(capture.order_id, capture)
-            event = InboxEvent(
-                source="payment",
-                event_id=f"capture:{capture.txn_id}",  # one inbox row per capture swept
-                order_id=capture.order_id,
-                payload=notice.model_dump_json(),
-            )
-            outcome = await self.relay.accept(event)
-            log.warning(
-                "capture %s of order %s was not in the ledger: %s",
-                capture.txn_id,
-                capture.order_id,
-                outcome,
-                extra={"order_id": capture.order_id},
-            )
+            async with self.db.sessions() as session:  # a checkout's: each order's share
+                parts = await intents.parts_of(session, capture_notice(capture.order_id, capture))
+            event_id = f"capture:{capture.txn_id}"  # one inbox row per capture (share) swept
+            for order_id, notice in parts.items():
+                event = InboxEvent(
+                    source="payment",
+                    event_id=event_id if len(parts) == 1 else share_event(event_id, order_id),
+                    order_id=order_id,
+                    payload=notice.model_dump_json(),
+                )
+                outcome = await self.relay.accept(event)
+                log.warning(
+                    "capture %s of order %s was not in the ledger: %s",
+                    notice.txn_id,
+                    order_id,
+                    outcome,
+                    extra={"order_id": order_id},
+                )
             delivered.append(capture.txn_id)
         return SweepResult(checked=checked, delivered=delivered)
 
@@ -180,8 +184,11 @@ class PaymentActivities:
         refund = inp.refund.model_copy(update={"status": RefundStatus.SUCCEEDED, "failure": None})
         async with txn(self.db, write=False) as session:  # never move another's money
             await payments.check_txn_is(session, refund.txn_id, inp.order_id)
-        try:
-            await self.gateway.refund(refund.txn_id, refund.id, refund.amount_cents, refund.reason)
+        try:  # a wallet's money (a checkout's share) goes back in the ledger's transaction
+            if refund.channel not in WALLET_CHANNELS:
+                await self.gateway.refund(
+                    refund.txn_id, refund.id, refund.amount_cents, refund.reason
+                )
         except PaymentGatewayError as err:
             if not is_final(err):
                 raise gateway_failure(err) from err

@@ -1,22 +1,42 @@
 """Checkouts (拆单 by shop): a cart across shops becomes one order per shop, placed together
 (all or none), each with its own workflow; the checkout shows them and what is left to pay."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import messaging
-from api.auth import Role
-from api.deps import Buyer, CurrentUser, DatabaseDep, NowDep, SessionDep, SettingsDep, TemporalDep
+from api.auth import Role, User
+from api.deps import (
+    Buyer,
+    CurrentUser,
+    DatabaseDep,
+    GatewayDep,
+    NowDep,
+    RelayDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import Problem
-from api.orders import IdempotencyKey, PlaceOrderBody
+from api.orders import (
+    IdempotencyKey,
+    IntentBody,
+    IntentOut,
+    PayBody,
+    PlaceOrderBody,
+    open_intent,
+)
 from api.views import OrderView, order_view
+from domain.checkout import share_event, split
 from domain.errors import ErrorCode
-from domain.messages import CheckoutInput
+from domain.messages import CheckoutInput, InboxEvent, PaymentNotice
 from domain.models import OrderStatus
 from domain.stock import quantities
-from store import checkouts
+from store import checkouts, payments
+from store.db import Database
 
 router = APIRouter(tags=["checkouts"])
 CheckoutPath = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -109,3 +129,81 @@ async def get_checkout(
     ):
         raise Problem(ErrorCode.NOT_FOUND, f"no checkout {checkout_id}")
     return view(found)
+
+
+async def _checkout(session: AsyncSession, user: User, checkout_id: str) -> checkouts.Checkout:
+    """The buyer's own checkout (another's is not found)."""
+    found = await checkouts.get(session, checkout_id)
+    if found is None or found.buyer_id != user.id:
+        raise Problem(ErrorCode.NOT_FOUND, f"no checkout {checkout_id}")
+    return found
+
+
+async def _unpaid_shares(db: Database, user: User, checkout_id: str) -> dict[str, int]:
+    """What one payment of the buyer's checkout pays: each unpaid order's total."""
+    async with db.sessions() as session:
+        found = await _checkout(session, user, checkout_id)
+    shares = {o.id: o.total_cents for o in found.orders if o.status is OrderStatus.PENDING_PAYMENT}
+    if not shares:
+        raise Problem(ErrorCode.INVALID_TRANSITION, "no order of this checkout is left to pay")
+    return shares
+
+
+@router.post("/checkouts/{checkout_id}/payment-intents", status_code=201, response_model=IntentOut)
+async def checkout_payment_intent(
+    body: IntentBody,
+    user: Buyer,
+    db: DatabaseDep,
+    gateway: GatewayDep,
+    settings: SettingsDep,
+    checkout_id: str = CheckoutPath,
+) -> IntentOut:
+    """One gateway payment for every order of the checkout still unpaid, each for its own
+    total: its callback names the checkout, and each order takes its share (an order closed
+    meanwhile refunds its share; the others keep theirs)."""
+    shares = await _unpaid_shares(db, user, checkout_id)
+    total = sum(shares.values())
+    return await open_intent(db, gateway, settings, checkout_id, body.channel, total, shares)
+
+
+@router.post("/checkouts/{checkout_id}/pay", response_model=CheckoutView)
+async def pay_checkout(
+    body: PayBody,
+    user: Buyer,
+    db: DatabaseDep,
+    relay: RelayDep,
+    checkout_id: str = CheckoutPath,
+    key: IdempotencyKey = None,
+) -> CheckoutView:
+    """Every order of the checkout still unpaid, from the balance or the credit line in one
+    debit (too little: 409 INSUFFICIENT_FUNDS, nothing charged). Each order takes its share
+    as it takes any payment, a moment later; one that closed meanwhile gives its share back.
+    With an Idempotency-Key, a retried request charges once."""
+    txn_id = f"{body.channel.value}-{checkout_id}-{messaging.keyed_id(key, user.id, length=12)}"
+    if key is not None:  # the same request again: charged once, answered as before
+        async with db.sessions() as session:
+            if await payments.in_ledger(session, [txn_id]):
+                return view(await _checkout(session, user, checkout_id))
+    shares = await _unpaid_shares(db, user, checkout_id)
+    payment = PaymentNotice(
+        txn_id=txn_id,
+        channel=body.channel,
+        amount_cents=sum(shares.values()),
+        paid_at=datetime.now(UTC),
+        order_id=checkout_id,
+    )
+    parts = split(payment, shares)
+    async with db.transaction() as write:
+        await payments.debit_once(write, user.id, parts)
+    for order_id, part in parts.items():
+        event = InboxEvent(
+            source="payment",
+            event_id=share_event(f"wallet:{txn_id}", order_id),
+            order_id=order_id,
+            payload=part.model_dump_json(),
+        )
+        await relay.accept(event)
+    async with db.sessions() as session:
+        paid = await checkouts.get(session, checkout_id)
+    assert paid is not None
+    return view(paid)

@@ -36,6 +36,8 @@ SPECIAL: dict[tuple[str, str], list[int]] = {
     ("post", "/orders/{order_id}/reorder"): [429],
     ("post", "/orders/{order_id}/after-sales"): [415, 429],  # no image; IMAGE_QUOTA_EXCEEDED
     ("post", "/orders/{order_id}/payment-intents"): [502],  # the gateway failed
+    ("post", "/checkouts"): [429],  # TOO_MANY_UNPAID_ORDERS
+    ("post", "/checkouts/{checkout_id}/payment-intents"): [502],
     ("post", "/admin/refunds/{refund_id}/retry"): [502],  # refused again: REFUND_FAILED
     ("get", "/freight-rule"): [404],  # ?shop_id= names no shop
     ("put", "/freight-rule"): [404],

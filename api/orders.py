@@ -44,7 +44,10 @@ from domain.models import (
     Unavailable,
     sane_time,
 )
+from gateways.payments import PaymentGatewayClient
+from runtime.settings import Settings
 from store import intents, orders
+from store.db import Database
 from store.orders import OrderFilter
 from workflows.order import OrderWorkflow
 
@@ -274,20 +277,35 @@ async def payment_intent(
     if state.status is not OrderStatus.PENDING_PAYMENT:
         raise Problem(ErrorCode.INVALID_TRANSITION, f"order is {state.status}, not payable")
     await session.close()  # no read transaction held across the gateway's answer
+    return await open_intent(db, gateway, settings, order_id, body.channel, state.total_cents)
+
+
+async def open_intent(
+    db: Database,
+    gateway: PaymentGatewayClient,
+    settings: Settings,
+    payer_id: str,
+    channel: PaymentChannel,
+    amount_cents: int,
+    shares: dict[str, int] | None = None,
+) -> IntentOut:
+    """An intent at the gateway for an order (or a checkout: `payer_id` and its orders'
+    `shares`), kept before the buyer sees where to pay; its callback names `payer_id`."""
     intent = await gateway.create_intent(
-        order_id,
-        body.channel.value,
-        state.total_cents,
+        payer_id,
+        channel.value,
+        amount_cents,
         f"{settings.api_public_url}/webhooks/payments",
     )
-    async with db.transaction() as write:  # kept before the buyer sees where to pay
+    async with db.transaction() as write:
         await intents.record(
             write,
             intent_id=intent.intent_id,
-            order_id=order_id,
+            order_id=payer_id,
             channel=intent.channel,
             amount_cents=intent.amount_cents,
             now=datetime.now(UTC),
+            shares=shares,
         )
     return IntentOut(
         intent_id=intent.intent_id, amount_cents=intent.amount_cents, pay_url=intent.pay_url

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import Admin, DatabaseDep, RelayDep, SessionDep, SettingsDep
 from api.errors import Problem
+from domain import checkout
 from domain.errors import DomainError, ErrorCode, invalid_transition
 from domain.fulfilment import check_supplier_notice
 from domain.messages import (
@@ -24,7 +25,7 @@ from domain.messages import (
 )
 from domain.models import MAX_AMOUNT_CENTS, Instant, PaymentChannel
 from gateways.signing import SIGNATURE_HEADER, SignatureError, verify
-from store import inbox, orders, payments
+from store import inbox, intents, orders, payments
 from store.db import Database
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,25 @@ async def payment_callback(
         paid_at=cb.paid_at,
         order_id=cb.order_id,
     )
-    if await _reused_elsewhere(db, notice):
-        return _answer("anomaly")
-    return _answer(await relay.accept(_event("payment", cb.event_id, cb.order_id, notice)))
+    async with db.sessions() as session:  # a checkout's payment: each order's share
+        parts = await intents.parts_of(session, notice)
+    outcomes = []
+    for order_id, part in parts.items():
+        if await _reused_elsewhere(db, part):
+            outcomes.append("anomaly")
+            continue
+        event_id = cb.event_id if len(parts) == 1 else checkout.share_event(cb.event_id, order_id)
+        outcomes.append(await relay.accept(_event("payment", event_id, order_id, part)))
+    return _answer(_together(outcomes))
+
+
+def _together(outcomes: list[str]) -> str:
+    """A checkout's callback answers for all its shares: a reused id or an anomaly first,
+    then what is still to come (queued), then what was done."""
+    for outcome in ("reused", "anomaly", "queued", "refunding", "forwarded", "ignored"):
+        if outcome in outcomes:
+            return outcome
+    return outcomes[0]
 
 
 def _event(source: InboxSource, event_id: str, order_id: str, notice: BaseModel) -> InboxEvent:

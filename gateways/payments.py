@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from domain.checkout import gateway_txn
 from gateways.http import PartnerClient, PartnerError
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,10 @@ class PaymentGatewayClient(PartnerClient):
     async def refund(
         self, txn_id: str, refund_id: str, amount_cents: int, reason: str
     ) -> GatewayRefund:
-        """Refund ``amount_cents`` of ``txn_id``; idempotent on ``refund_id``."""
+        """Refund ``amount_cents`` of ``txn_id``; idempotent on ``refund_id``. A checkout's
+        share of a payment (``<txn>#<order>``) is refunded against the gateway's own
+        transaction (the ledger keeps it within the share)."""
+        txn_id = gateway_txn(txn_id)
         body = {
             "txn_id": txn_id,
             "refund_id": refund_id,

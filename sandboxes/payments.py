@@ -231,6 +231,10 @@ def create_app(
         response.status_code = 201 if created else 200
         return result
 
+    @app.get("/v1/transactions/{txn_id}", dependencies=[auth])
+    async def transaction(txn_id: str) -> dict[str, object]:
+        return state.transaction(txn_id)
+
     @app.get("/v1/refunds/{refund_id}", dependencies=[auth])
     async def get_refund(refund_id: str) -> GatewayRefund:
         return state.get_refund(refund_id)

@@ -242,6 +242,20 @@ class SandboxState:
             self.refund_keys[key] = req.refund_id
         return refund, True
 
+    def transaction(self, txn_id: str) -> dict[str, object]:
+        """A captured transaction and what of it was refunded (a gateway's trade query)."""
+        txn = self.txns.get(txn_id)
+        if txn is None or not txn.paid_at:
+            raise SandboxRejection(404, f"unknown transaction {txn_id}")
+        refunds = sorted(r.refund_id for r, _ in self.refunds.values() if r.txn_id == txn_id)
+        return {
+            "txn_id": txn.txn_id,
+            "order_id": txn.order_id,
+            "amount_cents": txn.amount_cents,
+            "refunded_cents": txn.refunded_cents,
+            "refund_ids": refunds,
+        }
+
     def get_refund(self, refund_id: str) -> GatewayRefund:
         if refund_id not in self.refunds:
             raise SandboxRejection(404, f"unknown refund {refund_id}")

@@ -2,9 +2,10 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.checkout import SHARE, gateway_txn
 from domain.errors import DomainError, ErrorCode
 from domain.messages import AcceptPaymentInput, PaymentNotice
 from domain.models import (
@@ -93,6 +94,28 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
     change = mark_paid(inp.state, p, allocations, inp.now, inp.actor)
     await orders.save(session, change.state, change.event, write_seq=inp.write_seq)
     return change.state
+
+
+async def debit_once(
+    session: AsyncSession, buyer_id: str, parts: dict[str, PaymentNotice]
+) -> bool:
+    """A checkout paid from the wallet in one debit: each order's share recorded in the
+    ledger (its order takes it as it takes any payment), and the buyer's balance or credit
+    line charged their sum, once. False: these shares were recorded before (a retry), so
+    nothing is charged again. Too little money: refused, nothing written."""
+    fresh = False
+    for order_id, part in parts.items():
+        payment = Payment(
+            channel=part.channel,
+            txn_id=part.txn_id,
+            amount_cents=part.amount_cents,
+            paid_at=part.paid_at,
+        )
+        fresh = await _record_payment(session, order_id, payment, CAPTURED) or fresh
+    if fresh:
+        channel = next(iter(parts.values())).channel
+        await _move_wallet(session, buyer_id, channel, sum(p.amount_cents for p in parts.values()))
+    return fresh
 
 
 async def txn_owner(session: AsyncSession, txn_id: str) -> str | None:
@@ -239,11 +262,15 @@ async def _note_on_order(
 
 
 async def in_ledger(session: AsyncSession, txn_ids: list[str]) -> set[str]:
-    """Which of these gateway transactions the payments ledger holds (kept or refunded)."""
+    """Which of these gateway transactions the payments ledger holds (kept or refunded): as
+    themselves, or, a checkout's, as its orders' shares (`<txn>#<order>`)."""
     if not txn_ids:
         return set()
-    rows = await session.scalars(select(PaymentRow.txn_id).where(PaymentRow.txn_id.in_(txn_ids)))
-    return set(rows)
+    shares = [PaymentRow.txn_id.startswith(t + SHARE, autoescape=True) for t in txn_ids]
+    rows = await session.scalars(
+        select(PaymentRow.txn_id).where(or_(PaymentRow.txn_id.in_(txn_ids), *shares))
+    )
+    return {gateway_txn(txn_id) for txn_id in rows}
 
 
 async def payment_of(session: AsyncSession, txn_id: str) -> tuple[str, Payment] | None:
@@ -289,6 +316,10 @@ async def record_late_refund(
         await session.flush()
     else:  # it went through already: nothing to record
         return
+    if refund.status != "FAILED" and refund.channel in WALLET_CHANNELS:  # (a checkout's share)
+        owner = await _owner(session, order_id)
+        await wallet(session, owner)
+        await _move_wallet(session, owner, refund.channel, -refund.amount_cents)
     saved = await orders.get(session, order_id)
     if saved is None:
         await orders.append_event(session, note, key)

@@ -7,11 +7,11 @@ instead of deadlocking. SQLite: BEGIN IMMEDIATE already admits one writer at a t
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, ErrorCode
-from domain.models import Allocation, OrderState, OrderStatus, StockPolicy
+from domain.models import Allocation, OrderLine, OrderState, OrderStatus, StockPolicy
 from domain.stock import allocate, quantities
 from store.sql import insert_ignore, insert_locked
 from store.tables import (
@@ -217,23 +217,46 @@ async def deduct_for_payment(
         done = await _holds(session, state.id, DEDUCTED)
         if done:  # a retry: the deduction was made
             return [Allocation(sku=h.sku, location=h.location, quantity=h.quantity) for h in done]
-    wanted = quantities(
-        (line.sku, line.quantity)
-        for line in state.lines
-        if line.stock_policy is StockPolicy.DEDUCT_ON_PAYMENT
-    )
     # the stock rows' locks first, in (sku, location) order, as every writer takes them:
     # the holds are then read and turned under them (a release cannot slip in between)
     rows = await lock_rows(session, (line.sku for line in state.lines))
-    fresh_units = allocate(wanted, free(rows)) if wanted else []
+    available_now = free(rows)
     taken = await _turn_held(session, state.id, DEDUCTED)
     for a in taken:  # (the rows are written at the flush below, one UPDATE each)
         row = rows[(a.sku, a.location)]
         row.on_hand -= a.quantity
         row.locked -= a.quantity
+    held = quantities((a.sku, a.quantity) for a in taken)
+    wanted = quantities(
+        (line.sku, line.quantity - (held.get(line.sku, 0) if locks(line) else 0))
+        for line in state.lines
+    )
+    wanted = {sku: n for sku, n in wanted.items() if n > 0}
+    retaken = [line.sku for line in state.lines if locks(line) and line.sku in wanted]
+    if retaken:
+        # locked units no longer held: released by a workflow task that did not stand (its
+        # retry took this payment instead of the deadline); taken again from what is free,
+        # their release undone, and the order's purchases count again
+        await session.execute(
+            delete(StockHoldRow).where(
+                StockHoldRow.order_id == state.id,
+                StockHoldRow.state == RELEASED,
+                StockHoldRow.sku.in_(retaken),
+            )
+        )
+        await session.execute(
+            update(PurchaseRecordRow)
+            .where(PurchaseRecordRow.order_id == state.id)
+            .values(active=True)
+        )
+    fresh_units = allocate(wanted, available_now) if wanted else []
     hold(session, state.id, rows, fresh_units, DEDUCTED)
     await session.flush()
     return taken + fresh_units
+
+
+def locks(line: OrderLine) -> bool:
+    return line.stock_policy is StockPolicy.LOCK_ON_ORDER
 
 
 async def release(session: AsyncSession, state: OrderState) -> None:

@@ -284,9 +284,11 @@ class PaymentIntentRow(Base):
 
     __tablename__ = "payment_intents"
     intent_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)  # or a checkout's id
     channel: Mapped[str] = mapped_column(String(16))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+    # a checkout's intent: each order's share of the amount, {order id: cents}
+    shares: Mapped[dict[str, int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -3,15 +3,20 @@ merchant sees and acts on its own shop's SKUs, orders, refund requests and cases
 shop's are 404 to it (a PUT on another shop's SKU is 403), as they are to a foreign buyer;
 admins see every shop and filter by one."""
 
-from datetime import datetime, timedelta
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from api.app import create_app
+from domain.messages import ReconcileInput, ReconcileResult
 from tests.e2e.harness import ADDRESS, Json, Stack, User, expect_problem, ok, uid
-from tests.e2e.test_e2e_after_sales import case_act, form, open_case
+from tests.e2e.test_e2e_after_sales import api_with, case_act, form, open_case
 from workflows import ids
+from workflows.reconcile import ReconcileWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -457,3 +462,301 @@ async def test_a_checkout_that_cannot_be_placed_whole_leaves_nothing(stack: Stac
     one = ok(await checkout(stack, buyer, [(tea, 1)]), 201)
     assert [o["shop_id"] for o in one["orders"]] == [one["orders"][0]["shop_id"]]
     assert len(one["orders"]) == 1
+
+
+async def _checkout_intent(stack: Stack, buyer: User, placed: Json) -> Json:
+    intent: Json = ok(
+        await stack.act(buyer, f"/checkouts/{placed['id']}/payment-intents", {"channel": "wechat"}),
+        201,
+    )
+    return intent
+
+
+async def _pay_on_the_gateways_page(stack: Stack, intent: Json) -> Json:
+    """The buyer pays on the sandbox's page; the sandbox calls our webhook back, signed."""
+    paid: Json = ok(await stack.http.post(intent["pay_url"]))
+    assert (paid["delivered"], paid["status_code"]) == (True, 200), paid
+    return paid
+
+
+async def _gateway_refunds(stack: Stack, order: Json) -> list[Json]:
+    """The gateway's record of each refund the order made."""
+    out = []
+    for refund in order["refunds"]:
+        found = await stack.gateway("GET", f"/v1/refunds/{quote(refund['id'], safe='')}")
+        out.append(ok(found))
+    return out
+
+
+async def test_one_gateway_payment_pays_each_order_of_a_checkout(stack: Stack) -> None:
+    """One intent for the checkout's unpaid total; its one transaction pays each order for
+    its own total. A later refund of one order goes back against that transaction, for that
+    order's part only."""
+    shop_a, merchant_a = await stack.shop()
+    shop_b, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    buyer = stack.buyer()
+    placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
+    by_shop = {o["shop_id"]: o["id"] for o in placed["orders"]}
+
+    intent = await _checkout_intent(stack, buyer, placed)
+    assert intent["amount_cents"] == placed["total_cents"] == 5000
+    paid = await _pay_on_the_gateways_page(stack, intent)
+    txn = paid["txn_id"]
+    path = f"/checkouts/{placed['id']}"
+    settled = await stack.wait_order(
+        buyer, by_shop[shop_b], lambda o: o["status"] == "PENDING_SHIPMENT", "B to be paid"
+    )
+    a = await stack.wait_order(
+        buyer, by_shop[shop_a], lambda o: o["status"] == "PENDING_SHIPMENT", "A to be paid"
+    )
+    for order, cents in ((a, 3000), (settled, 2000)):
+        assert order["payment"]["txn_id"] == f"{txn}#{order['id']}"
+        assert (order["payment"]["amount_cents"], order["paid_cents"]) == (cents, cents)
+    after = ok(await stack.http.get(path, headers=buyer.headers))
+    assert (after["status"], after["total_cents"], after["paid_cents"]) == (
+        "PENDING_SHIPMENT",
+        0,
+        5000,
+    )
+    # nothing left to pay: a second intent is refused
+    expect_problem(
+        await stack.act(buyer, f"{path}/payment-intents", {"channel": "wechat"}),
+        409,
+        "INVALID_TRANSITION",
+    )
+
+    # shop A refunds its order whole: against the same transaction, A's 30 yuan only
+    request = ok(
+        await stack.act(
+            buyer, f"/orders/{a['id']}/refunds", {"lines": [{"sku": tea, "quantity": 1}]}
+        ),
+        201,
+    )
+    ok(await stack.act(merchant_a, f"/orders/{a['id']}/refunds/{request['id']}/agree", {}))
+    refunded = await stack.wait_order(
+        buyer, a["id"], lambda o: o["refunded_cents"] == 3000, "A's refund to land"
+    )
+    assert [(g["txn_id"], g["amount_cents"]) for g in await _gateway_refunds(stack, refunded)] == [
+        (txn, 3000)
+    ]
+    b = await stack.order(buyer, settled["id"])
+    assert (b["status"], b["refunded_cents"]) == ("PENDING_SHIPMENT", 0)
+    assert ok(await stack.gateway("GET", f"/v1/transactions/{txn}"))["refunded_cents"] == 3000
+
+
+async def test_the_share_of_an_order_closed_meanwhile_goes_back_alone(stack: Stack) -> None:
+    """The buyer cancels one order of the checkout, then pays the checkout's intent: the
+    cancelled order's share is refunded, the other order keeps its own. Once every order
+    has closed, a payment is refunded whole."""
+    _, merchant_a = await stack.shop()
+    _, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    buyer = stack.buyer()
+    placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
+    a, b = sorted(placed["orders"], key=lambda o: o["total_cents"], reverse=True)
+    intent = await _checkout_intent(stack, buyer, placed)
+    ok(await stack.act(buyer, f"/orders/{a['id']}/cancel", {"reason": "one is enough"}))
+
+    paid = await _pay_on_the_gateways_page(stack, intent)
+    kept = await stack.wait_order(
+        buyer, b["id"], lambda o: o["status"] == "PENDING_SHIPMENT", "B to be paid"
+    )
+    assert kept["paid_cents"] == 2000
+    events = await stack.wait_events(
+        buyer, a["id"], lambda ev: _refund_event(ev) is not None, "A's share to go back"
+    )
+    refund = _refund_event(events)
+    assert refund is not None
+    assert (refund["data"]["txn_id"], refund["data"]["amount_cents"]) == (
+        f"{paid['txn_id']}#{a['id']}",
+        3000,
+    )
+    ledger = ok(await stack.gateway("GET", f"/v1/transactions/{paid['txn_id']}"))
+    assert (ledger["amount_cents"], ledger["refunded_cents"]) == (5000, 3000)
+    assert await stack.stock(tea) == {"WH-A": (5, 0)} and await stack.stock(cup) == {"WH-B": (4, 0)}
+
+    # every order closed, then paid: refunded whole, share by share
+    late = ok(await checkout(stack, buyer, [(tea, 1), (cup, 2)]), 201)
+    intent = await _checkout_intent(stack, buyer, late)
+    for order in late["orders"]:
+        ok(await stack.act(buyer, f"/orders/{order['id']}/cancel", {"reason": "no"}))
+    paid = await _pay_on_the_gateways_page(stack, intent)
+    for order in late["orders"]:
+        await stack.wait_events(
+            buyer, order["id"], lambda ev: _refund_event(ev) is not None, "a share to go back"
+        )
+    ledger = ok(await stack.gateway("GET", f"/v1/transactions/{paid['txn_id']}"))
+    assert ledger["refunded_cents"] == ledger["amount_cents"] == late["total_cents"] == 7000
+
+
+def _refund_event(events: list[Json]) -> Json | None:
+    found = [e for e in events if e["type"] in ("REFUNDED", "LATE_PAYMENT_REFUNDED")]
+    assert len(found) <= 1, events
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("channel", ["wechat", "balance"])
+@pytest.mark.parametrize("after_deadline", [-0.05, 0.3])
+async def test_a_checkouts_payment_racing_the_payment_timer_is_kept_or_refunded_per_order(
+    stack: Stack, channel: str, after_deadline: float
+) -> None:
+    """On the real server: the checkout's orders time out at their deadline just as its
+    payment lands, through the gateway or from the wallet. Whatever wins for each order, its
+    share is either kept (the order paid, its stock deducted) or refunded (the order closed),
+    never both and never lost: the gateway's transaction, or the wallet, shows exactly
+    that."""
+    _, merchant_a = await stack.shop()
+    _, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    buyer = stack.buyer()
+    await stack.top_up(buyer, 10_000)
+    async with api_with(stack, payment_window_seconds=3) as http:
+        body = {"lines": [{"sku": tea, "quantity": 1}, {"sku": cup, "quantity": 1}]}
+        placed = ok(
+            await http.post("/checkouts", json=body | {"address": ADDRESS}, headers=buyer.headers),
+            201,
+        )
+    intent = await _checkout_intent(stack, buyer, placed) if channel == "wechat" else None
+    deadline = datetime.fromisoformat(placed["payment_deadline"])
+    await asyncio.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() + after_deadline))
+    every_order = {o["id"] for o in placed["orders"]}
+    if intent is not None:
+        paid = await _pay_on_the_gateways_page(stack, intent)
+        charged, txn, charged_ids = intent["amount_cents"], paid["txn_id"], every_order
+    else:
+        r = await stack.act(buyer, f"/checkouts/{placed['id']}/pay", {"channel": "balance"})
+        if r.status_code == 409:  # every order closed before the payment: nothing charged
+            assert (await stack.wallet(buyer))["balance_cents"] == 10_000
+            return
+        ok(r)
+        charged, txn = 10_000 - (await stack.wallet(buyer))["balance_cents"], None
+        # the orders still unpaid when it asked (their totals differ: 30 and 20 yuan)
+        charged_ids = {o["id"] for o in placed["orders"] if charged in (5000, o["total_cents"])}
+        assert charged_ids, charged
+
+    def settled(events: list[Json]) -> bool:  # paid, or its share refunded
+        return _refund_event(events) is not None or any(e["type"] == "PAID" for e in events)
+
+    kept = refunded = 0
+    for order in placed["orders"]:
+        sku = order["lines"][0]["sku"]
+        location = "WH-A" if sku == tea else "WH-B"
+        if order["id"] not in charged_ids:  # closed by its timer before: never charged
+            final = await stack.wait_order(
+                buyer, order["id"], lambda o: o["status"] == "CLOSED", "the timer"
+            )
+            assert final["payment"] is None and await stack.stock(sku) == {location: (5, 0)}
+            continue
+        events = await stack.wait_events(buyer, order["id"], settled, "the order to settle")
+        refund = _refund_event(events)
+        final = await stack.order(buyer, order["id"])
+        if refund is None:
+            assert (final["status"], final["paid_cents"]) == (
+                "PENDING_SHIPMENT",
+                order["total_cents"],
+            )
+            kept += order["total_cents"]
+        else:
+            assert final["status"] == "CLOSED" and final["payment"] is None
+            assert refund["data"]["txn_id"].endswith(f"#{order['id']}")
+            refunded += refund["data"]["amount_cents"]
+        sold = 1 if refund is None else 0
+        assert await stack.stock(sku) == {location: (5 - sold, 0)}
+    assert kept + refunded == charged
+    if txn is not None:
+        ledger = ok(await stack.gateway("GET", f"/v1/transactions/{txn}"))
+        assert ledger["refunded_cents"] == refunded
+    else:
+        assert (await stack.wallet(buyer))["balance_cents"] == 10_000 - kept
+
+
+async def test_a_checkouts_payment_whose_callback_never_came_is_found_by_the_sweep(
+    stack: Stack,
+) -> None:
+    """The gateway took the checkout's money but its callback was lost: the capture sweep
+    splits it as the callback would have, each order takes its share, and the next sweep
+    finds the shares in the ledger (nothing delivered twice, nothing refunded)."""
+    _, merchant_a = await stack.shop()
+    _, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    buyer = stack.buyer()
+    placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
+    intent = await _checkout_intent(stack, buyer, placed)
+    ok(await stack.gateway("POST", "/v1/_faults", json={"drop_next_callbacks": 1}))
+    paid = ok(await stack.http.post(intent["pay_url"]))
+    assert (paid["delivered"], len(paid["dropped"])) == (False, 1)
+
+    async def sweep() -> ReconcileResult:
+        result: ReconcileResult = await stack.temporal.execute_workflow(
+            ReconcileWorkflow.run,
+            ReconcileInput(grace_seconds=0),
+            id=f"reconcile-sweep-{uuid.uuid4().hex[:8]}",
+            task_queue=stack.settings.task_queue,
+        )
+        return result
+
+    assert paid["txn_id"] in (await sweep()).captures_delivered
+    for order in placed["orders"]:
+        settled = await stack.wait_order(
+            buyer, order["id"], lambda o: o["status"] == "PENDING_SHIPMENT", "its share"
+        )
+        assert settled["payment"]["txn_id"] == f"{paid['txn_id']}#{order['id']}"
+        assert settled["paid_cents"] == order["total_cents"]
+    assert paid["txn_id"] not in (await sweep()).captures_delivered
+    ledger = ok(await stack.gateway("GET", f"/v1/transactions/{paid['txn_id']}"))
+    assert ledger["refunded_cents"] == 0
+
+
+async def test_a_checkout_paid_from_the_wallet_in_one_debit(stack: Stack) -> None:
+    """Every unpaid order of the checkout, from the balance in one debit: each order takes
+    its share; too little money charges nothing; the same request again charges once; an
+    order cancelled before gives its share back to the wallet."""
+    _, merchant_a = await stack.shop()
+    _, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": 9}, price_cents=3000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": 9}, price_cents=2000, merchant=merchant_b)
+    buyer = stack.buyer()
+    placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
+    path = f"/checkouts/{placed['id']}/pay"
+    await stack.top_up(buyer, 4999)
+    expect_problem(await stack.act(buyer, path, {"channel": "balance"}), 409, "INSUFFICIENT_FUNDS")
+    assert (await stack.wallet(buyer))["balance_cents"] == 4999
+    for order in placed["orders"]:
+        assert (await stack.order(buyer, order["id"]))["status"] == "PENDING_PAYMENT"
+    expect_problem(await stack.act(stack.buyer(), path, {"channel": "balance"}), 404, "NOT_FOUND")
+
+    await stack.top_up(buyer, 1)
+    headers = buyer.headers | {"Idempotency-Key": uid("pay")}
+    for _ in range(2):  # a retry after a timeout: charged once
+        r = await stack.http.post(path, json={"channel": "balance"}, headers=headers)
+        assert r.status_code == 200, r.text
+    for order in placed["orders"]:
+        paid = await stack.wait_order(
+            buyer, order["id"], lambda o: o["status"] == "PENDING_SHIPMENT", "its share"
+        )
+        assert paid["payment"]["channel"] == "balance"
+        assert paid["payment"]["txn_id"].endswith(f"#{order['id']}")
+        assert paid["paid_cents"] == order["total_cents"]
+    assert (await stack.wallet(buyer))["balance_cents"] == 0
+    assert await stack.stock(tea) == {"WH-A": (8, 0)}
+    expect_problem(await stack.act(buyer, path, {"channel": "balance"}), 409, "INVALID_TRANSITION")
+
+    # an order cancelled before the payment is not charged: the rest is, in one debit
+    second = ok(await checkout(stack, buyer, [(tea, 1), (cup, 2)]), 201)
+    tea_order, cup_order = sorted(second["orders"], key=lambda o: o["lines"][0]["sku"] != tea)
+    await stack.top_up(buyer, second["total_cents"])
+    ok(await stack.act(buyer, f"/orders/{tea_order['id']}/cancel", {"reason": "no"}))
+    left = ok(await stack.http.get(f"/checkouts/{second['id']}", headers=buyer.headers))
+    assert left["total_cents"] == cup_order["total_cents"] == 4000
+    ok(await stack.act(buyer, f"/checkouts/{second['id']}/pay", {"channel": "balance"}))
+    await stack.wait_order(
+        buyer, cup_order["id"], lambda o: o["status"] == "PENDING_SHIPMENT", "the cups' share"
+    )
+    assert (await stack.wallet(buyer))["balance_cents"] == 3000
+    cancelled = await stack.order(buyer, tea_order["id"])
+    assert (cancelled["status"], cancelled["payment"]) == ("CLOSED", None)

@@ -2,14 +2,26 @@
 
 import pytest
 
+from domain.checkout import split
 from domain.errors import DomainError, ErrorCode
-from domain.models import OrderStatus, PaymentChannel
+from domain.messages import PaymentNotice
+from domain.models import (
+    Actor,
+    EventType,
+    OrderEvent,
+    OrderStatus,
+    Payment,
+    PaymentChannel,
+    Refund,
+    RefundStatus,
+)
 from domain.stock import InsufficientStock
 from store import orders, payments, stock
 from store.db import Database
 from tests.store.helpers import (
     DEDUCT,
     LOCK,
+    T0,
     add_sku,
     dump,
     holds_of,
@@ -246,3 +258,57 @@ async def test_deduct_for_payment_twice_deducts_once(db: Database) -> None:
     assert await dump(db) == after_first
     assert await stock_of(db, "L") == {"WH-A": (0, 0), "WH-B": (2, 0)}
     assert await stock_of(db, "D") == {"WH-A": (1, 0), "WH-B": (2, 0)}
+
+
+async def test_a_checkouts_debit_is_once_and_a_late_shares_refund_credits_the_wallet(
+    db: Database,
+) -> None:
+    """One debit for a checkout's shares (again: nothing more); a share that reached an
+    order whose workflow had ended goes back to the wallet when its late refund is
+    recorded, once."""
+    await add_sku(db, "A", price=1_000)
+    first = await place(db, "o-1", [("A", 1)])
+    await place(db, "o-2", [("A", 2)])
+    await top_up(db, "buyer-1", balance=5_000)
+    whole = PaymentNotice(
+        txn_id="balance-c-1-x",
+        channel=PaymentChannel.BALANCE,
+        amount_cents=3_000,
+        paid_at=T0,
+        order_id="c-1",
+    )
+    parts = split(whole, {"o-1": 1_000, "o-2": 2_000})
+    for attempt in range(2):
+        async with db.transaction() as session:
+            assert await payments.debit_once(session, "buyer-1", parts) is (attempt == 0)
+    assert await wallet_of(db, "buyer-1") == (2_000, 0, 0)
+    with pytest.raises(DomainError) as short:  # another checkout, too dear: nothing written
+        async with db.transaction() as session:
+            more = split(whole.model_copy(update={"txn_id": "balance-c-2-x"}), {"o-1": 3_000})
+            await payments.debit_once(session, "buyer-1", more)
+    assert short.value.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert len(await rows(db, "SELECT txn_id FROM payments")) == 2
+
+    share = parts["o-1"]
+    payment = Payment(channel=share.channel, txn_id=share.txn_id, amount_cents=1_000, paid_at=T0)
+    refund = Refund(
+        id=f"{share.txn_id}-R",
+        txn_id=share.txn_id,
+        channel=share.channel,
+        amount_cents=1_000,
+        reason="ORDER_CLOSED",
+        status=RefundStatus.SUCCEEDED,
+        created_at=T0,
+    )
+    note = OrderEvent(
+        order_id=first.id,
+        version=0,
+        type=EventType.LATE_PAYMENT_REFUNDED,
+        actor=Actor(kind="system"),
+        at=T0,
+        data={},
+    )
+    for _ in range(2):
+        async with db.transaction() as session:
+            await payments.record_late_refund(session, first.id, payment, refund, note, "k-1")
+    assert await wallet_of(db, "buyer-1") == (3_000, 0, 0)

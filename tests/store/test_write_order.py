@@ -8,9 +8,10 @@ import pytest
 
 from domain.models import Actor, CloseReason, OrderState
 from domain.order import Change, close
+from domain.stock import InsufficientStock
 from store import orders
 from store.db import Database
-from tests.store.helpers import T0, add_sku, pay, place, rows
+from tests.store.helpers import T0, add_sku, pay, place, release, rows, stock_of
 
 EARLIER, LATER = 5 << 20 | 40, 5 << 20 | 43  # one run; the later task's history is longer
 
@@ -81,3 +82,40 @@ async def test_an_event_can_name_a_suppliers_order_id_of_128_characters(db: Data
     assert await rows(
         db, f"SELECT actor_id FROM order_events WHERE version = {change.state.version}"
     ) == [("S" * 128,)]
+
+
+async def test_a_payment_after_a_release_that_did_not_stand_takes_the_units_again(
+    db: Database,
+) -> None:
+    """The deadline's task released the order's locks and closed it, then failed (a payment's
+    signal came in meanwhile); its retry took the payment instead. The payment deducts the
+    units again from what is free, so stock stays exact, and the purchases count again.
+    Found by a checkout's payment racing its orders' payment timer on the real server."""
+    await add_sku(db, "A", stock_at={"WH-A": 3, "WH-B": 1})
+    placed = await place(db, "o-1", [("A", 2)])
+    await release(db, "o-1")  # what the task that did not stand wrote
+    assert await stock_of(db, "A") == {"WH-A": (3, 0), "WH-B": (1, 0)}
+
+    paid = await pay(db, placed)
+    assert paid.status.value == "PENDING_SHIPMENT"
+    assert await stock_of(db, "A") == {"WH-A": (1, 0), "WH-B": (1, 0)}
+    assert await rows(db, "SELECT sku, location, quantity, state FROM stock_holds") == [
+        ("A", "WH-A", 2, "DEDUCTED")
+    ]
+    assert await rows(db, "SELECT active FROM purchase_records") == [(True,)]
+
+
+async def test_a_payment_after_a_release_finds_the_units_sold_meanwhile(db: Database) -> None:
+    """Released units another order took in between: the payment is refused as sold out
+    (the workflow refunds it), and nothing changes."""
+    await add_sku(db, "A", stock_at={"WH-A": 2})
+    placed = await place(db, "o-1", [("A", 2)])
+    await release(db, "o-1")
+    await place(db, "o-2", [("A", 1)], buyer="b-2")
+    with pytest.raises(InsufficientStock):
+        await pay(db, placed)
+    assert await stock_of(db, "A") == {"WH-A": (2, 1)}
+    assert await rows(db, "SELECT order_id, state FROM stock_holds ORDER BY order_id") == [
+        ("o-1", "RELEASED"),
+        ("o-2", "HELD"),
+    ]

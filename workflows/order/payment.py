@@ -103,8 +103,10 @@ class Payments(Refunding):
             error = unwrap(err)
             if error.type != ErrorCode.OUT_OF_STOCK.value:
                 raise await self._store_failed("accept_payment", error) from None
-            # a deduct-on-payment SKU sold out while the buyer paid: refund and close
-            if payment.channel in GATEWAY_CHANNELS:
+            # a deduct-on-payment SKU sold out while the buyer paid: refund and close (a
+            # wallet's charge was undone with the step, unless the money came from outside:
+            # a checkout's one debit)
+            if payment.channel in GATEWAY_CHANNELS or not charge_wallet:
                 await self._refund(payment, CloseReason.OUT_OF_STOCK_AT_PAYMENT.value)
             change = rules.close(
                 self._placed(),

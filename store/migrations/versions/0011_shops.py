@@ -59,9 +59,13 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_checkouts_buyer_created", "checkouts", ["buyer_id", "created_at"])
+    with op.batch_alter_table("payment_intents") as batch:
+        batch.add_column(sa.Column("shares", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("payment_intents") as batch:
+        batch.drop_column("shares")
     op.drop_index("ix_checkouts_buyer_created", "checkouts")
     op.drop_table("checkouts")
     with op.batch_alter_table("orders") as batch:
