@@ -30,7 +30,7 @@ from api.orders import (
     open_intent,
 )
 from api.views import OrderView, order_view
-from domain.checkout import share_event, split
+from domain.checkout import share_event, split, status_of
 from domain.errors import ErrorCode
 from domain.messages import CheckoutInput, InboxEvent, PaymentNotice
 from domain.models import OrderStatus
@@ -45,9 +45,7 @@ CheckoutPath = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 class CheckoutView(BaseModel):
     id: str
     buyer_id: str
-    # PENDING_PAYMENT while an order waits for payment, CLOSED when every order closed
-    # unpaid, else PENDING_SHIPMENT (paid: each order goes on by itself)
-    status: OrderStatus
+    status: OrderStatus  # domain.checkout.status_of
     orders: list[OrderView]  # one per shop
     total_cents: int  # the unpaid orders' totals: what one payment of the checkout pays
     paid_cents: int
@@ -56,16 +54,10 @@ class CheckoutView(BaseModel):
 
 def view(checkout: checkouts.Checkout) -> CheckoutView:
     unpaid = [o for o in checkout.orders if o.status is OrderStatus.PENDING_PAYMENT]
-    if unpaid:
-        status = OrderStatus.PENDING_PAYMENT
-    elif all(o.status is OrderStatus.CLOSED for o in checkout.orders):
-        status = OrderStatus.CLOSED
-    else:
-        status = OrderStatus.PENDING_SHIPMENT  # paid: each order goes on by itself
     return CheckoutView(
         id=checkout.id,
         buyer_id=checkout.buyer_id,
-        status=status,
+        status=status_of(checkout.orders),
         orders=[order_view(o) for o in checkout.orders],
         total_cents=sum(o.total_cents for o in unpaid),
         paid_cents=sum(o.paid_cents for o in checkout.orders),

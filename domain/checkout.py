@@ -8,6 +8,7 @@ from hashlib import sha256
 
 from domain.errors import DomainError, ErrorCode
 from domain.messages import PaymentNotice
+from domain.models import OrderState, OrderStatus
 
 SHARE = "#"  # between the gateway's transaction id and the order's
 MAX_TXN_CHARS = 128  # what the payments ledger holds
@@ -49,3 +50,13 @@ def split(notice: PaymentNotice, shares: dict[str, int]) -> dict[str, PaymentNot
         )
         for order_id, cents in sorted(shares.items())
     }
+
+
+def status_of(orders: list[OrderState]) -> OrderStatus:
+    """A checkout's status: PENDING_PAYMENT while an order waits for payment, CLOSED once all
+    closed, else PENDING_SHIPMENT (paid: each order goes on by itself)."""
+    if any(o.status is OrderStatus.PENDING_PAYMENT for o in orders):
+        return OrderStatus.PENDING_PAYMENT
+    if all(o.status is OrderStatus.CLOSED for o in orders):
+        return OrderStatus.CLOSED
+    return OrderStatus.PENDING_SHIPMENT
