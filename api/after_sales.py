@@ -36,6 +36,7 @@ from domain.after_sales import (
     CaseCommand,
     CaseStatus,
 )
+from domain.carriers import CarrierCode
 from domain.errors import ErrorCode
 from domain.messages import OpenCaseRequest
 from domain.models import MAX_AMOUNT_CENTS, MAX_LINES, CaseType, LineRequest, ShopId
@@ -64,7 +65,7 @@ class ProposeBody(VersionBody):
 
 class ReturnBody(BaseModel):
     version: int = Field(ge=1)
-    carrier: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    carrier: CarrierCode  # GET /carriers; any case
     tracking_no: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Role, User
 from api.deps import DatabaseDep, MaybeUser, Merchant, SessionDep
 from api.errors import Problem
+from domain.carriers import CARRIERS
 from domain.errors import ErrorCode
 from domain.models import (
     DEFAULT_SHOP,
@@ -177,3 +178,14 @@ async def put_freight_rule(
 ) -> FreightRule:
     async with db.transaction() as session:
         return await shops.put_freight_rule(session, own_shop(user, shop_id), body)
+
+
+class CarrierOut(BaseModel):
+    code: str
+    name: str
+
+
+@router.get("/carriers", response_model=list[CarrierOut])
+async def list_carriers() -> list[CarrierOut]:
+    """The carriers a package ships with: a ship or return names one by its code (any case)."""
+    return [CarrierOut(code=code, name=name) for code, name in CARRIERS.items()]

@@ -21,6 +21,7 @@ from api.deps import (
 )
 from api.errors import Problem
 from api.views import OrderView
+from domain.carriers import CarrierCode
 from domain.errors import ErrorCode
 from domain.messages import (
     CloseRequest,
@@ -72,7 +73,7 @@ class PayBody(BaseModel):
 
 
 class ShipBody(BaseModel):
-    carrier: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    carrier: CarrierCode | None = None  # GET /carriers; any case
     tracking_no: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 

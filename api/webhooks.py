@@ -199,6 +199,7 @@ async def carrier_callback(
     request: Request, settings: SettingsDep, relay: RelayDep, db: DatabaseDep
 ) -> Accepted:
     cb = await _verified(request, settings.carrier_webhook_secret, CarrierCallback)
+    cb = cb.model_copy(update={"carrier": cb.carrier.strip().upper()})  # as packages keep it
     async with db.sessions() as session:
         package = await orders.find_package(session, cb.carrier, cb.tracking_no)
     if package is None:

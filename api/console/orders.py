@@ -29,6 +29,7 @@ from api.console.session import Operator
 from api.deps import DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
 from domain.actions import order_actions
+from domain.carriers import CARRIERS
 from domain.errors import ErrorCode
 from domain.models import SANE_YEARS, CloseReason, OrderStatus, SubStatus
 from store import cases, orders
@@ -178,6 +179,7 @@ async def _order_page(
         events=events,
         cases=order_cases,
         actions=order_actions(state, op.user.role.value),
+        carriers=CARRIERS,
         workflow_url=ui + ids.order_workflow_id(order_id),
         error=error,
         done=DONE.get(done, ""),

@@ -108,7 +108,7 @@ async def test_find_a_paid_order_ship_it_and_see_it_shipped(
     assert await page.locator("#status").inner_text() == "PENDING_SHIPMENT"
     package = order["packages"][0]["id"]
     ship = page.locator(f"article[data-package='{package}'] form.ship")
-    await ship.locator("input[name=carrier]").fill("SF")
+    await ship.locator("select[name=carrier]").select_option("ZTO")  # from the list
     await ship.locator("input[name=tracking_no]").fill("SF1234567")
     await ship.locator("button").click()
     assert await page.locator(".notice").inner_text() == "Package shipped."
@@ -117,6 +117,7 @@ async def test_find_a_paid_order_ship_it_and_see_it_shipped(
     assert "SHIPPED" in await page.locator("#timeline").inner_text()
     after = await stack.order(buyer, order["id"])
     assert (after["status"], after["packages"][0]["tracking_no"]) == ("SHIPPED", "SF1234567")
+    assert after["packages"][0]["carrier"] == "ZTO"
 
     # ... and it is in SHIPPED, no longer among the unshipped
     await page.goto(f"{stack.base_url}/console/orders?buyer_id={buyer.id}&status=SHIPPED")

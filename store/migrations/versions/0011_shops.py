@@ -1,6 +1,7 @@
 """shops: every SKU, order, case and merchant console session belongs to one; the freight
 rule becomes the shop's. Everything made before belongs to the shop `default`, which takes
 over the platform's freight rule. Checkouts: one order per shop of a cart, placed together.
+Carrier codes upper-case in the package index.
 
 Revision ID: 0011
 Revises: 0010
@@ -61,6 +62,8 @@ def upgrade() -> None:
     op.create_index("ix_checkouts_buyer_created", "checkouts", ["buyer_id", "created_at"])
     with op.batch_alter_table("payment_intents") as batch:
         batch.add_column(sa.Column("shares", sa.JSON(), nullable=True))
+    # carrier codes are upper-case from now on, whatever case a ship or a callback used
+    op.execute("UPDATE package_index SET carrier = UPPER(carrier) WHERE carrier IS NOT NULL")
 
 
 def downgrade() -> None:
