@@ -22,7 +22,7 @@ from domain.models import (
     Text,
 )
 from store import catalog, shops
-from store.tables import ShopRow, StockRow
+from store.tables import StockRow
 
 router = APIRouter(tags=["catalog"])
 SkuPath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -119,7 +119,7 @@ def own_shop(user: User, named: str | None) -> str:
 
 
 async def _existing_shop(session: AsyncSession, shop_id: str) -> str:
-    if await session.get(ShopRow, shop_id) is None:
+    if not await shops.exists(session, shop_id):
         raise Problem(ErrorCode.VALIDATION, f"shop_id: no shop {shop_id}")
     return shop_id
 

@@ -17,7 +17,6 @@ from domain.errors import ErrorCode
 from domain.models import QueryTime, Shop, sane_time
 from store import settlement, shops
 from store.db import Database
-from store.tables import ShopRow
 
 router = APIRouter(tags=["shops"])
 ShopPath = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -63,7 +62,7 @@ async def period(
     """Its own shop's merchant and admins only (another shop is 404 to a merchant); a
     period that runs forward, at most 400 days."""
     require_role(user, Role.MERCHANT, Role.ADMIN)
-    if user.only_shop not in (None, shop_id) or await session.get(ShopRow, shop_id) is None:
+    if user.only_shop not in (None, shop_id) or not await shops.exists(session, shop_id):
         raise Problem(ErrorCode.NOT_FOUND, f"no shop {shop_id}")
     try:
         start, end = sane_time(start), sane_time(end)

@@ -3,10 +3,10 @@ the relay turns them into signals (at once if it can, else as soon as Temporal i
 
 import json
 import logging
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import Admin, DatabaseDep, RelayDep, SessionDep, SettingsDep
 from api.errors import Problem
@@ -49,10 +49,15 @@ class PaymentCallback(BaseModel):
     paid_at: Instant
 
 
+def _carrier_case(carrier: str) -> str:
+    return carrier.strip().upper()
+
+
 class CarrierCallback(BaseModel):
     model_config = STRICT
     event_id: str = Field(min_length=1, max_length=128)
-    carrier: str = Field(min_length=1, max_length=32)
+    # upper-case, as packages keep their carrier: a callback in any case finds its package
+    carrier: Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_carrier_case)]
     tracking_no: str = Field(min_length=1, max_length=64)
     event: CarrierEvent
     at: Instant
@@ -199,7 +204,6 @@ async def carrier_callback(
     request: Request, settings: SettingsDep, relay: RelayDep, db: DatabaseDep
 ) -> Accepted:
     cb = await _verified(request, settings.carrier_webhook_secret, CarrierCallback)
-    cb = cb.model_copy(update={"carrier": cb.carrier.strip().upper()})  # as packages keep it
     async with db.sessions() as session:
         package = await orders.find_package(session, cb.carrier, cb.tracking_no)
     if package is None:

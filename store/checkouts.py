@@ -33,8 +33,7 @@ async def get(session: AsyncSession, checkout_id: str) -> Checkout | None:
     row = await session.get(CheckoutRow, checkout_id)
     if row is None:
         return None
-    found = [await orders.get(session, order_id) for order_id in row.order_ids]
-    return Checkout(row.id, row.buyer_id, [o for o in found if o is not None])
+    return Checkout(row.id, row.buyer_id, await orders.get_many(session, row.order_ids))
 
 
 async def place(

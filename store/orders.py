@@ -180,6 +180,15 @@ async def get(session: AsyncSession, order_id: str) -> OrderState | None:
     return OrderState.model_validate(snapshot) if snapshot is not None else None
 
 
+async def get_many(session: AsyncSession, order_ids: list[str]) -> list[OrderState]:
+    """The stored snapshots of these orders, in the order asked for, in one read."""
+    rows = await session.execute(
+        select(OrderRow.id, OrderRow.snapshot).where(OrderRow.id.in_(order_ids))
+    )
+    found = {order_id: snapshot for order_id, snapshot in rows}
+    return [OrderState.model_validate(found[i]) for i in order_ids if i in found]
+
+
 async def events(session: AsyncSession, order_id: str) -> list[OrderEvent]:
     rows = await session.scalars(
         select(OrderEventRow).where(OrderEventRow.order_id == order_id).order_by(OrderEventRow.id)

@@ -96,9 +96,7 @@ async def accept_payment(session: AsyncSession, inp: AcceptPaymentInput) -> Orde
     return change.state
 
 
-async def debit_once(
-    session: AsyncSession, buyer_id: str, parts: dict[str, PaymentNotice]
-) -> bool:
+async def debit_once(session: AsyncSession, buyer_id: str, parts: dict[str, PaymentNotice]) -> bool:
     """A checkout paid from the wallet in one debit: each order's share recorded in the
     ledger (its order takes it as it takes any payment), and the buyer's balance or credit
     line charged their sum, once. False: these shares were recorded before (a retry), so

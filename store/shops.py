@@ -40,6 +40,10 @@ async def get(session: AsyncSession, shop_id: str, fallback_phone: str) -> Shop 
     return None if row is None else _shop(row, fallback_phone)
 
 
+async def exists(session: AsyncSession, shop_id: str) -> bool:
+    return await session.get(ShopRow, shop_id) is not None
+
+
 async def names(session: AsyncSession) -> dict[str, str]:
     """Every shop's name by id, for the console's filter (a platform has tens, not millions)."""
     rows = await session.execute(
