@@ -2,12 +2,17 @@
 and the console's forms call the same ones, so a refusal reads the same in both. Route
 signatures, which dependency injection shapes, stay the routes' own."""
 
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api import late_refunds, messaging, views
 from api.auth import User
-from api.errors import Problem
+from api.errors import Problem, as_problem
 from domain.after_sales import AfterSalesCase, CaseCommand
 from domain.errors import ErrorCode
 from domain.messages import (
@@ -18,8 +23,9 @@ from domain.messages import (
     ShipRequest,
 )
 from domain.models import OrderState, Refund, RefundRequest, RefundStatus
+from domain.order import shipped_as
 from runtime.settings import Settings
-from store import cases, payments
+from store import cases, orders, payments
 from store.db import Database
 from workflows.order import OrderWorkflow
 
@@ -38,6 +44,87 @@ async def ship(
         package_id=package_id, carrier=carrier, tracking_no=tracking_no, actor=user.actor
     )
     return await messaging.act(client, db, user, order_id, OrderWorkflow.ship, req)
+
+
+@dataclass(frozen=True)
+class ShipRow:
+    """One row of a bulk ship: what a single ship takes."""
+
+    order_id: str
+    package_id: str
+    carrier: str | None = None
+    tracking_no: str | None = None
+    refusal: Problem | None = None  # the row itself was refused as it was read
+
+
+class ShipResult(BaseModel):
+    order_id: str
+    package_id: str
+    status: Literal["SHIPPED", "REFUSED"]
+    detail: str
+    code: str | None = None  # a refusal's code, as a single ship would answer
+
+
+BATCH_CONCURRENCY = 8  # orders shipped at once; one order's rows go one after another
+
+
+async def ship_batch(
+    *, client: Client, db: Database, user: User, rows: list[ShipRow]
+) -> list[ShipResult]:
+    """Each row as a single ship, in the upload's order; a bad row is refused alone. A row
+    whose package already shipped with the same carrier and tracking number is SHIPPED again
+    (an upload sent twice ships nothing twice)."""
+    results: list[ShipResult | None] = [None] * len(rows)
+    by_order: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_order.setdefault(row.order_id, []).append(index)
+    gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def one(row: ShipRow) -> ShipResult:
+        def refused(problem: Problem) -> ShipResult:
+            return ShipResult(
+                order_id=row.order_id,
+                package_id=row.package_id,
+                status="REFUSED",
+                detail=problem.detail,
+                code=problem.code,
+            )
+
+        if row.refusal is not None:
+            return refused(row.refusal)
+        try:
+            await ship(
+                client=client,
+                db=db,
+                user=user,
+                order_id=row.order_id,
+                package_id=row.package_id,
+                carrier=row.carrier,
+                tracking_no=row.tracking_no,
+            )
+            detail = "shipped"
+        except Exception as err:
+            problem = as_problem(err)
+            if problem is None:
+                raise
+            if problem.code != ErrorCode.INVALID_TRANSITION:
+                return refused(problem)
+            async with db.sessions() as session:
+                state = await orders.get(session, row.order_id)
+            if state is None or not shipped_as(state, row.package_id, row.carrier, row.tracking_no):
+                return refused(problem)
+            detail = "already shipped with this tracking number"
+        return ShipResult(
+            order_id=row.order_id, package_id=row.package_id, status="SHIPPED", detail=detail
+        )
+
+    async def order_rows(indexes: list[int]) -> None:
+        async with gate:
+            for index in indexes:
+                results[index] = await one(rows[index])
+
+    await asyncio.gather(*(order_rows(indexes) for indexes in by_order.values()))
+    return [r for r in results if r is not None]
 
 
 async def close(

@@ -28,6 +28,7 @@ from api import (
     errors,
     openapi,
     orders,
+    packages,
     refunds,
     reviews,
     sessions,
@@ -208,7 +209,7 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     routers = [orders, checkouts, refunds, after_sales, reviews, webhooks, catalog, wallets]
-    routers += [sessions, shops]
+    routers += [sessions, shops, packages]
     for module in routers:
         app.include_router(module.router)
     app.include_router(webhooks.admin)

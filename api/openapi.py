@@ -2,7 +2,8 @@
 problem answers it can give, as `application/problem+json`; and list routes refuse query
 parameters they do not know (a typo is a 422, not a silently ignored filter)."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -12,6 +13,8 @@ from fastapi.routing import APIRoute
 from api.deps import OPTIONAL_BEARER
 from api.errors import TITLES, Problem
 from domain.errors import ErrorCode
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -111,12 +114,24 @@ def _query_params(dependant: Dependant) -> list[Any]:
     return out
 
 
+def reads_query(*names: str) -> Callable[[F], F]:
+    """For a route that reads these query parameters itself (a console page that shows a
+    refused filter as HTML, not as FastAPI's 422): they are known too."""
+
+    def mark(endpoint: F) -> F:
+        endpoint.__dict__["reads_query"] = frozenset(names)
+        return endpoint
+
+    return mark
+
+
 async def known_query_only(request: Request) -> None:
     """A query parameter the route does not declare is refused, not ignored."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     known = {p.alias for p in _query_params(route.dependant)}
+    known |= getattr(route.endpoint, "reads_query", frozenset())
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise Problem(

@@ -1,9 +1,13 @@
 """Order routes: place, read, list, pay, ship, confirm, extend, cancel, close."""
 
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from api import actions, messaging, views
@@ -43,6 +47,7 @@ from domain.models import (
     ShopId,
     SubStatus,
     Unavailable,
+    printable,
     sane_time,
 )
 from gateways.payments import PaymentGatewayClient
@@ -53,6 +58,7 @@ from store.orders import OrderFilter
 from workflows.order import OrderWorkflow
 
 router = APIRouter(tags=["orders"])
+OrderSort = Literal["-placed", "placed", "-paid", "paid", "-total", "total"]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$"),
@@ -94,11 +100,13 @@ class IntentOut(BaseModel):
 class OrderViewPage(BaseModel):
     items: list[OrderView]
     next_cursor: str | None
+    total: int  # every order the filter matches, on all pages
 
 
 class OrderPage(BaseModel):
     items: list[OrderState]
     next_cursor: str | None
+    total: int
 
 
 async def visible(session: SessionDep, user: CurrentUser, order_id: str) -> OrderState:
@@ -126,17 +134,6 @@ async def place_order(
         timings=settings.timings(),
     )
     return await messaging.place(client, db, settings, inp, now)
-
-
-@router.get("/orders/{order_id}", response_model=OrderView)
-async def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> OrderState:
-    return await visible(session, user, order_id)
-
-
-@router.get("/orders/{order_id}/events", response_model=list[OrderEvent])
-async def order_events(order_id: str, user: CurrentUser, session: SessionDep) -> list[OrderEvent]:
-    await visible(session, user, order_id)
-    return views.events_for(user, await orders.events(session, order_id))
 
 
 MAX_UNSHIPPED_HOURS = 24 * 366
@@ -174,6 +171,7 @@ def order_filter(
     order_error: bool | None = None,
     has_open_case: bool | None = None,
     unshipped_hours: int | None = None,
+    q: str | None = None,
 ) -> OrderFilter:
     """One list's filter, for the JSON API and the console: a buyer sees only their own, a
     merchant only its shop's."""
@@ -201,23 +199,42 @@ def order_filter(
         order_error=order_error,
         has_open_case=has_open_case,
         unshipped_paid_before=since,
+        q=search_text(q),
     )
 
 
+MAX_SEARCH = 100
+
+
+def search_text(q: str | None) -> str | None:
+    """A search box's text, trimmed (blank: no search); control characters refused."""
+    if q is None or not q.strip():
+        return None
+    q = q.strip()
+    if len(q) > MAX_SEARCH:
+        raise Problem(ErrorCode.VALIDATION, f"q: at most {MAX_SEARCH} characters")
+    try:
+        return printable(q)
+    except ValueError as err:
+        raise Problem(ErrorCode.VALIDATION, f"q: {err}") from None
+
+
 async def order_page(
-    session: SessionDep, where: OrderFilter, limit: int, cursor: str | None
+    session: SessionDep,
+    where: OrderFilter,
+    limit: int,
+    cursor: str | None,
+    sort: str = orders.DEFAULT_SORT,
 ) -> OrderPage:
     try:
-        items, nxt = await orders.page(session, where, limit=limit, cursor=cursor)
+        items, nxt = await orders.page(session, where, limit=limit, cursor=cursor, sort=sort)
     except ValueError as err:
         raise Problem(ErrorCode.VALIDATION, str(err)) from None
-    return OrderPage(items=items, next_cursor=nxt)
+    return OrderPage(items=items, next_cursor=nxt, total=await orders.count(session, where))
 
 
-@router.get("/orders", response_model=OrderViewPage)
-async def list_orders(
+async def listed(
     user: CurrentUser,
-    session: SessionDep,
     status: OrderStatus | None = None,
     sub_status: SubStatus | None = None,
     close_reason: CloseReason | None = None,
@@ -231,13 +248,10 @@ async def list_orders(
     order_error: bool | None = None,
     has_open_case: bool | None = None,
     unshipped_hours: int | None = Query(None, ge=0, le=MAX_UNSHIPPED_HOURS),
-    limit: int = Query(20, ge=1, le=100),
-    cursor: str | None = Query(None, max_length=200),
-) -> OrderPage:
-    """Newest first. Times are ISO 8601 with a zone; `*_from` is inclusive, `*_to` exclusive;
-    `unshipped_hours=N`: paid more than N hours ago and not (every package) shipped;
-    `order_error=true`: a step failed for good (ORDER_ERROR in its events)."""
-    where = order_filter(
+    q: str | None = Query(None, max_length=MAX_SEARCH),
+) -> OrderFilter:
+    """A list's filters from its query (the list and its CSV export take the same)."""
+    return order_filter(
         user,
         buyer_id=buyer_id,
         shop_id=shop_id,
@@ -252,8 +266,72 @@ async def list_orders(
         order_error=order_error,
         has_open_case=has_open_case,
         unshipped_hours=unshipped_hours,
+        q=q,
     )
-    return await order_page(session, where, limit, cursor)
+
+
+Listed = Annotated[OrderFilter, Depends(listed)]
+
+
+@router.get("/orders", response_model=OrderViewPage)
+async def list_orders(
+    session: SessionDep,
+    where: Listed,
+    sort: OrderSort = "-placed",
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, max_length=200),
+) -> OrderPage:
+    """Newest first unless `sort` says (`placed`, `paid`, `total`; `-` first for descending;
+    unpaid orders sort as paid earliest). `q` searches: an order id by a prefix of 6 or more
+    characters, a buyer id by a prefix, a SKU of its lines, or a package's tracking number;
+    any case. `total` counts every match. Times are ISO 8601 with a zone; `*_from` is
+    inclusive, `*_to` exclusive; `unshipped_hours=N`: paid more than N hours ago and not
+    (every package) shipped; `order_error=true`: a step failed for good (ORDER_ERROR in its
+    events)."""
+    return await order_page(session, where, limit, cursor, sort)
+
+
+@router.get(
+    "/orders/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "one row per order"}},
+)
+async def export_orders(user: Merchant, db: DatabaseDep, where: Listed) -> StreamingResponse:
+    """Every order the list's filters match, newest first, as CSV: streamed a thousand rows
+    at a time, so its size does not grow the service's memory. Times are RFC 3339 UTC."""
+    return export_response(db, where)
+
+
+def export_response(db: Database, where: OrderFilter) -> StreamingResponse:
+    """The API's and the console's download: each batch leaves as it is read."""
+
+    async def chunks() -> AsyncIterator[str]:
+        yield csv_text([orders.EXPORT_COLUMNS])
+        async for batch in orders.export_rows(db, where):
+            yield csv_text(batch)
+
+    return StreamingResponse(
+        chunks(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
+    )
+
+
+def csv_text(rows: Iterable[Iterable[object]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue()
+
+
+@router.get("/orders/{order_id}", response_model=OrderView)
+async def get_order(order_id: str, user: CurrentUser, session: SessionDep) -> OrderState:
+    return await visible(session, user, order_id)
+
+
+@router.get("/orders/{order_id}/events", response_model=list[OrderEvent])
+async def order_events(order_id: str, user: CurrentUser, session: SessionDep) -> list[OrderEvent]:
+    await visible(session, user, order_id)
+    return views.events_for(user, await orders.events(session, order_id))
 
 
 @router.post("/orders/{order_id}/pay", response_model=OrderView)

@@ -424,6 +424,19 @@ def ship(
     )
 
 
+def shipped_as(
+    state: OrderState, package_id: str, carrier: str | None, tracking_no: str | None
+) -> bool:
+    """The package has already shipped with this carrier and tracking number: shipping it so
+    again (a bulk upload sent twice) is done, not refused."""
+    package = next((p for p in state.packages if p.id == package_id), None)
+    return (
+        package is not None
+        and package.shipped_at is not None
+        and (package.carrier, package.tracking_no) == (carrier, tracking_no)
+    )
+
+
 def _awaiting_receipt(state: OrderState, package_ids: list[str] | None) -> list[str]:
     if package_ids is None:
         return [p.id for p in state.packages if p.status in AWAITING_RECEIPT]

@@ -2,18 +2,20 @@
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import invalid_transition
 from domain.models import CloseReason, OrderEvent, OrderState, OrderStatus, SubStatus
 from domain.order import open_case_count, refund_failed
+from store.db import Database
 from store.sql import insert_ignore, upsert_newer
-from store.tables import OrderEventRow, OrderRow, PackageIndexRow
+from store.tables import OrderEventRow, OrderRow, PackageIndexRow, UTCDateTime
 
 
 class StaleWrite(Exception):
@@ -61,6 +63,7 @@ async def save(
             "id": state.id,
             "shop_id": state.shop_id,
             "checkout_id": state.checkout_id,
+            "skus": sku_words(state),
             "created_at": state.created_at,
             **values,
         },
@@ -97,6 +100,11 @@ async def _claim(session: AsyncSession, state: OrderState, seq: int) -> int | No
             )
         )
     return seq
+
+
+def sku_words(state: OrderState) -> str:
+    """Its lines' SKUs as " A B " (set at placement; an order's SKUs never change)."""
+    return "".join(f" {sku}" for sku in sorted({line.sku for line in state.lines})) + " "
 
 
 def facets(state: OrderState) -> dict[str, Any]:
@@ -257,6 +265,51 @@ async def keyset(
     return rows, nxt
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # where an unpaid order sorts by payment time
+SORT_KEYS: dict[str, Any] = {
+    "placed": OrderRow.created_at,
+    "paid": func.coalesce(OrderRow.paid_at, literal(EPOCH, UTCDateTime)),
+    "total": OrderRow.total_cents,
+}
+# "-placed" (newest first) is the default; a name alone is ascending
+SORTS = tuple(f"{sign}{name}" for name in SORT_KEYS for sign in ("-", ""))
+DEFAULT_SORT = "-placed"
+
+
+def _sort_value(row: OrderRow, name: str) -> Any:
+    if name == "placed":
+        return row.created_at
+    if name == "paid":
+        return row.paid_at or EPOCH
+    return row.total_cents
+
+
+def _encode_sorted(sort: str, value: Any, order_id: str) -> str:
+    raw = json.dumps([sort, value.isoformat() if isinstance(value, datetime) else value, order_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_sorted(sort: str, cursor: str) -> tuple[Any, str]:
+    """Raises ValueError on a cursor we did not make, or made for another sort."""
+    if sort == DEFAULT_SORT:
+        return decode_cursor(cursor)
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, value, order_id = json.loads(raw)
+        if made_for != sort or not isinstance(order_id, str):
+            raise ValueError("another sort's cursor")
+        if sort.lstrip("-") == "total":
+            if type(value) is not int:
+                raise ValueError("not a total")
+            return value, order_id
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when.astimezone(UTC), order_id
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
 @dataclass(frozen=True)
 class OrderFilter:
     """What an order list may be narrowed to (every field optional; all given must hold)."""
@@ -274,9 +327,12 @@ class OrderFilter:
     order_error: bool | None = None  # an ORDER_ERROR was recorded
     has_open_case: bool | None = None
     unshipped_paid_before: datetime | None = None  # paid before this and not (all) shipped
+    q: str | None = None  # search: see `search`
 
     def where(self) -> list[ColumnElement[bool]]:
         t, out = OrderRow, []
+        if self.q is not None:
+            out.append(search(self.q))
         if self.buyer_id is not None:
             out.append(t.buyer_id == self.buyer_id)
         if self.shop_id is not None:
@@ -307,13 +363,129 @@ class OrderFilter:
         return out
 
 
+MIN_ID_PREFIX = 6
+
+
+def search(q: str) -> ColumnElement[bool]:
+    """What one search box finds, any case: an order id by a prefix of 6 or more, a buyer id by
+    a prefix, a SKU of its lines, a tracking number of its packages (whole)."""
+    t = OrderRow
+    tracked = select(PackageIndexRow.order_id).where(
+        PackageIndexRow.tracking_no.in_({q, q.upper()})
+    )
+    anyof = [
+        t.buyer_id.istartswith(q, autoescape=True),
+        t.skus.icontains(f" {q} ", autoescape=True),
+        t.id.in_(tracked),
+    ]
+    if len(q) >= MIN_ID_PREFIX:
+        anyof.append(t.id.istartswith(q, autoescape=True))
+    return or_(*anyof)
+
+
 async def page(
-    session: AsyncSession, where: OrderFilter, *, limit: int, cursor: str | None
+    session: AsyncSession,
+    where: OrderFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    sort: str = DEFAULT_SORT,
 ) -> tuple[list[OrderState], str | None]:
-    """Newest first. Raises ValueError on a cursor we did not make."""
+    """In `sort`'s order (SORTS; ties by id, the same way), keyset-paginated. Raises
+    ValueError on an unknown sort or a cursor we did not make for it."""
+    if sort not in SORTS:
+        raise ValueError(f"sort: one of {', '.join(SORTS)}")
+    name, ascending = sort.lstrip("-"), not sort.startswith("-")
+    key = SORT_KEYS[name]
     q = select(OrderRow).where(*where.where())
-    rows, nxt = await keyset(session, q, OrderRow, limit, cursor)
+    if cursor:
+        value, after = _decode_sorted(sort, cursor)
+        if ascending:
+            q = q.where(or_(key > value, and_(key == value, OrderRow.id > after)))
+        else:
+            q = q.where(or_(key < value, and_(key == value, OrderRow.id < after)))
+    order = (key.asc(), OrderRow.id.asc()) if ascending else (key.desc(), OrderRow.id.desc())
+    rows = list(await session.scalars(q.order_by(*order).limit(limit + 1)))
+    more, rows = len(rows) > limit, rows[:limit]
+    nxt = None
+    if more and rows:
+        last = rows[-1]
+        value = _sort_value(last, name)
+        nxt = (
+            encode_cursor(value, last.id)
+            if sort == DEFAULT_SORT
+            else _encode_sorted(sort, value, last.id)
+        )
     return [OrderState.model_validate(r.snapshot) for r in rows], nxt
+
+
+async def count(session: AsyncSession, where: OrderFilter) -> int:
+    """How many orders `where` matches (a list's total)."""
+    return int(
+        await session.scalar(select(func.count()).select_from(OrderRow).where(*where.where())) or 0
+    )
+
+
+EXPORT_COLUMNS = (
+    "id",
+    "shop_id",
+    "buyer_id",
+    "status",
+    "sub_statuses",
+    "total_cents",
+    "paid_cents",
+    "refunded_cents",
+    "created_at",
+    "paid_at",
+)
+
+
+def _rfc3339(at: datetime | None) -> str:
+    return "" if at is None else at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _export_row(row: OrderRow) -> tuple[object, ...]:
+    snap = row.snapshot
+    return (
+        row.id,
+        row.shop_id,
+        row.buyer_id,
+        row.status,
+        row.sub_statuses.strip(),
+        row.total_cents,
+        snap.get("paid_cents", 0),
+        snap.get("refunded_cents", 0),
+        _rfc3339(row.created_at),
+        _rfc3339(row.paid_at),
+    )
+
+
+async def export_rows(
+    db: Database, where: OrderFilter, batch: int = 1000
+) -> AsyncIterator[list[tuple[object, ...]]]:
+    """Every order `where` matches, newest first, `batch` rows at a time (keyset: each batch is
+    its own short read in its own session, so a long export holds neither a transaction nor
+    the whole list)."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        q = select(OrderRow).where(*where.where())
+        if after is not None:
+            at, key = after
+            q = q.where(
+                or_(OrderRow.created_at < at, and_(OrderRow.created_at == at, OrderRow.id < key))
+            )
+        async with db.sessions() as session:
+            rows = list(
+                await session.scalars(
+                    q.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(batch)
+                )
+            )
+        if not rows:
+            return
+        yield [_export_row(r) for r in rows]
+        if len(rows) < batch:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
 
 
 async def in_flight(

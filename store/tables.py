@@ -187,6 +187,7 @@ class OrderRow(Base):
     buyer_id: Mapped[str] = mapped_column(String(64))
     shop_id: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_SHOP)
     checkout_id: Mapped[str | None] = mapped_column(String(64))  # placed with others
+    skus: Mapped[str] = mapped_column(Text, server_default="")  # " A B ": its lines' SKUs
     status: Mapped[str] = mapped_column(String(32))
     close_reason: Mapped[str | None] = mapped_column(String(32))
     total_cents: Mapped[int] = mapped_column(BigInteger)
@@ -209,6 +210,8 @@ class OrderRow(Base):
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_paid", "status", "paid_at"),
         Index("ix_orders_shop_created", "shop_id", "created_at", "id"),
+        Index("ix_orders_total", "total_cents", "id"),
+        Index("ix_orders_paid", "paid_at", "id"),
     )
 
 
@@ -234,7 +237,7 @@ class PackageIndexRow(Base):
     package_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(64), index=True)
     carrier: Mapped[str | None] = mapped_column(String(32))
-    tracking_no: Mapped[str | None] = mapped_column(String(64))
+    tracking_no: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(24))
     __table_args__ = (UniqueConstraint("carrier", "tracking_no", name="uq_tracking"),)
 

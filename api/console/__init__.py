@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
-from api.console import cases, orders, settlement, signin
+from api.console import bulk, cases, orders, settlement, signin
 
 router = APIRouter()
-for module in (signin, orders, cases, settlement):
+for module in (signin, bulk, orders, cases, settlement):  # bulk: before /orders/{id}
     router.include_router(module.router)
 static = Mount(
     "/console/static",

@@ -28,6 +28,7 @@ from api.console.pages import (
 from api.console.session import Operator
 from api.deps import DatabaseDep, SettingsDep, TemporalDep
 from api.errors import Problem
+from api.openapi import reads_query
 from domain.actions import order_actions
 from domain.carriers import CARRIERS
 from domain.errors import ErrorCode
@@ -61,68 +62,89 @@ def _hours(raw: str | None) -> int | None:
     return int(raw)
 
 
+FILTERS = (
+    "q",
+    "status",
+    "sub_status",
+    "close_reason",
+    "buyer_id",
+    "shop_id",
+    "placed_from",
+    "placed_to",
+    "paid_from",
+    "paid_to",
+    "refund_failed",
+    "order_error",
+    "has_open_case",
+    "unshipped_hours",
+)
+SORT_LABELS = {
+    "-placed": "newest first",
+    "placed": "oldest first",
+    "-paid": "paid latest first",
+    "paid": "paid earliest first",
+    "-total": "largest total first",
+    "total": "smallest total first",
+}
+
+
+def _filters(request: Request) -> dict[str, str]:
+    """The list's filters as typed (each at most 100 characters): what the form shows again."""
+    form = {name: request.query_params.get(name, "") for name in FILTERS}
+    for name, value in form.items():
+        if len(value) > orders_api.MAX_SEARCH:
+            raise Problem(
+                ErrorCode.VALIDATION, f"{name}: at most {orders_api.MAX_SEARCH} characters"
+            )
+    return form
+
+
+def _where(op: Operator, form: dict[str, str]) -> orders.OrderFilter:
+    return orders_api.order_filter(
+        op.user,
+        q=form["q"] or None,
+        buyer_id=form["buyer_id"] or None,
+        shop_id=form["shop_id"] or None,
+        status=choice("status", form["status"], OrderStatus),
+        sub_status=choice("sub_status", form["sub_status"], SubStatus),
+        close_reason=choice("close_reason", form["close_reason"], CloseReason),
+        placed_from=_day("placed_from", form["placed_from"], op),
+        placed_to=_day("placed_to", form["placed_to"], op, end=True),
+        paid_from=_day("paid_from", form["paid_from"], op),
+        paid_to=_day("paid_to", form["paid_to"], op, end=True),
+        refund_failed=True if form["refund_failed"] else None,
+        order_error=True if form["order_error"] else None,
+        has_open_case=True if form["has_open_case"] else None,
+        unshipped_hours=_hours(form["unshipped_hours"]),
+    )
+
+
 @router.get("/orders")
+@reads_query(*FILTERS)
 async def orders_page(
     request: Request,
     settings: SettingsDep,
     db: DatabaseDep,
-    status: Filter = None,
-    sub_status: Filter = None,
-    close_reason: Filter = None,
-    buyer_id: Filter = None,
-    shop_id: Filter = None,
-    placed_from: Filter = None,
-    placed_to: Filter = None,
-    paid_from: Filter = None,
-    paid_to: Filter = None,
-    refund_failed: Filter = None,
-    order_error: Filter = None,
-    has_open_case: Filter = None,
-    unshipped_hours: Filter = None,
+    sort: Filter = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    form = {
-        "status": status or "",
-        "sub_status": sub_status or "",
-        "close_reason": close_reason or "",
-        "buyer_id": buyer_id or "",
-        "shop_id": shop_id or "",
-        "placed_from": placed_from or "",
-        "placed_to": placed_to or "",
-        "paid_from": paid_from or "",
-        "paid_to": paid_to or "",
-        "refund_failed": refund_failed or "",
-        "order_error": order_error or "",
-        "has_open_case": has_open_case or "",
-        "unshipped_hours": unshipped_hours or "",
-    }
-    choices = {
-        "statuses": list(OrderStatus),
-        "sub_statuses": list(SubStatus),
-        "close_reasons": list(CloseReason),
-    }
-
     async def show(op: Operator) -> Response:
-        choices["shops"] = await shop_names(db, op)  # an admin's filter; a merchant has one
+        choices = {
+            "statuses": list(OrderStatus),
+            "sub_statuses": list(SubStatus),
+            "close_reasons": list(CloseReason),
+            "sorts": SORT_LABELS,
+            "shops": await shop_names(db, op),  # an admin's filter; a merchant has one
+        }
+        form = {name: request.query_params.get(name, "")[:100] for name in FILTERS}
+        form["sort"] = sort or orders.DEFAULT_SORT
         try:
-            where = orders_api.order_filter(
-                op.user,
-                buyer_id=buyer_id or None,
-                shop_id=shop_id or None,
-                status=choice("status", status, OrderStatus),
-                sub_status=choice("sub_status", sub_status, SubStatus),
-                close_reason=choice("close_reason", close_reason, CloseReason),
-                placed_from=_day("placed_from", placed_from, op),
-                placed_to=_day("placed_to", placed_to, op, end=True),
-                paid_from=_day("paid_from", paid_from, op),
-                paid_to=_day("paid_to", paid_to, op, end=True),
-                refund_failed=True if refund_failed else None,
-                order_error=True if order_error else None,
-                has_open_case=True if has_open_case else None,
-                unshipped_hours=_hours(unshipped_hours),
-            )
+            form = {**_filters(request), "sort": form["sort"]}
+            where = _where(op, form)
+            if form["sort"] not in SORT_LABELS:
+                raise Problem(ErrorCode.VALIDATION, f"sort: one of {', '.join(SORT_LABELS)}")
             async with db.sessions() as session:
-                found = await orders_api.order_page(session, where, PAGE_SIZE, cursor)
+                found = await orders_api.order_page(session, where, PAGE_SIZE, cursor, form["sort"])
         except Problem as problem:
             return page(
                 request,
@@ -132,11 +154,15 @@ async def orders_page(
                 form=form,
                 error=problem.detail,
                 items=[],
+                total=None,
                 **choices,
             )
-        query = {k: v for k, v in form.items() if v}
+        query = {
+            k: v for k, v in form.items() if v and not (k == "sort" and v == orders.DEFAULT_SORT)
+        }
         nxt = f"?{urlencode({**query, 'cursor': found.next_cursor})}" if found.next_cursor else ""
         first = f"?{urlencode(query)}" if cursor else ""  # "?" alone: the unfiltered first
+        export = "?" + urlencode({k: v for k, v in query.items() if k != "sort"})
         return page(
             request,
             "orders.html",
@@ -144,12 +170,25 @@ async def orders_page(
             op,
             form=form,
             items=found.items,
+            total=found.total,
             next_url=nxt,
             first_url=first,
+            export_url=export,
             **choices,
         )
 
     return await signed_in(request, settings, show)
+
+
+@router.get("/orders/export.csv")
+@reads_query(*FILTERS)
+async def export_csv(request: Request, settings: SettingsDep, db: DatabaseDep) -> Response:
+    """The list's current filters, every matching order as CSV (the API's export)."""
+
+    async def download(op: Operator) -> Response:
+        return orders_api.export_response(db, _where(op, _filters(request)))
+
+    return await signed_in(request, settings, download)
 
 
 async def _order_page(

@@ -103,8 +103,32 @@ async def act(
     again: Callable[[Operator, Problem], Awaitable[Response]],
     roles: tuple[Role, ...] = STAFF,
 ) -> Response:
-    """One form's action: who (401/403), the CSRF token (403), then the API's own code path;
-    success returns to the page (303), a refusal shows the page with the API's message."""
+    """One form's action: success returns to the page (303), a refusal shows the page with
+    the API's message."""
+
+    async def returned(op: Operator) -> Response:
+        return RedirectResponse(f"{back}?done={done}", 303)
+
+    async def shown_again(op: Operator, refusal: Problem) -> Response:
+        try:
+            return await again(op, refusal)
+        except Problem as unseen:  # the page itself is not there (an unknown order)
+            return refused(request, unseen, op)
+
+    return await act_page(request, settings, csrf, do, returned, shown_again, roles)
+
+
+async def act_page(
+    request: Request,
+    settings: SettingsDep,
+    csrf: str | None,
+    do: Callable[[Operator], Awaitable[object]],
+    done: Callable[[Operator], Awaitable[Response]],
+    again: Callable[[Operator, Problem], Awaitable[Response]],
+    roles: tuple[Role, ...] = STAFF,
+) -> Response:
+    """A form's action: who (401/403), the CSRF token (403), then the API's own code path;
+    `done` answers its success, `again` its refusal (with the API's message)."""
     try:
         op = await staff(request, settings, roles)
         auth.check_csrf(op, csrf)
@@ -116,11 +140,8 @@ async def act(
         refusal = as_problem(err)
         if refusal is None:
             raise
-        try:
-            return await again(op, refusal)
-        except Problem as unseen:  # the page itself is not there (an unknown order)
-            return refused(request, unseen, op)
-    return RedirectResponse(f"{back}?done={done}", 303)
+        return await again(op, refusal)
+    return await done(op)
 
 
 async def shop_names(db: Database, op: Operator) -> dict[str, str]:

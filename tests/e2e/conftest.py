@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, BrowserContext, async_playwright
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -31,6 +32,35 @@ from tests.e2e.harness import (  # noqa: E402
 )
 from worker import build_worker  # noqa: E402
 from workflows.ids import SEARCH_ATTRIBUTES  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+QUIET = [  # no sandbox as root; nothing reaches out to the network on its own
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, started by Playwright (no browser is downloaded)."""
+    assert CHROMIUM.exists(), "Debian's chromium package: make test installs it"
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=QUIET)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context()
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    await ctx.close()
 
 
 @pytest.fixture(scope="session")

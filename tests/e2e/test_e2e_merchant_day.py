@@ -1,0 +1,288 @@
+"""A merchant's day in volume: find any order from one search box, sort and count the list,
+export it as CSV, and ship many packages from one CSV, over the API and in the console
+(headless Chromium, Debian's package)."""
+
+import csv
+import io
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from playwright.async_api import BrowserContext
+
+from tests.e2e.harness import Json, Stack, User, expect_problem, ok, uid
+from tests.e2e.test_e2e_console import sign_in
+
+pytestmark = pytest.mark.e2e
+HEADER = "order_id,package_id,carrier,tracking_no"
+
+
+async def _list(stack: Stack, user: User, **query: object) -> Json:
+    data: Json = ok(await stack.http.get(f"/orders?{urlencode(query)}", headers=user.headers))
+    return data
+
+
+def _ids(page: Json) -> list[str]:
+    return [o["id"] for o in page["items"]]
+
+
+async def test_one_search_finds_an_order_by_id_buyer_sku_or_tracking_number(stack: Stack) -> None:
+    buyer = stack.buyer()
+    tea, cup = await stack.put_sku({"WH-A": 10}, price_cents=500), await stack.put_sku({"WH-A": 10})
+    first = await stack.paid(buyer, [(tea, 1)])
+    second = await stack.paid(buyer, [(cup, 2), (tea, 1)])
+    shipped = await stack.ship(second)
+    tracking = shipped["packages"][0]["tracking_no"]
+    m = stack.merchant
+
+    assert _ids(await _list(stack, m, q=first["id"][:6], buyer_id=buyer.id)) == [first["id"]]
+    assert _ids(await _list(stack, m, q=first["id"][:8].upper())) == [first["id"]]
+    assert _ids(await _list(stack, m, q=buyer.id[:-2])) == [second["id"], first["id"]]
+    assert _ids(await _list(stack, m, q=tea.lower())) == [second["id"], first["id"]]
+    assert _ids(await _list(stack, m, q=cup)) == [second["id"]]
+    assert _ids(await _list(stack, m, q=tracking)) == [second["id"]]
+    assert (await _list(stack, m, q=cup))["total"] == 1
+    # a buyer searches their own orders only; another buyer's id finds nothing of theirs
+    assert _ids(await _list(stack, buyer, q=tea)) == [second["id"], first["id"]]
+    assert _ids(await _list(stack, stack.buyer(), q=tea)) == []
+    # sorted by total, both ways, with the total count on every page
+    by_total = await _list(stack, m, buyer_id=buyer.id, sort="total", limit=1)
+    assert (_ids(by_total), by_total["total"]) == ([first["id"]], 2)
+    after = await _list(stack, m, buyer_id=buyer.id, sort="total", cursor=by_total["next_cursor"])
+    assert (_ids(after), after["next_cursor"], after["total"]) == ([second["id"]], None, 2)
+    assert _ids(await _list(stack, m, buyer_id=buyer.id, sort="-total")) == [
+        second["id"],
+        first["id"],
+    ]
+    # refused, with the reason
+    for query, reason in (
+        ({"sort": "price"}, "sort"),
+        ({"q": "x" * 101}, "q"),
+        ({"q": "a\x01b"}, "q"),
+        ({"sort": "total", "cursor": by_total["next_cursor"] + "x"}, "cursor"),
+    ):
+        problem = expect_problem(
+            await stack.http.get(f"/orders?{urlencode(query)}", headers=m.headers),
+            422,
+            "VALIDATION",
+        )
+        assert reason in problem["detail"], (query, problem)
+
+
+def _csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+async def test_the_export_streams_the_lists_orders_as_csv(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10}, price_cents=700)
+    paid = await stack.paid(buyer, [(sku, 2)])
+    unpaid = await stack.placed(buyer, [(sku, 1)])
+    answer = await stack.http.get(
+        f"/orders/export.csv?buyer_id={buyer.id}", headers=stack.merchant.headers
+    )
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["content-disposition"] == 'attachment; filename="orders.csv"'
+    rows = _csv(answer.text)
+    assert [r["id"] for r in rows] == [unpaid["id"], paid["id"]]
+    assert rows[1] == {
+        "id": paid["id"],
+        "shop_id": "default",
+        "buyer_id": buyer.id,
+        "status": "PENDING_SHIPMENT",
+        "sub_statuses": "",
+        "total_cents": str(paid["total_cents"]),
+        "paid_cents": str(paid["total_cents"]),
+        "refunded_cents": "0",
+        "created_at": paid["created_at"].replace("+00:00", "Z"),
+        "paid_at": paid["payment"]["paid_at"].replace("+00:00", "Z"),
+    }
+    assert (rows[0]["status"], rows[0]["paid_cents"], rows[0]["paid_at"]) == (
+        "PENDING_PAYMENT",
+        "0",
+        "",
+    )
+    only_paid = await stack.http.get(
+        f"/orders/export.csv?buyer_id={buyer.id}&status=PENDING_SHIPMENT",
+        headers=stack.admin.headers,
+    )
+    assert [r["id"] for r in _csv(only_paid.text)] == [paid["id"]]
+    # a buyer exports nothing; another shop's merchant sees none of these
+    expect_problem(
+        await stack.http.get("/orders/export.csv", headers=buyer.headers), 403, "FORBIDDEN"
+    )
+    _, other = await stack.shop()
+    elsewhere = await stack.http.get(
+        f"/orders/export.csv?buyer_id={buyer.id}", headers=other.headers
+    )
+    assert _csv(elsewhere.text) == []
+    expect_problem(
+        await stack.http.get("/orders/export.csv?colour=red", headers=stack.admin.headers),
+        422,
+        "VALIDATION",
+    )
+
+
+async def _ship_batch(stack: Stack, user: User, body: str, kind: str = "text/csv") -> Json:
+    answer = await stack.http.post(
+        "/packages/ship-batch",
+        content=body.encode(),
+        headers={**user.headers, "Content-Type": kind},
+    )
+    data: Json = ok(answer)
+    return data
+
+
+async def test_a_csv_ships_each_row_alone_and_twice_ships_nothing_twice(stack: Stack) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10})
+    a, b, c = [await stack.paid(buyer, [(sku, 1)]) for _ in range(3)]
+    unpaid = await stack.placed(buyer, [(sku, 1)])
+    pa, pb, pc = (o["packages"][0]["id"] for o in (a, b, c))
+    ta, tb = uid("TA").upper(), uid("TB").upper()
+    sheet = "\n".join(
+        [
+            HEADER,
+            f"{a['id']},{pa},sf,{ta}",  # any case: stored SF
+            f"{b['id']},{pb},UPSX,{tb}",  # an unknown carrier: this row alone
+            f"{c['id']},{pc},ZTO",  # a field missing
+            f"{unpaid['id']},{unpaid['id']}-P1,SF,{uid('X')}",  # nothing to ship yet
+            f"no-such-order,{pa},SF,{uid('X')}",
+        ]
+    )
+    results = (await _ship_batch(stack, stack.merchant, sheet))["results"]
+    assert [(r["order_id"], r["status"]) for r in results] == [
+        (a["id"], "SHIPPED"),
+        (b["id"], "REFUSED"),
+        (c["id"], "REFUSED"),
+        (unpaid["id"], "REFUSED"),
+        ("no-such-order", "REFUSED"),
+    ]
+    assert "UPSX" in results[1]["detail"] and "SF, ZTO" in results[1]["detail"]
+    assert results[2]["detail"] == "row 3: 4 fields, not 3"
+    assert results[3]["code"] == "INVALID_TRANSITION"
+    assert results[4]["code"] == "NOT_FOUND"
+    shipped = await stack.order(buyer, a["id"])
+    assert (shipped["packages"][0]["carrier"], shipped["packages"][0]["tracking_no"]) == ("SF", ta)
+    for order in (b, c):
+        assert (await stack.order(buyer, order["id"]))["status"] == "PENDING_SHIPMENT"
+
+    # the fixed sheet sent again (with a BOM, as spreadsheets save it): a ships nothing twice
+    fixed = "\ufeff" + "\r\n".join(
+        [HEADER, f"{a['id']},{pa},SF,{ta}", f"{b['id']},{pb},YTO,{tb}", f"{c['id']},{pc},JD,{tb}x"]
+    )
+    again = (await _ship_batch(stack, stack.merchant, fixed))["results"]
+    assert [(r["status"], r["detail"]) for r in again] == [
+        ("SHIPPED", "already shipped with this tracking number"),
+        ("SHIPPED", "shipped"),
+        ("SHIPPED", "shipped"),
+    ]
+    events = [e["type"] for e in await stack.events(buyer, a["id"])]
+    assert events.count("PACKAGE_SHIPPED") == 1
+    # ... but another tracking number for a shipped package is refused
+    other = await _ship_batch(stack, stack.merchant, f"{HEADER}\n{a['id']},{pa},SF,{uid('N')}")
+    assert other["results"][0]["status"] == "REFUSED"
+
+    # the file as a whole: refused, nothing shipped
+    d = await stack.paid(buyer, [(sku, 1)])
+    row = f"{d['id']},{d['packages'][0]['id']},SF,{uid('D')}"
+    for body, kind, status in (
+        (f"order,package,carrier,tracking\n{row}", "text/csv", 422),
+        (HEADER, "text/csv", 422),
+        (HEADER + f"\n{row}" * 1001, "text/csv", 422),
+        (f"{HEADER}\n{row}", "application/json", 415),
+    ):
+        answer = await stack.http.post(
+            "/packages/ship-batch",
+            content=body.encode(),
+            headers={**stack.merchant.headers, "Content-Type": kind},
+        )
+        assert answer.status_code == status, (body[:40], answer.text)
+    expect_problem(
+        await stack.http.post(
+            "/packages/ship-batch",
+            content=f"{HEADER}\n{row}".encode(),
+            headers={**buyer.headers, "Content-Type": "text/csv"},
+        ),
+        403,
+        "FORBIDDEN",
+    )
+    # another shop's merchant: the row is refused as if the order were not there
+    _, other_merchant = await stack.shop()
+    theirs = (await _ship_batch(stack, other_merchant, f"{HEADER}\n{row}"))["results"]
+    assert (theirs[0]["status"], theirs[0]["code"]) == ("REFUSED", "NOT_FOUND")
+    assert (await stack.order(buyer, d["id"]))["status"] == "PENDING_SHIPMENT"
+
+
+async def test_the_console_searches_exports_and_ships_from_a_sheet(
+    stack: Stack, context: BrowserContext, tmp_path: Path
+) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10})
+    a, b = await stack.paid(buyer, [(sku, 1)]), await stack.paid(buyer, [(sku, 2)])
+    page = await sign_in(stack, context, stack.merchant)
+    await page.wait_for_selector("#q")
+
+    # "/" jumps to the search box; an id prefix finds the order
+    await page.keyboard.press("/")
+    assert await page.evaluate("document.activeElement.id") == "q"
+    await page.keyboard.type(a["id"][:8])
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/orders?**")
+    rows = page.locator("#orders tbody tr[data-order]")
+    assert await rows.evaluate_all("rs => rs.map(r => r.dataset.order)") == [a["id"]]
+    assert (await page.locator("#total").inner_text()).startswith("1 order,")
+
+    # this buyer's orders, largest total first; export them
+    await page.fill("#q", buyer.id)
+    await page.select_option("select[name=sort]", "-total")
+    await page.click("form.filters button[type=submit]")
+    assert await rows.evaluate_all("rs => rs.map(r => r.dataset.order)") == [b["id"], a["id"]]
+    async with page.expect_download() as download:
+        await page.click("#total a")
+    exported = tmp_path / "orders.csv"
+    await (await download.value).save_as(exported)
+    assert [r["id"] for r in _csv(exported.read_text())] == [b["id"], a["id"]]
+
+    # select both: their packing slips, and their shipping sheet
+    for order in (a, b):
+        await page.check(f"input[name=order][value='{order['id']}']")
+    async with context.expect_page() as slips_page:
+        await page.click("button[formaction='/console/packing-slips']")
+    slips = await slips_page.value
+    await slips.wait_for_load_state()
+    shown = await slips.locator("section.slip").evaluate_all("s => s.map(x => x.dataset.order)")
+    assert sorted(shown) == sorted([a["id"], b["id"]])
+    slip_b = slips.locator(f"section.slip[data-order='{b['id']}']")
+    assert "Li Lei" in await slip_b.inner_text()
+    assert await slip_b.locator("tbody td").nth(2).inner_text() == "2"
+    await slips.close()
+    async with page.expect_download() as download:
+        await page.click("button[formaction='/console/orders/ship-sheet.csv']")
+    sheet = tmp_path / "sheet.csv"
+    await (await download.value).save_as(sheet)
+    blank = _csv(sheet.read_text())
+    assert sorted((r["order_id"], r["carrier"], r["tracking_no"]) for r in blank) == sorted(
+        [(a["id"], "", ""), (b["id"], "", "")]
+    )
+
+    # fill it in (one row wrong) and upload it
+    tracking = {a["id"]: uid("SF").upper(), b["id"]: uid("ZT").upper()}
+    for r in blank:
+        r["carrier"] = "sf" if r["order_id"] == a["id"] else "NOPE"
+        r["tracking_no"] = tracking[r["order_id"]]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HEADER.split(","))
+    writer.writeheader()
+    writer.writerows(blank)
+    sheet.write_text(out.getvalue())
+    await page.set_input_files("input[name=sheet]", str(sheet))
+    await page.click("#bulk-ship button[type=submit]")
+    assert (await page.locator("#summary").inner_text()).startswith("1 of 2 rows shipped")
+    result = {
+        await r.get_attribute("class"): await r.inner_text()
+        for r in await page.locator("#results tbody tr").all()
+    }
+    assert a["id"] in (result["shipped"] or "") and "NOPE" in (result["refused"] or "")
+    assert (await stack.order(buyer, a["id"]))["packages"][0]["carrier"] == "SF"
+    assert (await stack.order(buyer, b["id"]))["status"] == "PENDING_SHIPMENT"
