@@ -4,6 +4,7 @@ buffered whole; a stranger's upload is refused before it is read, and a buyer's 
 disk as they arrive; an invented HTTP method adds no metric series."""
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -88,5 +89,58 @@ async def test_large_uploads_and_invented_methods_do_not_grow_the_api(tmp_path: 
         print(f"peak memory grew by {grown:.1f} MB; invented methods: {metrics_grown:.1f} MB")
         assert grown < UPLOAD_MB, f"the API's peak memory grew by {grown:.1f} MB"
         assert metrics_grown < 10, f"300 invented methods grew the API by {metrics_grown:.1f} MB"
+    finally:
+        cluster.stop()
+
+
+EXPORT_ROWS = 100_000
+
+
+def _fill_orders(path: Path, count: int) -> None:
+    """`count` orders written straight into the database (the export reads stored rows)."""
+    snapshot = '{"paid_cents": 1500, "refunded_cents": 0, "note": "' + "x" * 300 + '"}'
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO orders (id, buyer_id, status, total_cents, version, snapshot,"
+            " created_at, updated_at, paid_at) VALUES (?, ?, 'PENDING_SHIPMENT', 1500, 3, ?,"
+            " ?, ?, ?)",
+            (
+                (
+                    f"{n:020x}",
+                    f"b-{n % 977}",
+                    snapshot,
+                    f"2026-03-01 12:{n // 6000 % 60:02d}:{n // 100 % 60:02d}.{n % 1000000:06d}",
+                    "2026-03-01 12:00:00.000000",
+                    "2026-03-01 13:00:00.000000",
+                )
+                for n in range(count)
+            ),
+        )
+
+
+async def test_an_export_of_100000_orders_streams_without_growing_the_api(tmp_path: Path) -> None:
+    db = tmp_path / "orders.db"
+    cluster = Cluster(tmp_path, f"sqlite+aiosqlite:///{db}")
+    merchant = mint(DEV_SECRETS["jwt_secret"], "m-mem", Role.MERCHANT)
+    headers = {"Authorization": f"Bearer {merchant}"}
+    try:
+        await asyncio.to_thread(command, str(BIN / "orders-migrate"), env=cluster.env())
+        await asyncio.to_thread(_fill_orders, db, EXPORT_ROWS)
+        await cluster.start("temporal")
+        await cluster.start("api")
+        async with httpx.AsyncClient(base_url=cluster.api_url, timeout=300) as http:
+            warm = await http.get("/orders/export.csv?buyer_id=b-1", headers=headers)
+            assert len(warm.text.splitlines()) == 1 + len(range(1, EXPORT_ROWS, 977))
+            base = cluster.rss_mb("api", "VmHWM")
+            lines, size, ids = 0, 0, set()
+            async with http.stream("GET", "/orders/export.csv", headers=headers) as answer:
+                assert answer.status_code == 200
+                async for line in answer.aiter_lines():
+                    lines, size = lines + 1, size + len(line)
+                    ids.add(line.split(",", 1)[0])
+            grown = cluster.rss_mb("api", "VmHWM") - base
+        print(f"exported {lines - 1} orders ({size / MB:.1f} MB); peak memory grew {grown:.1f} MB")
+        assert lines == EXPORT_ROWS + 1 and len(ids) == EXPORT_ROWS + 1  # the header, each once
+        assert grown < 25, f"the API's peak memory grew by {grown:.1f} MB"
     finally:
         cluster.stop()
