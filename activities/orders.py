@@ -111,6 +111,8 @@ class OrderActivities:
                     await stock.restore(session, inp.state.id, inp.restore)
                 if inp.returns:
                     await stock.return_units(session, inp.state.id, inp.return_ref, inp.returns)
+                if inp.takes:
+                    await stock.take_units(session, inp.state.id, inp.take_ref, inp.takes)
                 if inp.case is not None:  # a case opened: its first snapshot
                     await cases.save(session, inp.case)
                 if inp.review is not None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import actions, messaging, views
 from api.actions import visible_case
+from api.auth import User
 from api.deps import (
     Admin,
     BlobsDep,
@@ -151,7 +152,7 @@ async def open_case(
     await session.close()  # no read transaction held across the workflow's answer
     # the order's own rule, checked first so a refused case stores no image
     now = datetime.now(UTC)
-    after_sales.check_can_open(state, wanted, now)
+    after_sales.check_can_open(state, wanted, now, type)
     case_id = f"AS{uuid.uuid4().hex[:14]}"
     hashes = await _store_images(
         db, blobs, user.id, case_id, images or [], settings.max_image_bytes_per_buyer, now
@@ -255,14 +256,19 @@ async def return_shipment(
     client: TemporalDep,
     db: DatabaseDep,
 ) -> AfterSalesCase:
-    cmd = CaseCommand(
-        action=CaseAction.RETURN_SHIPMENT,
+    cmd = _shipment(CaseAction.RETURN_SHIPMENT, body, user)
+    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
+
+
+def _shipment(action: CaseAction, body: ReturnBody, user: User) -> CaseCommand:
+    """A case action that sends goods: the buyer's return, the merchant's replacement."""
+    return CaseCommand(
+        action=action,
         version=body.version,
         actor=user.actor,
         carrier=body.carrier,
         tracking_no=body.tracking_no,
     )
-    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
 @router.post("/after-sales/{case_id}/rule", response_model=CaseView)
@@ -284,14 +290,34 @@ async def rule(
     return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
 
 
+@router.post("/after-sales/{case_id}/reship", response_model=CaseView)
+async def reship(
+    case_id: str,
+    body: ReturnBody,
+    user: Merchant,
+    client: TemporalDep,
+    db: DatabaseDep,
+) -> AfterSalesCase:
+    """An exchange (换货) whose goods came back: the merchant ships the replacement, taking the
+    units from stock at the locations they first shipped from (409 OUT_OF_STOCK when there
+    are too few: nothing is taken; `convert-to-refund` then refunds them instead). The
+    replacement is a package of the order (`replacement_for`), tracked like any other."""
+    cmd = _shipment(CaseAction.RESHIP, body, user)
+    return await actions.case_action(client=client, db=db, user=user, case_id=case_id, cmd=cmd)
+
+
 class PlainAction(StrEnum):
     """Actions that carry only a version and an optional reason. The merchant's: agree,
-    reject (with a reason), confirm-return; the buyer's: accept-proposal, decline-proposal,
-    escalate, withdraw. Whose turn it is, is the case's rule (403 otherwise)."""
+    reject (with a reason), confirm-return, convert-to-refund (an exchange that cannot be
+    reshipped); the buyer's: accept-proposal, decline-proposal, escalate, withdraw,
+    confirm-receipt (an exchange's replacement arrived). Whose turn it is, is the case's rule
+    (403 otherwise)."""
 
     AGREE = CaseAction.AGREE.value
     REJECT = CaseAction.REJECT.value
     CONFIRM_RETURN = CaseAction.CONFIRM_RETURN.value
+    CONVERT_TO_REFUND = CaseAction.CONVERT_TO_REFUND.value
+    CONFIRM_RECEIPT = CaseAction.CONFIRM_RECEIPT.value
     ACCEPT_PROPOSAL = CaseAction.ACCEPT_PROPOSAL.value
     DECLINE_PROPOSAL = CaseAction.DECLINE_PROPOSAL.value
     ESCALATE = CaseAction.ESCALATE.value
@@ -307,8 +333,8 @@ async def plain_action(
     client: TemporalDep,
     db: DatabaseDep,
 ) -> AfterSalesCase:
-    """Declared last: the actions with their own bodies (propose, return-shipment, rule)
-    match first."""
+    """Declared last: the actions with their own bodies (propose, return-shipment, rule,
+    reship) match first."""
     cmd = CaseCommand(
         action=CaseAction(action.value), version=body.version, actor=user.actor, reason=body.reason
     )

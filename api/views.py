@@ -92,6 +92,7 @@ class CaseView(BaseModel):
     agreed_cents: int | None
     return_carrier: str | None
     return_tracking_no: str | None
+    replacements: list[str]  # an exchange: the order's replacement package ids
     deadline: datetime | None
     deadline_action: str  # what happens when the deadline passes
     service_phone: str

@@ -5,7 +5,7 @@ exactly when the action would be taken (the action still checks again when it is
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.after_sales import ALLOWED, ROLE, AfterSalesCase, CaseAction
+from domain.after_sales import ALLOWED, ROLE, AfterSalesCase, CaseAction, fits_type
 from domain.errors import DomainError
 from domain.fulfilment import check_can_confirm_return
 from domain.models import CloseReason, OrderState, RefundRequestStatus
@@ -56,4 +56,8 @@ def case_actions(case: AfterSalesCase, role: str) -> list[CaseAction]:
     if case.settlement is not None:
         return []
     mine = {"merchant": {"merchant"}, "admin": {"merchant", "admin"}}.get(role, set())
-    return [a for a in CaseAction if ROLE[a] in mine and case.status in ALLOWED[a]]
+    return [
+        a
+        for a in CaseAction
+        if ROLE[a] in mine and case.status in ALLOWED[a] and fits_type(case, a)
+    ]

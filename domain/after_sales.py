@@ -20,6 +20,7 @@ from domain.models import (
     MAX_AMOUNT_CENTS,
     SYSTEM,
     Actor,
+    Allocation,
     CaseClaim,
     CaseType,
     EventType,
@@ -27,6 +28,10 @@ from domain.models import (
     OrderState,
     OrderStatus,
     OrderTimings,
+    Package,
+    PackageLine,
+    PackageStatus,
+    ProductType,
     Refund,
     Take,
 )
@@ -54,12 +59,17 @@ class CaseStatus(StrEnum):
     WAIT_SELLER_RECEIVE = "WAIT_SELLER_RECEIVE"  # merchant: confirm the return arrived
     SELLER_REJECTED = "SELLER_REJECTED"  # buyer: escalate to the platform, or withdraw
     PLATFORM_REVIEW = "PLATFORM_REVIEW"  # 客服介入: an admin rules
+    WAIT_SELLER_RESHIP = "WAIT_SELLER_RESHIP"  # an exchange: merchant ships the replacement
+    WAIT_BUYER_RECEIVE = "WAIT_BUYER_RECEIVE"  # an exchange: buyer confirms it arrived
+    EXCHANGED = "EXCHANGED"  # final: the buyer has the replacement; no money moved
     REFUNDED = "REFUNDED"  # final: the money went back
     CLOSED = "CLOSED"  # final: no refund (seller's ruling, or a deadline the buyer missed)
     CANCELLED = "CANCELLED"  # final: the buyer withdrew
 
 
-FINAL = frozenset({CaseStatus.REFUNDED, CaseStatus.CLOSED, CaseStatus.CANCELLED})
+FINAL = frozenset(
+    {CaseStatus.REFUNDED, CaseStatus.CLOSED, CaseStatus.CANCELLED, CaseStatus.EXCHANGED}
+)
 # a case that ended so keeps its evidence images only for a while: nobody can act on it any
 # more, and no money moved that the images could be needed to explain
 ENDED_WITHOUT_REFUND = frozenset({CaseStatus.CLOSED, CaseStatus.CANCELLED})
@@ -76,6 +86,9 @@ class CaseAction(StrEnum):
     ESCALATE = "escalate"
     WITHDRAW = "withdraw"
     RULE = "rule"
+    RESHIP = "reship"
+    CONVERT_TO_REFUND = "convert-to-refund"
+    CONFIRM_RECEIPT = "confirm-receipt"
 
 
 # who may take each action, and in which statuses
@@ -90,6 +103,9 @@ ROLE = {
     CaseAction.ESCALATE: "buyer",
     CaseAction.WITHDRAW: "buyer",
     CaseAction.RULE: "admin",
+    CaseAction.RESHIP: "merchant",
+    CaseAction.CONVERT_TO_REFUND: "merchant",
+    CaseAction.CONFIRM_RECEIPT: "buyer",
 }
 ALLOWED = {
     CaseAction.AGREE: {CaseStatus.WAIT_SELLER_AGREE},
@@ -108,6 +124,9 @@ ALLOWED = {
         CaseStatus.PLATFORM_REVIEW,
     },
     CaseAction.RULE: {CaseStatus.PLATFORM_REVIEW},
+    CaseAction.RESHIP: {CaseStatus.WAIT_SELLER_RESHIP},
+    CaseAction.CONVERT_TO_REFUND: {CaseStatus.WAIT_SELLER_RESHIP},
+    CaseAction.CONFIRM_RECEIPT: {CaseStatus.WAIT_BUYER_RECEIVE},
 }
 
 
@@ -119,6 +138,8 @@ class CaseTimings(BaseModel):
     return_ship_seconds: int = _ORDER.return_ship_seconds
     return_receive_seconds: int = _ORDER.return_receive_seconds
     escalate_seconds: int = _ORDER.escalate_seconds
+    reship_seconds: int = _ORDER.reship_seconds  # an exchange's replacement ships within this
+    receive_seconds: int = _ORDER.auto_confirm_seconds  # ... and is received within this
 
     @classmethod
     def of(cls, t: OrderTimings) -> "CaseTimings":
@@ -127,6 +148,8 @@ class CaseTimings(BaseModel):
             return_ship_seconds=t.return_ship_seconds,
             return_receive_seconds=t.return_receive_seconds,
             escalate_seconds=t.escalate_seconds,
+            reship_seconds=t.reship_seconds,
+            receive_seconds=t.auto_confirm_seconds,
         )
 
 
@@ -144,6 +167,7 @@ class Settlement(BaseModel):
     refund: bool
     amount_cents: int = 0
     restock: bool = False
+    keep_open: bool = False  # an exchange's return received: restock only, the case goes on
 
 
 class AfterSalesCase(BaseModel):
@@ -163,6 +187,7 @@ class AfterSalesCase(BaseModel):
     agreed_cents: int | None = None
     return_carrier: str | None = None
     return_tracking_no: str | None = None
+    replacements: list[str] = []  # an exchange: the order's replacement package ids
     deadline: datetime | None = None
     deadline_action: str = ""
     service_phone: str = ""
@@ -193,9 +218,12 @@ class CaseCommand(BaseModel):
 # ---- opening (the order's side) -------------------------------------------------------------
 
 
-def check_can_open(state: OrderState, lines: list[LineRequest], now: datetime) -> list[Take]:
+def check_can_open(
+    state: OrderState, lines: list[LineRequest], now: datetime, type_: CaseType | None = None
+) -> list[Take]:
     """A case covers units of shipped packages of a paid order, within the after-sales window,
-    on lines no other open case covers."""
+    on lines no other open case covers; an exchange, units shipped from the shop's own stock
+    (a replacement is taken from it)."""
     if state.payment is None or state.status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED):
         raise invalid_transition(
             f"order is {state.status}; after-sales cases are for shipped or completed orders"
@@ -215,7 +243,17 @@ def check_can_open(state: OrderState, lines: list[LineRequest], now: datetime) -
     if busy:
         raise invalid_transition(f"a case is already open on {', '.join(busy)}")
     shipped = [p for p in live_packages(state) if p.status in SHIPPED_STATES]
-    return plan_takes(state, lines, shipped)
+    takes = plan_takes(state, lines, shipped)
+    if type_ is CaseType.EXCHANGE:
+        kinds = {p.id: p.product_type for p in shipped}
+        others = sorted({t.sku for t in takes if kinds[t.package_id] is not ProductType.SELF})
+        if others:
+            raise DomainError(
+                ErrorCode.VALIDATION,
+                "an exchange is for goods shipped from the shop's own stock, not "
+                f"{', '.join(others)} (ask for a return and refund)",
+            )
+    return takes
 
 
 def new_case(
@@ -232,7 +270,7 @@ def new_case(
     actor: Actor,
 ) -> tuple[Change, AfterSalesCase]:
     """The order takes the claim (its units are held) and the case starts WAIT_SELLER_AGREE."""
-    takes = check_can_open(state, lines, now)
+    takes = check_can_open(state, lines, now, type_)
     claim_cents = money_for(state, takes).amount_cents
     timings = CaseTimings.of(state.timings)
     case = AfterSalesCase(
@@ -319,7 +357,87 @@ def settle_claim(
         change = applied(s, now, actor, EventType.CASE_REFUNDED, data | {"status": refund.status})
         units = returned_units(state, claim.takes) if restock else []
         return replace(change, returns=units, return_ref=case_id)
+    replaced = [p for p in s.packages if p.replacement_for == case_id]
+    if replaced:  # an exchange the buyer received: so are its packages
+        for p in replaced:
+            if p.status in (PackageStatus.SHIPPED, PackageStatus.DELIVERED):
+                p.status, p.received_at = PackageStatus.RECEIVED, now
+        data = {"case_id": case_id, "package_ids": [p.id for p in replaced]}
+        return applied(s, now, actor, EventType.CASE_EXCHANGED, data)
     return applied(s, now, actor, EventType.CASE_CLOSED, {"case_id": case_id})
+
+
+def replacements_of(state: OrderState, case_id: str) -> list[Package]:
+    return [p for p in state.packages if p.replacement_for == case_id]
+
+
+def _exchange_claim(state: OrderState, case_id: str) -> CaseClaim:
+    claim = claim_of(state, case_id)
+    if claim.type is not CaseType.EXCHANGE:
+        raise invalid_transition(f"case {case_id} is not an exchange")
+    if not claim.open:
+        raise invalid_transition(f"case {case_id} is already settled")
+    return claim
+
+
+def restock_claim(state: OrderState, case_id: str, now: datetime, actor: Actor) -> Change | None:
+    """An exchange's goods came back: its units go back on hand (once), the claim stays open
+    for the replacement. None: they already are."""
+    claim = _exchange_claim(state, case_id)
+    if claim.restocked:
+        return None
+    s = copied(state)
+    claim_of(s, case_id).restocked = True
+    units = returned_units(state, claim.takes)
+    change = applied(s, now, actor, EventType.CASE_GOODS_RETURNED, {"case_id": case_id})
+    return replace(change, returns=units, return_ref=case_id)
+
+
+def reship(
+    state: OrderState,
+    case_id: str,
+    carrier: str,
+    tracking_no: str,
+    now: datetime,
+    actor: Actor,
+) -> Change:
+    """An exchange's replacement: the claim's units again, taken off hand at the locations
+    they first shipped from, one package per location, shipped now (`replacement_for`). It
+    carries no money; the buyer's receipt ends the case, not the order's timer."""
+    claim = _exchange_claim(state, case_id)
+    if replacements_of(state, case_id):
+        raise invalid_transition(f"case {case_id}'s replacement has shipped")
+    s = copied(state)
+    by_location: dict[str, dict[str, int]] = {}
+    for unit in returned_units(state, claim.takes):
+        skus = by_location.setdefault(unit.location, {})
+        skus[unit.sku] = skus.get(unit.sku, 0) + unit.quantity
+    made: list[str] = []
+    for n, (location, skus) in enumerate(sorted(by_location.items()), start=1):
+        package_id = f"{case_id}-R{n}"
+        s.packages.append(
+            Package(
+                id=package_id,
+                location=location,
+                product_type=ProductType.SELF,
+                status=PackageStatus.SHIPPED,
+                lines=[PackageLine(sku=k, quantity=q) for k, q in sorted(skus.items())],
+                goods_cents=0,
+                carrier=carrier,
+                tracking_no=tracking_no if n == 1 else f"{tracking_no}-{n}",
+                shipped_at=now,
+                replacement_for=case_id,
+            )
+        )
+        made.append(package_id)
+    takes = [
+        Allocation(sku=sku, location=location, quantity=q)
+        for location, skus in sorted(by_location.items())
+        for sku, q in sorted(skus.items())
+    ]
+    data = {"case_id": case_id, "package_ids": made, "carrier": carrier, "tracking_no": tracking_no}
+    change = applied(s, now, actor, EventType.REPLACEMENT_SHIPPED, data)
+    return replace(change, takes=takes, take_ref=f"{case_id}-reship")
 
 
 # ---- the case's own machine -----------------------------------------------------------------
@@ -333,6 +451,8 @@ def _set_deadline(case: AfterSalesCase, now: datetime) -> None:
         CaseStatus.WAIT_BUYER_RETURN: (t.return_ship_seconds, "closed: nothing was sent back"),
         CaseStatus.WAIT_SELLER_RECEIVE: (t.return_receive_seconds, "refunded automatically"),
         CaseStatus.SELLER_REJECTED: (t.escalate_seconds, "closed: not escalated"),
+        CaseStatus.WAIT_SELLER_RESHIP: (t.reship_seconds, "converted to a refund"),
+        CaseStatus.WAIT_BUYER_RECEIVE: (t.receive_seconds, "received automatically"),
     }.get(case.status, (None, ""))
     if seconds is None or case.settlement is not None:
         case.deadline, case.deadline_action = None, ""
@@ -385,6 +505,11 @@ def _ended(
     return _step(case, status, now, actor, action, note, Settlement(refund=False))
 
 
+def fits_type(case: AfterSalesCase, action: CaseAction) -> bool:
+    """An exchange takes no proposal of an amount (no money moves in it)."""
+    return not (action is CaseAction.PROPOSE and case.type is CaseType.EXCHANGE)
+
+
 def check_command(case: AfterSalesCase, cmd: CaseCommand) -> None:
     """Who, when, against which version, with what: refuses before anything is written."""
     role, needed = cmd.actor.kind, ROLE[cmd.action]
@@ -404,6 +529,8 @@ def check_command(case: AfterSalesCase, cmd: CaseCommand) -> None:
         raise invalid_transition(f"case {case.id} is being settled")
     if case.status not in ALLOWED[cmd.action]:
         raise invalid_transition(f"case is {case.status}; {cmd.action} is not possible now")
+    if not fits_type(case, cmd.action):
+        raise invalid_transition("an exchange moves no money: agree or reject it")
     if cmd.action is CaseAction.PROPOSE and (
         cmd.amount_cents is None or cmd.amount_cents >= case.claim_cents
     ):
@@ -415,6 +542,10 @@ def check_command(case: AfterSalesCase, cmd: CaseCommand) -> None:
         raise DomainError(ErrorCode.VALIDATION, "a rejection needs a reason")
     if cmd.action is CaseAction.RETURN_SHIPMENT and not (cmd.carrier and cmd.tracking_no):
         raise DomainError(ErrorCode.VALIDATION, "a return needs a carrier and a tracking number")
+    if cmd.action is CaseAction.RESHIP and not (cmd.carrier and cmd.tracking_no):
+        raise DomainError(
+            ErrorCode.VALIDATION, "a replacement ships with a carrier and a tracking number"
+        )
     if cmd.action is CaseAction.RULE and cmd.decision not in ("BUYER", "SELLER"):
         raise DomainError(ErrorCode.VALIDATION, "decision is BUYER or SELLER")
 
@@ -446,10 +577,19 @@ def act(case: AfterSalesCase, cmd: CaseCommand, now: datetime) -> AfterSalesCase
         )
         c.return_carrier, c.return_tracking_no = cmd.carrier, cmd.tracking_no
         return c
+    if a is CaseAction.CONFIRM_RETURN and case.type is CaseType.EXCHANGE:
+        back = Settlement(refund=False, restock=True, keep_open=True)  # the units on hand
+        return _step(case, S.WAIT_SELLER_RESHIP, now, who, a.value, note, back)
     if a is CaseAction.CONFIRM_RETURN:
-        amount = case.agreed_cents if case.agreed_cents is not None else case.claim_cents
-        settlement = Settlement(refund=True, amount_cents=amount, restock=True)
+        settlement = Settlement(refund=True, amount_cents=_amount(case), restock=True)
         return _step(case, case.status, now, who, a.value, note, settlement)
+    if a is CaseAction.CONVERT_TO_REFUND:
+        settlement = Settlement(refund=True, amount_cents=_amount(case))
+        return _step(case, case.status, now, who, a.value, note or "out of stock", settlement)
+    if a is CaseAction.CONFIRM_RECEIPT:
+        return _step(case, S.EXCHANGED, now, who, a.value, note, Settlement(refund=False))
+    if a is CaseAction.RESHIP:
+        raise invalid_transition("a replacement ships through its order (reshipped)")
     if a is CaseAction.ESCALATE:
         return _step(case, S.PLATFORM_REVIEW, now, who, a.value, note)
     if a is CaseAction.WITHDRAW:
@@ -458,6 +598,39 @@ def act(case: AfterSalesCase, cmd: CaseCommand, now: datetime) -> AfterSalesCase
     if cmd.decision == "BUYER":
         return _agreed(case, case.claim_cents, now, who, "rule: buyer", note)
     return _ended(case, S.CLOSED, now, who, "rule: seller", note)
+
+
+def _amount(case: AfterSalesCase) -> int:
+    """What a return (or an exchange turned refund) pays back: the agreed amount, else all."""
+    return case.agreed_cents if case.agreed_cents is not None else case.claim_cents
+
+
+def reshipped(
+    case: AfterSalesCase, cmd: CaseCommand, package_ids: list[str], now: datetime
+) -> AfterSalesCase:
+    """The order shipped the replacement: the buyer has until the deadline to confirm it."""
+    check_command(case, cmd)
+    if cmd.action is not CaseAction.RESHIP:
+        raise invalid_transition(f"{cmd.action} is not a reship")
+    c = _step(
+        case,
+        CaseStatus.WAIT_BUYER_RECEIVE,
+        now,
+        cmd.actor,
+        cmd.action.value,
+        f"{cmd.carrier} {cmd.tracking_no}",
+    )
+    c.replacements = package_ids
+    return c
+
+
+def replacement_delivered(
+    case: AfterSalesCase, now: datetime, actor: Actor
+) -> AfterSalesCase | None:
+    """The carrier delivered the replacement: received, as if the buyer had said so."""
+    if case.status is not CaseStatus.WAIT_BUYER_RECEIVE or case.settlement is not None:
+        return None
+    return _step(case, CaseStatus.EXCHANGED, now, actor, "delivered", "", Settlement(refund=False))
 
 
 def on_deadline(case: AfterSalesCase, now: datetime) -> AfterSalesCase | None:
@@ -474,9 +647,15 @@ def on_deadline(case: AfterSalesCase, now: datetime) -> AfterSalesCase | None:
     if case.status is S.WAIT_BUYER_RETURN:
         return _ended(case, S.CLOSED, now, SYSTEM, "deadline: closed", "nothing was sent back")
     if case.status is S.WAIT_SELLER_RECEIVE:
-        amount = case.agreed_cents if case.agreed_cents is not None else case.claim_cents
-        settlement = Settlement(refund=True, amount_cents=amount)
+        settlement = Settlement(refund=True, amount_cents=_amount(case))
         return _step(case, case.status, now, SYSTEM, "deadline: refunded", "", settlement)
+    if case.status is S.WAIT_SELLER_RESHIP:
+        settlement = Settlement(refund=True, amount_cents=_amount(case))
+        note = "no replacement was shipped"
+        return _step(case, case.status, now, SYSTEM, "deadline: refunded", note, settlement)
+    if case.status is S.WAIT_BUYER_RECEIVE:
+        received = Settlement(refund=False)
+        return _step(case, S.EXCHANGED, now, SYSTEM, "deadline: received", "", received)
     if case.status is S.SELLER_REJECTED:
         return _ended(case, S.CLOSED, now, SYSTEM, "deadline: closed", "not escalated")
     return None
@@ -485,6 +664,8 @@ def on_deadline(case: AfterSalesCase, now: datetime) -> AfterSalesCase | None:
 def settled(case: AfterSalesCase, refund: Refund | None, now: datetime) -> AfterSalesCase:
     """The order moved the money (or freed the units): the case reaches its final status."""
     assert case.settlement is not None
+    if case.settlement.keep_open:  # an exchange's goods are back on hand: on to the reship
+        return _step(case, case.status, now, SYSTEM, "goods back on hand")
     if case.settlement.refund:
         status = CaseStatus.REFUNDED
         note = f"{refund.amount_cents} cents, {refund.status}" if refund else "nothing to refund"

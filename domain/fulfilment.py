@@ -166,8 +166,11 @@ def _end_packages(
 
 
 def check_can_reject(state: OrderState, package_id: str) -> None:
-    if package_of(state, package_id).status not in AWAITING_RECEIPT:
+    package = package_of(state, package_id)
+    if package.status not in AWAITING_RECEIPT:
         raise invalid_transition(f"package {package_id} is not on its way to the buyer")
+    if package.replacement_for is not None:  # nothing to refund: its case's parties take it up
+        raise invalid_transition(f"package {package_id} is an exchange's replacement")
 
 
 def reject(

@@ -177,6 +177,8 @@ class SaveOrderInput(BaseModel):
     restore: list[Allocation] = []  # intercepted or returned goods: back on hand
     returns: list[Allocation] = []  # refunded units back on hand, once per `return_ref`
     return_ref: str = ""
+    takes: list[Allocation] = []  # units taken off hand (a replacement), once per `take_ref`
+    take_ref: str = ""
     case: AfterSalesCase | None = None  # a case opened with this change: its first snapshot
     review: ReviewRequest | None = None  # the buyer's review: a row per SKU of the order
     # when the workflow wrote it: its run's start and history length as one growing number; a
@@ -234,7 +236,26 @@ class SettleCaseRequest(BaseModel):
     refund: bool
     amount_cents: int = 0
     restock: bool = False
+    keep_open: bool = False  # an exchange's return: units back on hand, the case goes on
     actor: Actor
+
+
+class ReshipCaseRequest(BaseModel):
+    """An exchange asks its order to ship the replacement of the case's units."""
+
+    order_id: str
+    case_id: str
+    carrier: str
+    tracking_no: str
+    actor: Actor
+
+
+class ReshipOutcome(BaseModel):
+    """The order's answer: the replacement packages, or why none went out (its code)."""
+
+    package_ids: list[str] = []
+    code: str = ""
+    error: str = ""
 
 
 class CaseSettlement(BaseModel):

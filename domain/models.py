@@ -293,6 +293,7 @@ class Package(BaseModel):
     rejected_at: datetime | None = None
     cancelled_at: datetime | None = None
     restocked: bool = False  # rejected goods back on hand at their location
+    replacement_for: str | None = None  # an exchange's replacement: the case it ships for
 
 
 class Payment(BaseModel):
@@ -337,6 +338,7 @@ class OrderTimings(BaseModel):
     return_ship_seconds: int = 604_800  # buyer ships a return
     return_receive_seconds: int = 864_000  # merchant confirms the return arrived
     escalate_seconds: int = 604_800  # buyer may escalate a refusal
+    reship_seconds: int = 172_800  # an exchange: merchant ships the replacement (else refund)
 
 
 class RefundRequestStatus(StrEnum):
@@ -377,6 +379,7 @@ class RefundRequest(BaseModel):
 class CaseType(StrEnum):
     REFUND_ONLY = "REFUND_ONLY"  # 仅退款: the buyer keeps the goods
     RETURN_AND_REFUND = "RETURN_AND_REFUND"  # 退货退款: the goods come back first
+    EXCHANGE = "EXCHANGE"  # 换货: the goods come back, a replacement goes out; no money moves
 
 
 class CaseClaim(BaseModel):
@@ -387,6 +390,7 @@ class CaseClaim(BaseModel):
     takes: list[Take]
     open: bool = True
     refund_id: str | None = None
+    restocked: bool = False  # an exchange's returned units are back on hand
 
 
 class OrderState(BaseModel):
@@ -454,6 +458,9 @@ class EventType(StrEnum):
     CASE_OPENED = "CASE_OPENED"
     CASE_REFUNDED = "CASE_REFUNDED"
     CASE_CLOSED = "CASE_CLOSED"
+    CASE_GOODS_RETURNED = "CASE_GOODS_RETURNED"  # an exchange's returned units back on hand
+    REPLACEMENT_SHIPPED = "REPLACEMENT_SHIPPED"  # an exchange's replacement package went out
+    CASE_EXCHANGED = "CASE_EXCHANGED"  # the buyer has the replacement: the case is over
     PAYMENT_ANOMALY = "PAYMENT_ANOMALY"  # another order's transaction: recorded, not applied
     LATE_PAYMENT_REFUNDED = "LATE_PAYMENT_REFUNDED"  # paid after the order's workflow ended
     LATE_PAYMENT_REFUND_FAILED = "LATE_PAYMENT_REFUND_FAILED"

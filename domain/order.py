@@ -58,6 +58,8 @@ class Change:
     restore: list[Allocation] = field(default_factory=list)  # goods back on hand
     returns: list[Allocation] = field(default_factory=list)  # refunded units back, once per
     return_ref: str = ""  # ... this reference (a refund request, a case)
+    takes: list[Allocation] = field(default_factory=list)  # units off hand (a replacement),
+    take_ref: str = ""  # ... once per this reference
 
 
 class DeadlineKind(StrEnum):
@@ -87,7 +89,9 @@ class Deadline:
 
 
 def live_packages(state: OrderState) -> list[Package]:
-    return [p for p in state.packages if p.status not in DEAD_STATES]
+    """The packages of what was bought (an exchange's replacement carries no money or units
+    of its own: its case follows it)."""
+    return [p for p in state.packages if p.status not in DEAD_STATES and p.replacement_for is None]
 
 
 def requested_takes(state: OrderState) -> list[Take]:
@@ -439,10 +443,15 @@ def shipped_as(
 
 def _awaiting_receipt(state: OrderState, package_ids: list[str] | None) -> list[str]:
     if package_ids is None:
-        return [p.id for p in state.packages if p.status in AWAITING_RECEIPT]
+        return [p.id for p in live_packages(state) if p.status in AWAITING_RECEIPT]
     for pid in package_ids:
-        if package_of(state, pid).status not in AWAITING_RECEIPT:
+        package = package_of(state, pid)
+        if package.status not in AWAITING_RECEIPT:
             raise invalid_transition(f"package {pid} is not awaiting receipt")
+        if package.replacement_for is not None:
+            raise invalid_transition(
+                f"package {pid} replaces goods of case {package.replacement_for}: confirm it there"
+            )
     return list(dict.fromkeys(package_ids))
 
 
@@ -472,7 +481,7 @@ def carrier_delivered(
     p = package_of(state, package_id)
     if p.status is not PackageStatus.SHIPPED:
         return None  # late or repeated carrier news changes nothing
-    if p.product_type is ProductType.SELF:
+    if p.product_type is ProductType.SELF and p.replacement_for is None:
         return confirm_receipt(state, [package_id], now, actor, how="carrier sign-off")
     s = copied(state)
     q = package_of(s, package_id)
@@ -483,7 +492,7 @@ def carrier_delivered(
 def check_can_extend(state: OrderState) -> None:
     if state.receipt_extended:
         raise invalid_transition("receipt can be extended only once")
-    if not any(p.status in AWAITING_RECEIPT for p in state.packages):
+    if not any(p.status in AWAITING_RECEIPT for p in live_packages(state)):
         raise invalid_transition("no shipped package is awaiting receipt")
 
 

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     return_ship_seconds: int = Field(_T.return_ship_seconds, ge=1)
     return_receive_seconds: int = Field(_T.return_receive_seconds, ge=1)
     escalate_seconds: int = Field(_T.escalate_seconds, ge=1)
+    reship_seconds: int = Field(_T.reship_seconds, ge=1)  # an exchange's replacement ships
     service_phone: str = Field("400-606-5500", max_length=32)  # on every after-sales case
     blob_dir: str = ".data/blobs"  # evidence images, by sha256
 

@@ -22,6 +22,7 @@ from store.tables import (
     StockHoldRow,
     StockReturnRow,
     StockRow,
+    StockTakeRow,
 )
 
 HELD, DEDUCTED, RELEASED, RESTORED = "HELD", "DEDUCTED", "RELEASED", "RESTORED"
@@ -294,6 +295,48 @@ async def restore(session: AsyncSession, order_id: str, allocations: list[Alloca
     await session.flush()
 
 
+async def _first_time(
+    session: AsyncSession,
+    table: type[StockReturnRow] | type[StockTakeRow],
+    order_id: str,
+    ref: str,
+    a: Allocation,
+) -> bool:
+    """Record these units under `ref`; False when they already were (a retried write)."""
+    return await insert_ignore(
+        session,
+        table,
+        order_id=order_id,
+        ref=ref,
+        sku=a.sku,
+        location=a.location,
+        quantity=a.quantity,
+    )
+
+
+async def take_units(
+    session: AsyncSession, order_id: str, ref: str, allocations: list[Allocation]
+) -> None:
+    """Units taken off hand at their locations (an exchange's replacement), once per `ref`:
+    all of them, or none and OUT_OF_STOCK when a location has too few free."""
+    if not allocations:
+        return
+    rows = await lock_rows(session, (a.sku for a in allocations))
+    for a in allocations:
+        if not await _first_time(session, StockTakeRow, order_id, ref, a):
+            continue  # a retry: already taken
+        row = rows.get((a.sku, a.location))
+        left = 0 if row is None else row.on_hand - row.locked
+        if row is None or left < a.quantity:
+            raise DomainError(
+                ErrorCode.OUT_OF_STOCK,
+                f"{a.sku}: {left} free at {a.location}, {a.quantity} needed",
+                {"sku": a.sku, "location": a.location, "available": left},
+            )
+        row.on_hand -= a.quantity
+    await session.flush()
+
+
 async def return_units(
     session: AsyncSession, order_id: str, ref: str, allocations: list[Allocation]
 ) -> None:
@@ -305,16 +348,7 @@ async def return_units(
     rows = await lock_rows(session, (a.sku for a in allocations))
     holds = {(h.sku, h.location): h for h in await _holds(session, order_id, DEDUCTED)}
     for a in allocations:
-        fresh = await insert_ignore(
-            session,
-            StockReturnRow,
-            order_id=order_id,
-            ref=ref,
-            sku=a.sku,
-            location=a.location,
-            quantity=a.quantity,
-        )
-        if not fresh:
+        if not await _first_time(session, StockReturnRow, order_id, ref, a):
             continue  # a retry: already back
         row = rows.get((a.sku, a.location))
         if row is not None:

@@ -295,17 +295,29 @@ class PaymentIntentRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class StockReturnRow(Base):
-    """Refunded units put back on hand: one row per (order, refund or case, SKU, location),
-    so a retried write restocks once."""
+class _UnitsOnce:
+    """Units moved for an order under a reference, one row per (order, reference, SKU,
+    location), so a retried write moves them once."""
 
-    __tablename__ = "stock_returns"
     order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     ref: Mapped[str] = mapped_column(String(80), primary_key=True)
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     location: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
+
+
+class StockReturnRow(_UnitsOnce, Base):
+    """Refunded units put back on hand (a refund request, a case)."""
+
+    __tablename__ = "stock_returns"
     __table_args__ = (CheckConstraint("quantity > 0", name="return_quantity_pos"),)
+
+
+class StockTakeRow(_UnitsOnce, Base):
+    """Units taken off hand beyond what the order bought (an exchange's replacement)."""
+
+    __tablename__ = "stock_takes"
+    __table_args__ = (CheckConstraint("quantity > 0", name="take_quantity_pos"),)
 
 
 class CaseRow(Base):

@@ -13,8 +13,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import after_sales as rules
-    from domain.after_sales import AfterSalesCase, CaseCommand
-    from domain.messages import CaseSettlement, SettleCaseRequest
+    from domain.after_sales import AfterSalesCase, CaseAction, CaseCommand
+    from domain.messages import (
+        CaseSettlement,
+        ReshipCaseRequest,
+        ReshipOutcome,
+        SettleCaseRequest,
+    )
     from domain.models import Actor
     from workflows import calls, case_details, ids
     from workflows.errors import ACTIVITY_FAILURES, rule, unwrap
@@ -27,6 +32,7 @@ class AfterSalesWorkflow:
         self.case = case
         self.lock = asyncio.Lock()
         self.answer: CaseSettlement | None = None  # the order's word on a settlement
+        self.reshipped: ReshipOutcome | None = None  # ... on an exchange's replacement
 
     @workflow.run
     async def run(self, case: AfterSalesCase) -> AfterSalesCase:
@@ -81,6 +87,7 @@ class AfterSalesWorkflow:
                 refund=settlement.refund,
                 amount_cents=settlement.amount_cents,
                 restock=settlement.restock,
+                keep_open=settlement.keep_open,
                 actor=Actor(kind="system", id=f"case {self.case.id}"),
             ),
         )
@@ -99,13 +106,59 @@ class AfterSalesWorkflow:
     def order_settled(self, answer: CaseSettlement) -> None:
         self.answer = answer
 
+    @workflow.signal(name=ids.CASE_RESHIPPED_SIGNAL)
+    def order_reshipped(self, outcome: ReshipOutcome) -> None:
+        self.reshipped = outcome
+
+    @workflow.signal(name=ids.REPLACEMENT_DELIVERED_SIGNAL)
+    async def replacement_delivered(self, package_id: str) -> None:
+        """The carrier delivered the replacement: the exchange is received."""
+        async with self.lock:
+            nxt = rules.replacement_delivered(
+                self.case, workflow.now(), Actor(kind="carrier", id=package_id)
+            )
+            if nxt is not None:
+                try:
+                    await self._save(nxt)
+                except ApplicationError as err:  # the buyer or the deadline still ends it
+                    workflow.logger.error("case %s: %s", self.case.id, err.message)
+
     @workflow.update
     async def act(self, cmd: CaseCommand) -> AfterSalesCase:
         """A party's action; answers once any settlement it caused is done."""
         async with self.lock:
-            await self._save(rule(rules.act, self.case, cmd, workflow.now()))
+            if cmd.action is CaseAction.RESHIP:
+                packages = await self._reship(cmd)
+                nxt = rule(rules.reshipped, self.case, cmd, packages, workflow.now())
+            else:
+                nxt = rule(rules.act, self.case, cmd, workflow.now())
+            await self._save(nxt)
         await workflow.wait_condition(lambda: self.case.settlement is None)
         return self.case
+
+    async def _reship(self, cmd: CaseCommand) -> list[str]:
+        """Ask the order to ship the replacement (it owns the stock and the packages) and wait
+        for its answer; its refusal (OUT_OF_STOCK) is this action's, and nothing changes."""
+        rule(rules.check_command, self.case, cmd)
+        assert cmd.carrier is not None and cmd.tracking_no is not None
+        self.reshipped = None
+        order = workflow.get_external_workflow_handle(ids.order_workflow_id(self.case.order_id))
+        await order.signal(
+            "reship_case",
+            ReshipCaseRequest(
+                order_id=self.case.order_id,
+                case_id=self.case.id,
+                carrier=cmd.carrier,
+                tracking_no=cmd.tracking_no,
+                actor=cmd.actor,
+            ),
+        )
+        await workflow.wait_condition(lambda: self.reshipped is not None)
+        outcome = self.reshipped
+        assert outcome is not None
+        if outcome.error:
+            raise ApplicationError(outcome.error, type=outcome.code, non_retryable=True)
+        return outcome.package_ids
 
     @act.validator
     def _validate_act(self, cmd: CaseCommand) -> None:

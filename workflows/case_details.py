@@ -36,6 +36,8 @@ def render(case: AfterSalesCase) -> str:
         out.append(f"Merchant proposes {money(case.proposed_cents)}")
     if case.return_tracking_no:
         out.append(f"Return: {case.return_carrier} {case.return_tracking_no}")
+    if case.replacements:
+        out.append(f"Replacement: package {', '.join(case.replacements)}")
     if case.settlement is not None:
         out.append("Settling: the order is moving the money and stock")
     elif case.deadline is not None:

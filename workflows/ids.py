@@ -59,6 +59,8 @@ SAVE_CASE = "save_case"
 START_CASE = "start_case"
 RETRY_SIGNAL = "retry"  # an operator's word (Web UI: Send Signal) to try a failed step again
 CASE_SETTLED_SIGNAL = "order_settled"  # the order's answer to a case's settle_case signal
+CASE_RESHIPPED_SIGNAL = "order_reshipped"  # the order's answer to an exchange's reship_case
+REPLACEMENT_DELIVERED_SIGNAL = "replacement_delivered"  # the carrier delivered a replacement
 
 
 def order_workflow_id(order_id: str) -> str:

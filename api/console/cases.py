@@ -29,6 +29,7 @@ from api.errors import Problem
 from api.orders import list_shop
 from domain.actions import case_actions
 from domain.after_sales import CaseAction, CaseCommand, CaseStatus
+from domain.carriers import CARRIERS
 from domain.errors import ErrorCode
 from domain.models import MAX_AMOUNT_CENTS, money
 from store import cases
@@ -85,6 +86,7 @@ async def _case_page(
     status: int = 200,
     error: str = "",
     done: str = "",
+    typed: dict[str, str] | None = None,
 ) -> Response:
     async with db.sessions() as session:
         case = await actions.visible_case(session, op.user, case_id)
@@ -95,8 +97,10 @@ async def _case_page(
         op,
         case=case,
         actions=case_actions(case, op.user.role.value),
+        carriers=CARRIERS,
         error=error,
         done=DONE.get(done, ""),
+        typed=typed or {},
     )
 
 
@@ -159,10 +163,13 @@ async def case_action(
     reason: Text = "",
     amount: Annotated[str, Form(max_length=32)] = "",
     decision: Annotated[str, Form(max_length=16)] = "",
+    carrier: Annotated[str, Form(max_length=64)] = "",
+    tracking_no: Annotated[str, Form(max_length=128)] = "",
     csrf: Csrf = None,
 ) -> Response:
     plain = {a.value for a in cases_api.PlainAction}
-    if action not in plain | {CaseAction.PROPOSE.value, CaseAction.RULE.value}:
+    own_body = {CaseAction.PROPOSE.value, CaseAction.RULE.value, CaseAction.RESHIP.value}
+    if action not in plain | own_body:
         return refused(request, Problem(ErrorCode.NOT_FOUND, f"no case action {action}"))
 
     async def do(op: Operator) -> object:
@@ -178,12 +185,21 @@ async def case_action(
         if action == CaseAction.RULE:
             ruling = cases_api.RuleBody(version=cmd.version, decision=decision, note=reason)
             cmd = cmd.model_copy(update={"decision": ruling.decision})
+        if action == CaseAction.RESHIP:
+            sent = cases_api.ReturnBody(
+                version=cmd.version, carrier=carrier, tracking_no=tracking_no.strip()
+            )
+            cmd = cmd.model_copy(update={"carrier": sent.carrier, "tracking_no": sent.tracking_no})
         return await actions.case_action(
             client=client, db=db, user=op.user, case_id=case_id, cmd=cmd
         )
 
     async def again(op: Operator, problem: Problem) -> Response:
-        return await _case_page(request, op, db, case_id, problem.status, problem.detail)
+        typed = {"action": action, "reason": reason, "amount": amount, "decision": decision}
+        typed |= {"carrier": carrier, "tracking_no": tracking_no}
+        return await _case_page(
+            request, op, db, case_id, problem.status, problem.detail, typed=typed
+        )
 
     roles = (Role.ADMIN,) if action == CaseAction.RULE else STAFF
     back = f"/console/after-sales/{case_id}"

@@ -353,7 +353,7 @@ async def test_refused_cases_change_nothing_and_store_no_image(stack: Stack) -> 
     await refused(422, "VALIDATION", form("REFUND_ONLY", "[{sku:"))
     await refused(422, "VALIDATION", form("REFUND_ONLY", [("NOPE-1", 1)]))
     await refused(422, "VALIDATION", form("REFUND_ONLY", [(sku, 0)]))
-    await refused(422, "VALIDATION", form("REFUND_ONLY", [(sku, 3)]) | {"type": "EXCHANGE"})
+    await refused(422, "VALIDATION", form("REFUND_ONLY", [(sku, 3)]) | {"type": "SWAP"})
     await refused(409, "INVALID_TRANSITION", form("REFUND_ONLY", [(sku, 3)]))
     await refused(404, "NOT_FOUND", form("REFUND_ONLY", good), who=other)
     unpaid = await stack.placed(buyer, [(sku, 1)])

@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import BrowserContext
 
 from tests.e2e.harness import Json, Stack, User, expect_problem, ok, uid
+from tests.e2e.test_e2e_after_sales import case_act, form, open_case, shipped
 from tests.e2e.test_e2e_console import sign_in
 
 pytestmark = pytest.mark.e2e
@@ -286,3 +287,74 @@ async def test_the_console_searches_exports_and_ships_from_a_sheet(
     assert a["id"] in (result["shipped"] or "") and "NOPE" in (result["refused"] or "")
     assert (await stack.order(buyer, a["id"]))["packages"][0]["carrier"] == "SF"
     assert (await stack.order(buyer, b["id"]))["status"] == "PENDING_SHIPMENT"
+
+
+async def test_an_exchange_from_open_to_exchanged_in_the_console(
+    stack: Stack, context: BrowserContext
+) -> None:
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 5})
+    order = await shipped(stack, buyer, [(sku, 1)])
+    case = ok(await open_case(stack, buyer, order["id"], form("EXCHANGE", [(sku, 1)])), 201)
+    assert (case["type"], case["status"]) == ("EXCHANGE", "WAIT_SELLER_AGREE")
+    page = await sign_in(stack, context, stack.merchant, path=f"/after-sales/{case['id']}")
+    offered = await page.locator("form.case-action").evaluate_all(
+        "fs => fs.map(f => f.dataset.action)"
+    )
+    assert offered == ["agree", "reject"]  # no proposal of money in an exchange
+
+    async def merchant_does(action: str, **fields: str) -> str:
+        await page.goto(f"{stack.base_url}/console/after-sales/{case['id']}")
+        form_ = page.locator(f"form[data-action='{action}']")
+        for name, value in fields.items():
+            field = form_.locator(f"[name={name}]")
+            if await field.evaluate("e => e.tagName") == "SELECT":
+                await field.select_option(value)
+            else:
+                await field.fill(value)
+        await form_.locator("button[type=submit]").click()
+        return await page.locator("#status").inner_text()
+
+    assert await merchant_does("agree") == "WAIT_BUYER_RETURN"
+    case = await stack_case(stack, buyer, case["id"])
+    ok(await case_act(stack, buyer, case, "return-shipment", carrier="YTO", tracking_no="YT1"))
+    assert await merchant_does("confirm-return") == "WAIT_SELLER_RESHIP"
+    assert await stack.stock(sku) == {"WH-A": (5, 0)}  # the returned unit is back on hand
+
+    # out of stock: refused, the form keeps what was typed, nothing taken
+    ok(
+        await stack.http.put(
+            f"/skus/{sku}/stock/WH-A", json={"on_hand": 0}, headers=stack.merchant.headers
+        )
+    )
+    tracking = uid("JD").upper()
+    assert await merchant_does("reship", carrier="JD", tracking_no=tracking) == "WAIT_SELLER_RESHIP"
+    assert "0 free at WH-A" in await page.locator(".error").inner_text()
+    reship = page.locator("form[data-action='reship']")
+    assert await reship.locator("select[name=carrier]").input_value() == "JD"
+    assert await reship.locator("input[name=tracking_no]").input_value() == tracking
+    ok(
+        await stack.http.put(
+            f"/skus/{sku}/stock/WH-A", json={"on_hand": 3}, headers=stack.merchant.headers
+        )
+    )
+    await reship.locator("button[type=submit]").click()
+    assert await page.locator("#status").inner_text() == "WAIT_BUYER_RECEIVE"
+    replacement = f"{case['id']}-R1"
+    assert replacement in await page.locator("#replacements").inner_text()
+    assert await stack.stock(sku) == {"WH-A": (2, 0)}
+
+    # the order page shows the replacement package; the buyer confirms it arrived
+    await page.click("#replacements a")
+    flag = page.locator(f"article[data-package='{replacement}'] .replacement")
+    assert case["id"] in await flag.inner_text()
+    case = await stack_case(stack, buyer, case["id"])
+    done = ok(await case_act(stack, buyer, case, "confirm-receipt"))
+    assert (done["status"], done["refund_id"]) == ("EXCHANGED", None)
+    after = await stack.order(buyer, order["id"])
+    assert after["refunded_cents"] == 0 and after["packages"][-1]["status"] == "RECEIVED"
+
+
+async def stack_case(stack: Stack, user: User, case_id: str) -> Json:
+    data: Json = ok(await stack.http.get(f"/after-sales/{case_id}", headers=user.headers))
+    return data

@@ -134,6 +134,7 @@ def test_each_action_is_allowed_only_in_its_statuses(
         CaseAction.REJECT: {"reason": "no"},
         CaseAction.PROPOSE: {"amount_cents": 1_000},
         CaseAction.RETURN_SHIPMENT: {"carrier": "SF", "tracking_no": "R1"},
+        CaseAction.RESHIP: {"carrier": "SF", "tracking_no": "R2"},
         CaseAction.RULE: {"decision": "BUYER"},
     }
     kw = needs.get(action, {})
@@ -316,3 +317,120 @@ def test_refunding_every_line_after_shipment_closes_the_order_fully_refunded() -
     )  # the return arrived: back on hand, once for this case
     s = settled.state
     assert (s.close_reason, s.refunded_cents) == (CloseReason.FULLY_REFUNDED, s.paid_cents)
+
+
+# ---- exchange (换货, §6.4) --------------------------------------------------------------------
+
+
+def _returned_exchange() -> tuple[OrderState, AfterSalesCase]:
+    s, case = opened(None, CaseType.EXCHANGE, ("BOOK-1", 2))
+    case = do(case, CaseAction.AGREE)
+    case = do(case, CaseAction.RETURN_SHIPMENT, carrier="SF", tracking_no="R1")
+    return s, do(case, CaseAction.CONFIRM_RETURN)
+
+
+def test_an_exchange_goes_back_on_hand_then_waits_for_the_replacement() -> None:
+    s, case = _returned_exchange()
+    assert case.status is CaseStatus.WAIT_SELLER_RESHIP
+    assert case.settlement == cases.Settlement(refund=False, restock=True, keep_open=True)
+    assert not cases.is_final(case) and case.deadline is None  # the order restocks first
+    back = cases.restock_claim(s, "C1", OPENED, SYSTEM)
+    assert back is not None
+    [where] = {p.location for p in s.packages if p.lines[0].sku == "BOOK-1"}
+    assert (back.returns, back.return_ref) == (
+        [Allocation(sku="BOOK-1", location=where, quantity=2)],
+        "C1",
+    )
+    s = back.state
+    assert cases.claim_of(s, "C1").open and cases.restock_claim(s, "C1", OPENED, SYSTEM) is None
+    assert (s.refunded_cents, s.status) == (0, back.state.status)  # no money moved
+    case = cases.settled(case, None, OPENED + timedelta(hours=2))
+    assert (case.status, case.settlement, case.closed_at) == (
+        CaseStatus.WAIT_SELLER_RESHIP,
+        None,
+        None,
+    )
+    assert case.deadline == OPENED + timedelta(hours=50)  # 48 h to reship
+    assert case.deadline_action == "converted to a refund"
+
+
+def test_a_replacement_ships_from_stock_as_a_package_of_its_own() -> None:
+    s, _ = _returned_exchange()
+    s = cases.restock_claim(s, "C1", OPENED, SYSTEM).state  # type: ignore[union-attr]
+    before = (s.status, s.sub_statuses, s.paid_cents, [p.id for p in rules.live_packages(s)])
+    change = cases.reship(s, "C1", "ZTO", "ZT9", OPENED, MERCHANT)
+    [package] = cases.replacements_of(change.state, "C1")
+    assert (package.id, package.replacement_for, package.status.value) == ("C1-R1", "C1", "SHIPPED")
+    assert (package.carrier, package.tracking_no, package.goods_cents) == ("ZTO", "ZT9", 0)
+    assert [(x.sku, x.quantity) for x in package.lines] == [("BOOK-1", 2)]
+    assert (change.takes, change.take_ref) == (
+        [Allocation(sku="BOOK-1", location=package.location, quantity=2)],
+        "C1-reship",
+    )
+    after = change.state
+    # the order's own packages, money and status are as they were
+    assert (after.status, after.sub_statuses, after.paid_cents) == before[:3]
+    assert [p.id for p in rules.live_packages(after)] == before[3]
+    assert rules.next_deadline(after) == rules.next_deadline(s)  # no timer of its own
+    with pytest.raises(DomainError, match="replacement has shipped"):
+        cases.reship(after, "C1", "ZTO", "ZT9", OPENED, MERCHANT)
+    with pytest.raises(DomainError, match="confirm it there"):
+        rules.confirm_receipt(after, [package.id], OPENED, BUYER, "buyer")
+    # its receipt ends the exchange: the claim is closed, the package received
+    delivered = rules.carrier_delivered(after, package.id, OPENED, Actor(kind="carrier"))
+    assert delivered is not None
+    assert cases.replacements_of(delivered.state, "C1")[0].status.value == "DELIVERED"
+    done = cases.settle_claim(delivered.state, "C1", None, None, OPENED, SYSTEM)
+    assert done.event.type.value == "CASE_EXCHANGED"
+    assert cases.replacements_of(done.state, "C1")[0].status.value == "RECEIVED"
+    assert not rules.held_open(done.state) and done.state.refunded_cents == 0
+
+
+def test_the_exchange_ends_exchanged_by_the_buyer_the_carrier_or_the_clock() -> None:
+    _, case = _returned_exchange()
+    case = cases.settled(case, None, OPENED)
+    shipped_at = OPENED + timedelta(hours=3)
+    reship = cmd(case, CaseAction.RESHIP, carrier="SF", tracking_no="S1")
+    case = cases.reshipped(case, reship, ["C1-R1"], shipped_at)
+    assert (case.status, case.replacements) == (CaseStatus.WAIT_BUYER_RECEIVE, ["C1-R1"])
+    assert case.deadline == shipped_at + timedelta(days=10)  # the order's auto-confirm period
+    for ended in (
+        do(case, CaseAction.CONFIRM_RECEIPT),
+        cases.replacement_delivered(case, shipped_at, Actor(kind="carrier")),
+        cases.on_deadline(case, shipped_at + timedelta(days=10)),
+    ):
+        assert ended is not None
+        assert (ended.status, ended.settlement) == (
+            CaseStatus.EXCHANGED,
+            cases.Settlement(refund=False),
+        )
+        assert cases.is_final(cases.settled(ended, None, shipped_at))
+    assert cases.on_deadline(case, shipped_at + timedelta(days=10, seconds=-1)) is None
+    assert cases.replacement_delivered(do(case, CaseAction.CONFIRM_RECEIPT), OPENED, SYSTEM) is None
+
+
+def test_an_exchange_not_reshipped_is_refunded_by_the_merchant_or_the_clock() -> None:
+    _, case = _returned_exchange()
+    case = cases.settled(case, None, OPENED)
+    refund = cases.Settlement(refund=True, amount_cents=6_000)
+    assert do(case, CaseAction.CONVERT_TO_REFUND).settlement == refund
+    late = cases.on_deadline(case, OPENED + timedelta(hours=48))
+    assert late is not None and late.settlement == refund
+    assert late.timeline[-1].note == "no replacement was shipped"
+
+
+def test_an_exchange_moves_no_money_and_is_for_own_stock_only() -> None:
+    _, case = opened(None, CaseType.EXCHANGE)
+    with pytest.raises(DomainError, match="moves no money"):
+        cases.check_command(case, cmd(case, CaseAction.PROPOSE, amount_cents=100))
+    waiting = cases.settled(_returned_exchange()[1], None, OPENED)
+    with pytest.raises(DomainError, match="carrier and a tracking number"):
+        cases.check_command(waiting, cmd(waiting, CaseAction.RESHIP))
+    phone = order(("PHONE-1", 1))  # drop-shipped: no stock of the shop's to replace it from
+    with pytest.raises(DomainError, match="not PHONE-1"):
+        cases.check_can_open(
+            phone, [LineRequest(sku="PHONE-1", quantity=1)], OPENED, CaseType.EXCHANGE
+        )
+    cases.check_can_open(phone, [LineRequest(sku="PHONE-1", quantity=1)], OPENED)  # a refund
+    with pytest.raises(DomainError, match="not an exchange"):
+        cases.reship(opened()[0], "C1", "SF", "S1", OPENED, MERCHANT)

@@ -430,3 +430,101 @@ async def test_an_open_case_keeps_the_order_open_past_its_after_sales_window(sho
     assert (final_state.status, final_state.close_reason) == ("CLOSED", "FULLY_REFUNDED")
     too_late = await open_case(shop, order["id"], "REFUND_ONLY", ("TEA", 1))
     assert too_late.status_code == 409
+
+
+# ---- exchange (换货) ---------------------------------------------------------------------------
+
+
+async def _exchange_returned(
+    shop: Shop, sku: str, quantity: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A shipped order's exchange case, its goods sent back and received by the merchant."""
+    order = await shipped(shop, (sku, quantity))
+    r = await open_case(shop, order["id"], "EXCHANGE", (sku, quantity), images=[("a.png", PNG)])
+    assert r.status_code == 201, r.text
+    case = await acted(shop, r.json(), "agree")
+    assert case["status"] == "WAIT_BUYER_RETURN"
+    case = await acted(shop, case, "return-shipment", "buyer", carrier="sf", tracking_no="RX1")
+    case = await acted(shop, case, "confirm-return")
+    assert case["status"] == "WAIT_SELLER_RESHIP" and case["deadline"] is not None
+    return order, case
+
+
+@pytest.mark.parametrize("received_by", ["carrier", "buyer", "clock"])
+async def test_an_exchange_from_open_to_exchanged(shop: Shop, received_by: str) -> None:
+    before = await shop.wallet()
+    order, case = await _exchange_returned(shop, "MUG", 2)
+    [where] = {p["location"] for p in order["packages"]}
+    assert await shop.stock("MUG") == {where: (10, 0)}  # the 2 returned are back on hand
+    propose = await act(shop, case, "propose", amount_cents=100)
+    assert (propose.status_code, propose.json()["code"]) == (409, "INVALID_TRANSITION")
+
+    tracking = f"ZT{order['id'][:8]}"
+    case = await acted(shop, case, "reship", carrier="zto", tracking_no=tracking)
+    assert (case["status"], case["replacements"]) == ("WAIT_BUYER_RECEIVE", [f"{case['id']}-R1"])
+    assert await shop.stock("MUG") == {where: (8, 0)}  # the replacement's 2 taken
+    again = await act(shop, case, "reship", carrier="ZTO", tracking_no=tracking)
+    assert (again.status_code, again.json()["code"]) == (409, "INVALID_TRANSITION")
+    now = await shop.order(order["id"])
+    replacement = now["packages"][-1]
+    assert (replacement["replacement_for"], replacement["status"]) == (case["id"], "SHIPPED")
+    assert (replacement["carrier"], replacement["tracking_no"]) == ("ZTO", tracking)
+    assert [(x["sku"], x["quantity"]) for x in replacement["lines"]] == [("MUG", 2)]
+    assert now["status"] == "SHIPPED" and now["sub_statuses"] == ["REFUNDING"]
+
+    if received_by == "carrier":
+        r = await shop.carrier_callback("Zto", tracking, "DELIVERED")
+        assert r.status_code in (200, 202), r.text
+    elif received_by == "buyer":
+        wrong = await act(shop, case, "confirm-receipt")  # the merchant's token: not theirs
+        assert wrong.status_code == 403
+        await acted(shop, case, "confirm-receipt", "buyer")
+    else:
+        await shop.env.sleep(timedelta(days=10, minutes=1))
+    done = await case_until(shop, case["id"], final(CaseStatus.EXCHANGED))
+    assert done.closed_at is not None and done.refund_id is None
+    state = await shop.settle(order["id"])
+    assert not state.cases[0].open
+    assert [p.status.value for p in state.packages if p.replacement_for] == ["RECEIVED"]
+    after = await shop.order(order["id"])
+    assert after["refunded_cents"] == 0 and "REFUNDING" not in after["sub_statuses"]
+    assert (await shop.wallet())["balance_cents"] == before["balance_cents"] - order["total_cents"]
+    assert await shop.stock("MUG") == {where: (8, 0)}
+    if received_by == "carrier":
+        await record(shop.handle(order["id"]), "case_exchanged_order")
+        await record(
+            shop.env.client.get_workflow_handle(case_workflow_id(case["id"])), "case_exchanged"
+        )
+
+
+async def test_an_exchange_out_of_stock_is_refunded_instead(shop: Shop) -> None:
+    order, case = await _exchange_returned(shop, "TEA", 1)
+    [where] = {p["location"] for p in order["packages"]}
+    empty = await shop.http.put(
+        f"/skus/TEA/stock/{where}", json={"on_hand": 0}, headers=shop.as_merchant()
+    )
+    assert empty.status_code == 200, empty.text
+    r = await act(shop, case, "reship", carrier="SF", tracking_no="SF0RX")
+    assert (r.status_code, r.json()["code"]) == (409, "OUT_OF_STOCK")
+    assert f"0 free at {where}" in r.json()["detail"]
+    unchanged = await case_until(shop, case["id"], lambda c: True)
+    assert (unchanged.status.value, unchanged.version) == ("WAIT_SELLER_RESHIP", case["version"])
+    state = await shop.settle(order["id"])
+    assert [p for p in state.packages if p.replacement_for] == []
+    assert (await shop.stock("TEA"))[where] == (0, 0)  # nothing taken
+
+    refunded = await acted(shop, case, "convert-to-refund")
+    assert (refunded["status"], refunded["refund_status"]) == ("REFUNDED", "SUCCEEDED")
+    after = await shop.order(order["id"])
+    assert after["refunded_cents"] == case["claim_cents"]
+    assert (await shop.stock("TEA"))[where] == (0, 0)  # back on hand once, at confirm-return
+
+
+async def test_an_exchange_not_reshipped_in_time_is_refunded(shop: Shop) -> None:
+    order, case = await _exchange_returned(shop, "MUG", 1)
+    await shop.env.sleep(H48 - timedelta(minutes=1))
+    assert (await case_until(shop, case["id"], lambda c: True)).status.value == "WAIT_SELLER_RESHIP"
+    await shop.env.sleep(timedelta(minutes=2))
+    done = await case_until(shop, case["id"], final(CaseStatus.REFUNDED))
+    assert done.timeline[-2].note == "no replacement was shipped"
+    assert (await shop.order(order["id"]))["refunded_cents"] == case["claim_cents"]

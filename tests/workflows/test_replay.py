@@ -51,6 +51,8 @@ def test_the_main_scenarios_are_recorded() -> None:
         "case_no_return_closed",
         "case_no_confirmation_refunded",
         "case_not_escalated_closed",
+        "case_exchanged",
+        "case_exchanged_order",
         "reviewed",
         "reordered",
         "operator_cancelled_unpaid",

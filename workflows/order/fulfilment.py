@@ -101,6 +101,10 @@ class Fulfilment(Payments):
             return
         if change is not None:
             await self._commit(change)
+            await self._replacement_delivered(notice.package_id)
+
+    async def _replacement_delivered(self, package_id: str) -> None:
+        """Overridden by Cases: a delivered replacement is its exchange's news."""
 
     async def _reject(self, package_id: str, actor: Actor, *, restocked: bool) -> None:
         """拒收: refund the package's goods and freight share. Supplier goods are restocked

@@ -104,6 +104,8 @@ class OrderRun:
                     restore=change.restore,
                     returns=change.returns,
                     return_ref=change.return_ref,
+                    takes=change.takes,
+                    take_ref=change.take_ref,
                     case=case,
                     review=review,
                     write_seq=_write_seq(),

@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         PayRequest,
         PlaceOrderInput,
         RefundLinesRequest,
+        ReshipCaseRequest,
+        ReshipOutcome,
         RetryRefundRequest,
         ReviewRequest,
         SettleCaseRequest,
@@ -543,7 +545,7 @@ class OrderWorkflow(Cases):
     def _validate_open_case(self, req: OpenCaseRequest) -> None:
         state = self._placed()
         self._require_party(state, req.actor)
-        rule(after_sales.check_can_open, state, req.lines, workflow.now())
+        rule(after_sales.check_can_open, state, req.lines, workflow.now(), req.type)
 
     @workflow.signal
     async def settle_case(self, req: SettleCaseRequest) -> None:
@@ -564,6 +566,20 @@ class OrderWorkflow(Cases):
             result = CaseSettlement(refund=await self._refund_outcome(result.refund.id))
         case = workflow.get_external_workflow_handle(ids.case_workflow_id(req.case_id))
         await case.signal(ids.CASE_SETTLED_SIGNAL, result)
+
+    @workflow.signal
+    async def reship_case(self, req: ReshipCaseRequest) -> None:
+        """An exchange's replacement, asked by its case; the case is told the packages, or
+        why none went out (OUT_OF_STOCK: nothing taken, nothing shipped)."""
+        async with self.lock:
+            try:
+                outcome = await self._reship_case(req)
+            except DomainError as err:
+                outcome = ReshipOutcome(code=err.code.value, error=err.message)
+            except ApplicationError as err:
+                outcome = ReshipOutcome(code=err.type or "ORDER_ERROR", error=err.message)
+        case = workflow.get_external_workflow_handle(ids.case_workflow_id(req.case_id))
+        await case.signal(ids.CASE_RESHIPPED_SIGNAL, outcome)
 
     # ---- reads ------------------------------------------------------------------------
 
