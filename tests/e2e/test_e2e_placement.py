@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.e2e.harness import Json, Stack, User, expect_problem, ok, uid
+from tests.e2e.harness import Json, Stack, User, eventually, expect_problem, ok, uid
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +52,16 @@ async def test_an_order_beyond_the_stock_is_refused(stack: Stack) -> None:
     assert await _orders_of(stack, buyer) == []
 
     # both locations together serve 3
-    ok(await stack.place(buyer, [(sku, 3)]), 201)
+    placed = ok(await stack.place(buyer, [(sku, 3)]), 201)
     assert await stack.stock(sku) == {"WH-A": (2, 2), "WH-B": (1, 1)}
+    # the Web UI's "orders of buyer X" lists the placed order only: the refusal started none
+    query = f"WorkflowType = 'OrderWorkflow' AND BuyerId = '{buyer.id}'"
+
+    async def listed() -> list[str]:
+        return [w.id async for w in stack.temporal.list_workflows(query)]
+
+    found = await eventually(listed, lambda ids: len(ids) > 0, what="the placed order's workflow")
+    assert found == [f"order-{placed['id']}"]
 
 
 async def test_a_purchase_limit_refuses_the_second_order_until_the_first_closes(
