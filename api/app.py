@@ -214,6 +214,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(webhooks.admin)
     app.include_router(console.router)
+    app.state.problem_page = console.problem_page  # refusals under /console: HTML pages
     app.router.routes.append(console.static)
 
     @app.get("/healthz", tags=["ops"])

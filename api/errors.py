@@ -1,12 +1,12 @@
 """The one place that maps errors to HTTP: RFC 9457 problem JSON with a `code`."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -183,57 +183,74 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+ProblemPage = Callable[[Request, JSONResponse], Response]
+
+
+def _shown(request: Request, response: JSONResponse) -> Response:
+    """A refusal under /console is a page in the console's layout (`app.state.problem_page`),
+    not problem JSON; everywhere else it is the problem JSON itself."""
+    view: ProblemPage | None = getattr(request.app.state, "problem_page", None)
+    path = request.url.path
+    console = path == "/console" or path.startswith("/console/")
+    if view is None or not console or path.startswith("/console/static/"):
+        return response
+    return view(request, response)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return answer(exc)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return _shown(request, answer(exc))
 
     @app.exception_handler(DomainError)
     @app.exception_handler(WorkflowUpdateFailedError)
     @app.exception_handler(RPCTimeoutOrCancelledError)
-    async def _refused(_: Request, exc: Exception) -> JSONResponse:
+    async def _refused(request: Request, exc: Exception) -> Response:
         p = as_problem(exc)
         assert p is not None
-        return answer(p)
+        return _shown(request, answer(p))
 
-    async def _database(_: Request, exc: Exception) -> JSONResponse:
+    async def _database(request: Request, exc: Exception) -> Response:
         """The database unreachable (by the error's type): a retryable 503; any other
         database error is a 500, logged."""
         if unreachable(exc):
             log.warning("database unreachable: %s", type(exc).__name__)
-            return answer(database_unavailable())
-        return internal(exc, "unexpected database error")
+            return _shown(request, answer(database_unavailable()))
+        return _shown(request, internal(exc, "unexpected database error"))
 
     for kind in CONNECTION_ERRORS:
         app.add_exception_handler(kind, _database)
 
     @app.exception_handler(RPCError)
-    async def _temporal(_: Request, exc: RPCError) -> JSONResponse:
+    async def _temporal(request: Request, exc: RPCError) -> Response:
         """Temporal cannot be reached (or answered too late): a retryable 503, never a 500;
         reads from the database do not depend on it."""
         if exc.status not in UNREACHABLE:
-            return internal(exc, "Temporal refused a call")
-        return temporal_unavailable()
+            return _shown(request, internal(exc, "Temporal refused a call"))
+        return _shown(request, temporal_unavailable())
 
     @app.exception_handler(RuntimeError)
-    async def _runtime(_: Request, exc: RuntimeError) -> JSONResponse:
+    async def _runtime(request: Request, exc: RuntimeError) -> Response:
         away = as_problem(exc)  # a lazy Temporal client's first connection failed: 503
-        return answer(away) if away is not None else internal(exc)
+        return _shown(request, answer(away) if away is not None else internal(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
             for e in exc.errors()
         ]
-        return problem_response(ErrorCode.VALIDATION.value, first_error(errors), 422, errors=errors)
+        return _shown(
+            request,
+            problem_response(ErrorCode.VALIDATION.value, first_error(errors), 422, errors=errors),
+        )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return internal(exc)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return _shown(request, internal(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {
             400: ErrorCode.MALFORMED_BODY,  # a body not to be decoded (not JSON, too deep)
             404: ErrorCode.NOT_FOUND,
@@ -243,4 +260,4 @@ def install(app: FastAPI) -> None:
         headers = exc.headers
         if exc.status_code == 405:  # every method the path takes, over all its routes
             headers = {"Allow": ", ".join(allowed_methods(request))}
-        return problem_response(code, str(exc.detail), exc.status_code, headers)
+        return _shown(request, problem_response(code, str(exc.detail), exc.status_code, headers))

@@ -10,6 +10,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
 from api.console import bulk, cases, orders, settlement, signin
+from api.console.pages import problem_page
+
+__all__ = ["problem_page", "router", "static"]
 
 router = APIRouter()
 for module in (signin, bulk, orders, cases, settlement):  # bulk: before /orders/{id}

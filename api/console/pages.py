@@ -1,13 +1,14 @@
 """What every console page shares: templates, headers, the signed-in check, and how a
 form's action is taken (who, CSRF, then the JSON API's own route function)."""
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.auth import Role
@@ -60,7 +61,26 @@ def page(
 
 
 def refused(request: Request, problem: Problem, op: Operator | None = None) -> HTMLResponse:
-    return page(request, "refused.html", problem.status, op, problem=problem)
+    signed = op is not None or auth.SESSION_COOKIE in request.cookies
+    return page(request, "refused.html", problem.status, op, problem=problem, signed=signed)
+
+
+KEPT_HEADERS = ("Retry-After", "Allow", "WWW-Authenticate")
+
+
+def problem_page(request: Request, response: JSONResponse) -> Response:
+    """Any refusal under /console (an unknown page, a form FastAPI refused before our code
+    ran, Temporal away) as the console's own refusal page, with its status and headers."""
+    try:
+        body = json.loads(bytes(response.body))
+        problem = Problem(body["code"], body["detail"], response.status_code)
+    except (ValueError, KeyError, TypeError):
+        return response
+    html = refused(request, problem)
+    for name in KEPT_HEADERS:
+        if name in response.headers:
+            html.headers[name] = response.headers[name]
+    return html
 
 
 async def staff(request: Request, settings: Settings, roles: tuple[Role, ...] = STAFF) -> Operator:

@@ -358,3 +358,39 @@ async def test_an_exchange_from_open_to_exchanged_in_the_console(
 async def stack_case(stack: Stack, user: User, case_id: str) -> Json:
     data: Json = ok(await stack.http.get(f"/after-sales/{case_id}", headers=user.headers))
     return data
+
+
+async def test_console_refusals_are_pages_in_the_consoles_layout(
+    stack: Stack, context: BrowserContext
+) -> None:
+    anonymous = await stack.http.get("/console/no-such-page")
+    assert anonymous.status_code == 404
+    assert anonymous.headers["content-type"].startswith("text/html")
+    assert "Sign in" in anonymous.text and "problem" not in anonymous.headers["content-type"]
+    page = await sign_in(stack, context, stack.merchant)
+    for path, status, heading, says in (
+        ("/console/no-such-page", 404, "Not found", "Not Found"),
+        ("/console/orders/no-such-order", 404, "Not found", "no order no-such-order"),
+        ("/console/orders?colour=red", 422, "Check what was entered", "unknown query parameter"),
+        ("/console/orders?status=LOST", 422, "Orders", "status: one of"),  # the form, kept
+    ):
+        answer = await page.goto(f"{stack.base_url}{path}")
+        assert answer is not None and answer.status == status, path
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert await page.locator("h1").inner_text() == heading, path
+        assert says in await page.locator("p.error").inner_text(), path
+        assert await page.locator("header nav a").count() >= 3  # the console's own layout
+        assert await page.locator("a", has_text="Sign in").count() == 0  # already signed in
+    # a form FastAPI refuses before the console's code runs: a page too, not JSON
+    csrf = await page.locator("input[name=csrf]").first.input_value()
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in await context.cookies())
+    refused = await stack.http.post(
+        "/console/orders/x/close",
+        data={"csrf": csrf, "reason": "r" * 501},
+        headers={"Cookie": cookie},
+    )
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    assert "reason" in refused.text and "Check what was entered" in refused.text
+    # the JSON API still answers problem JSON
+    api = await stack.http.get("/orders/no-such-order", headers=stack.merchant.headers)
+    assert api.headers["content-type"] == "application/problem+json"
