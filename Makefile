@@ -13,18 +13,21 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# the console's browser tests drive Debian's Chromium (never a browser download)
+# the console's browser tests drive Debian's Chromium (never a browser download), with a
+# Chinese font so its pages in Chinese render (and their screenshots read) as people see them
 CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (Debian: apt-get install chromium)"; exit 1; }
-	apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+$(CHROMIUM) $(CJK_FONT):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (Debian: apt-get install $(BROWSER_PACKAGES))"; exit 1; }
+	apt-get install -y -q $(BROWSER_PACKAGES) || { apt-get update -q && apt-get install -y -q $(BROWSER_PACKAGES); }
 
 setup: $(STAMP)
 
 run: setup
 	$(PY) -m scripts.run
 
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) $(CJK_FONT)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # the fault-injection suite at size: 300 orders, a Temporal outage longer than the sandbox

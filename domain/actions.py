@@ -3,13 +3,13 @@ these as forms. Each is asked of the rule that guards the action itself, so a fo
 exactly when the action would be taken (the action still checks again when it is sent)."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.after_sales import ALLOWED, ROLE, AfterSalesCase, CaseAction, fits_type
 from domain.errors import DomainError
 from domain.fulfilment import check_can_confirm_return
-from domain.models import CloseReason, OrderState, RefundRequestStatus
-from domain.order import check_can_close, check_package_ships, failed_refunds
+from domain.models import CloseReason, OrderState, PackageStatus, RefundRequestStatus
+from domain.order import check_can_close, check_package_ships, failed_refunds, package_of
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class OrderActions:
     close: bool  # unpaid: the merchant may close it
     confirm_return: list[str]  # rejected packages whose goods are on their way back
     retry_refund: list[str]  # refunds the channel refused for good (an admin retries)
+    held: dict[str, str] = field(default_factory=dict)  # unshipped package -> the refund
+    # request holding it: why it offers no ship form until that request is answered
 
     @property
     def any(self) -> bool:
@@ -47,6 +49,13 @@ def order_actions(state: OrderState, role: str) -> OrderActions:
             p.id for p in state.packages if _allows(check_can_confirm_return, state, p.id)
         ],
         retry_refund=[r.id for r in failed_refunds(state)] if role == "admin" else [],
+        held={
+            t.package_id: r.id
+            for r in state.refund_requests
+            if r.status is RefundRequestStatus.REQUESTED
+            for t in r.takes
+            if package_of(state, t.package_id).status is PackageStatus.PENDING
+        },
     )
 
 

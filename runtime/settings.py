@@ -103,6 +103,8 @@ class Settings(BaseSettings):
 
     # a console session ends after this long unused (and with the token it was opened with)
     console_session_seconds: int = Field(12 * 3600, ge=60, le=30 * 86_400)
+    # the console's navigation counts orders paid longer ago than this and not shipped
+    console_unshipped_hours: int = Field(24, ge=1, le=24 * 366)
 
     max_unpaid_orders: int = Field(20, ge=1, le=1000)  # per buyer; the next placement is 429
     public_docs: bool = False  # outside dev, /docs and /openapi.json only when this is set

@@ -203,4 +203,4 @@ async def case_action(
 
     roles = (Role.ADMIN,) if action == CaseAction.RULE else STAFF
     back = f"/console/after-sales/{case_id}"
-    return await act(request, settings, csrf, do, "case", back, again, roles)
+    return await act(request, settings, csrf, do, f"case-{action}", back, again, roles)

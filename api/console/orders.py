@@ -2,7 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from api import actions
 from api import orders as orders_api
 from api.auth import Role
+from api.console import words
 from api.console.pages import (
     DONE,
     PAGE_SIZE,
@@ -37,6 +38,7 @@ from store import cases, orders
 from workflows import ids
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+T = TypeVar("T")
 
 
 def _day(name: str, raw: str | None, op: Operator, end: bool = False) -> datetime | None:
@@ -88,35 +90,87 @@ SORT_LABELS = {
 }
 
 
+FIELD_LABELS = {  # what the form calls each filter (a refusal names it so)
+    "q": "Search",
+    "status": "Status",
+    "sub_status": "Sub-status",
+    "close_reason": "Close reason",
+    "buyer_id": "Buyer",
+    "shop_id": "Shop",
+    "placed_from": "Placed from",
+    "placed_to": "Placed to",
+    "paid_from": "Paid from",
+    "paid_to": "Paid to",
+    "unshipped_hours": "Paid more than",
+    "refund_failed": "has a failed refund",
+    "order_error": "has an order error",
+    "has_open_case": "has an open after-sales case",
+    "sort": "Sort",
+}
+
+
 def _filters(request: Request) -> dict[str, str]:
-    """The list's filters as typed (each at most 100 characters): what the form shows again."""
-    form = {name: request.query_params.get(name, "") for name in FILTERS}
-    for name, value in form.items():
-        if len(value) > orders_api.MAX_SEARCH:
-            raise Problem(
-                ErrorCode.VALIDATION, f"{name}: at most {orders_api.MAX_SEARCH} characters"
-            )
-    return form
+    """The list's filters as typed (each cut at 100 characters: `_where` refuses a longer
+    one): what the form shows again."""
+    return {name: request.query_params.get(name, "") for name in FILTERS}
 
 
-def _where(op: Operator, form: dict[str, str]) -> orders.OrderFilter:
-    return orders_api.order_filter(
-        op.user,
-        q=form["q"] or None,
-        buyer_id=form["buyer_id"] or None,
-        shop_id=form["shop_id"] or None,
-        status=choice("status", form["status"], OrderStatus),
-        sub_status=choice("sub_status", form["sub_status"], SubStatus),
-        close_reason=choice("close_reason", form["close_reason"], CloseReason),
-        placed_from=_day("placed_from", form["placed_from"], op),
-        placed_to=_day("placed_to", form["placed_to"], op, end=True),
-        paid_from=_day("paid_from", form["paid_from"], op),
-        paid_to=_day("paid_to", form["paid_to"], op, end=True),
-        refund_failed=True if form["refund_failed"] else None,
-        order_error=True if form["order_error"] else None,
-        has_open_case=True if form["has_open_case"] else None,
-        unshipped_hours=_hours(form["unshipped_hours"]),
+def _where(op: Operator, form: dict[str, str], lang: str) -> orders.OrderFilter:
+    """The form's filters, each checked: every refusal at once, each by its label."""
+    wrong: list[str] = []
+
+    def checked(name: str, parse: Callable[[], T]) -> T | None:
+        try:
+            if len(form.get(name, "")) > orders_api.MAX_SEARCH:
+                raise Problem(
+                    ErrorCode.VALIDATION, f"{name}: at most {orders_api.MAX_SEARCH} characters"
+                )
+            return parse()
+        except Problem as problem:
+            said = problem.detail.removeprefix(f"{name}: ")
+            wrong.append(f"{words.text(lang, FIELD_LABELS.get(name, name))}: {said}")
+            return None
+
+    for name in ("q", "buyer_id", "shop_id", "refund_failed", "order_error", "has_open_case"):
+        checked(name, lambda: None)  # their length
+    status = checked("status", lambda: choice("status", form["status"], OrderStatus))
+    sub = checked("sub_status", lambda: choice("sub_status", form["sub_status"], SubStatus))
+    reason = checked(
+        "close_reason", lambda: choice("close_reason", form["close_reason"], CloseReason)
     )
+
+    def day(name: str) -> datetime | None:
+        return checked(name, lambda: _day(name, form[name], op, end=name.endswith("_to")))
+
+    days = {name: day(name) for name in ("placed_from", "placed_to", "paid_from", "paid_to")}
+    hours = checked("unshipped_hours", lambda: _hours(form["unshipped_hours"]))
+    if form.get("sort", orders.DEFAULT_SORT) not in SORT_LABELS:
+        wrong.append(f"{words.text(lang, 'Sort')}: {', '.join(SORT_LABELS)}")
+    if wrong:
+        raise Problem(ErrorCode.VALIDATION, "; ".join(wrong))
+    where = checked(
+        "q",
+        lambda: orders_api.order_filter(
+            op.user,
+            q=form["q"] or None,
+            buyer_id=form["buyer_id"] or None,
+            shop_id=form["shop_id"] or None,
+            status=status,
+            sub_status=sub,
+            close_reason=reason,
+            placed_from=days["placed_from"],
+            placed_to=days["placed_to"],
+            paid_from=days["paid_from"],
+            paid_to=days["paid_to"],
+            refund_failed=True if form["refund_failed"] else None,
+            order_error=True if form["order_error"] else None,
+            has_open_case=True if form["has_open_case"] else None,
+            unshipped_hours=hours,
+        ),
+    )
+    if where is None:
+        raise Problem(ErrorCode.VALIDATION, "; ".join(wrong))
+    return where
 
 
 @router.get("/orders")
@@ -136,13 +190,9 @@ async def orders_page(
             "sorts": SORT_LABELS,
             "shops": await shop_names(db, op),  # an admin's filter; a merchant has one
         }
-        form = {name: request.query_params.get(name, "")[:100] for name in FILTERS}
-        form["sort"] = sort or orders.DEFAULT_SORT
+        form = {**_filters(request), "sort": sort or orders.DEFAULT_SORT}
         try:
-            form = {**_filters(request), "sort": form["sort"]}
-            where = _where(op, form)
-            if form["sort"] not in SORT_LABELS:
-                raise Problem(ErrorCode.VALIDATION, f"sort: one of {', '.join(SORT_LABELS)}")
+            where = _where(op, form, words.language(request))
             async with db.sessions() as session:
                 found = await orders_api.order_page(session, where, PAGE_SIZE, cursor, form["sort"])
         except Problem as problem:
@@ -186,7 +236,8 @@ async def export_csv(request: Request, settings: SettingsDep, db: DatabaseDep) -
     """The list's current filters, every matching order as CSV (the API's export)."""
 
     async def download(op: Operator) -> Response:
-        return orders_api.export_response(db, _where(op, _filters(request)))
+        where = _where(op, _filters(request), words.language(request))
+        return orders_api.export_response(db, where)
 
     return await signed_in(request, settings, download)
 
@@ -201,6 +252,7 @@ async def _order_page(
     status: int = 200,
     error: str = "",
     done: str = "",
+    typed: dict[str, str] | None = None,
 ) -> Response:
     async with db.sessions() as session:
         state = await orders_api.visible(session, op.user, order_id)
@@ -222,6 +274,7 @@ async def _order_page(
         workflow_url=ui + ids.order_workflow_id(order_id),
         error=error,
         done=DONE.get(done, ""),
+        typed=typed or {},
     )
 
 
@@ -250,10 +303,11 @@ def _order_act(
     do: Callable[[Operator], Awaitable[object]],
     done: str,
     roles: tuple[Role, ...] = STAFF,
+    typed: dict[str, str] | None = None,
 ) -> Awaitable[Response]:
     async def again(op: Operator, problem: Problem) -> Response:
         return await _order_page(
-            request, op, settings, db, client, order_id, problem.status, problem.detail
+            request, op, settings, db, client, order_id, problem.status, problem.detail, "", typed
         )
 
     return act(request, settings, csrf, do, done, f"/console/orders/{order_id}", again, roles)
@@ -285,7 +339,10 @@ async def ship(
             tracking_no=body.tracking_no,
         )
 
-    return await _order_act(request, settings, db, client, order_id, csrf, do, "shipped")
+    typed = {"package": package_id, "carrier": carrier, "tracking_no": tracking_no}
+    return await _order_act(
+        request, settings, db, client, order_id, csrf, do, "shipped", typed=typed
+    )
 
 
 @router.post("/orders/{order_id}/refunds/{request_id}/{decision}")
@@ -316,7 +373,8 @@ async def decide_refund(
         )
 
     done = "agreed" if decision == "agree" else "refused"
-    return await _order_act(request, settings, db, client, order_id, csrf, do, done)
+    typed = {"request": request_id, "reason": reason}
+    return await _order_act(request, settings, db, client, order_id, csrf, do, done, typed=typed)
 
 
 @router.post("/orders/{order_id}/close")
@@ -335,7 +393,10 @@ async def close(
             client=client, db=db, user=op.user, order_id=order_id, reason=body.reason
         )
 
-    return await _order_act(request, settings, db, client, order_id, csrf, do, "closed")
+    typed = {"action": "close", "reason": reason}
+    return await _order_act(
+        request, settings, db, client, order_id, csrf, do, "closed", typed=typed
+    )
 
 
 @router.post("/orders/{order_id}/packages/{package_id}/return-received")

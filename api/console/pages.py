@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.auth import Role
 from api.console import session as auth
+from api.console import words
 from api.console.session import Operator
 from api.deps import SettingsDep, require_role
 from api.errors import Problem, as_problem
@@ -35,14 +36,20 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-DONE = {  # what a finished action says on the page it returns to
-    "shipped": "Package shipped.",
-    "agreed": "Refund request agreed.",
-    "refused": "Refund request refused.",
-    "closed": "Order closed.",
+DONE = {  # what a finished action says on the page it returns to (words.ZH: in Chinese)
+    "shipped": "Package shipped: the buyer sees its carrier and tracking number.",
+    "agreed": "Refund request agreed: the money goes back and the goods are back on hand.",
+    "refused": "Refund request refused: the buyer sees your reason.",
+    "closed": "Order closed: its stock is free again.",
     "returned": "Return received: the goods are back on hand.",
     "retried": "Refund sent again through its channel.",
-    "case": "Done: the case moved on.",
+    "case-agree": "Agreed: refunded now if refund-only; otherwise the buyer sends the goods back.",
+    "case-reject": "Rejected: the buyer sees your reason and may ask the platform to step in.",
+    "case-propose": "Proposal sent: the buyer accepts or declines it.",
+    "case-confirm-return": "Return received: the goods are back on hand.",
+    "case-rule": "Ruling recorded: the case follows it.",
+    "case-reship": "Replacement shipped: the case ends when the buyer receives it.",
+    "case-convert-to-refund": "Refunded instead: the money goes back to the buyer.",
 }
 Text = Annotated[str, Form(max_length=500)]
 Csrf = Annotated[str | None, Form(max_length=128)]
@@ -53,10 +60,20 @@ def page(
     request: Request, name: str, status: int = 200, op: Operator | None = None, **context: Any
 ) -> HTMLResponse:
     local = op.local if op else (lambda at: at.isoformat(timespec="seconds") if at else "-")
-    response = templates.TemplateResponse(
-        request, name, {"op": op, "local": local, **context}, status_code=status
-    )
+    lang = words.language(request)
+    said: dict[str, Any] = {
+        "op": op,
+        "local": local,
+        "lang": lang,
+        "_": lambda phrase, **values: words.text(lang, phrase, **values),
+        "label": lambda kind, value: words.label(lang, kind, value),
+        "sentence": lambda e: words.sentence(lang, e.type, e.data, money),
+        "actor": lambda a: words.actor_name(lang, a.kind, a.id),
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+    }
+    response = templates.TemplateResponse(request, name, {**said, **context}, status_code=status)
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Language"] = lang
     return response
 
 

@@ -18,8 +18,9 @@ from api.auth import Role, User
 from api.errors import Problem
 from domain.errors import ErrorCode
 from runtime.settings import Settings
-from store import console_sessions, shops
+from store import console_sessions, shops, worklist
 from store.db import Database
+from store.worklist import Waiting
 
 PATH = "/console"
 SESSION_COOKIE = "console_session"
@@ -36,6 +37,8 @@ class Operator:
     zone: ZoneInfo
     csrf: str
     shop_name: str = ""  # a merchant's shop, shown in every page's header
+    waiting: Waiting | None = None  # what waits on this operator: the navigation's counts
+    unshipped_hours: int = 24
 
     def local(self, at: datetime | None) -> str:
         return at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
@@ -75,9 +78,14 @@ async def operator(request: Request, settings: Settings) -> Operator:
             session, key, now, timedelta(seconds=settings.console_session_seconds)
         )
         user = None if row is None else User(id=row.user_id, role=Role(row.role), shop=row.shop_id)
-        shop = None
+        shop, counts = None, None
         if user is not None and user.only_shop is not None:
             shop = await shops.get(session, user.only_shop, settings.service_phone)
+        if user is not None:
+            cut_off = now - timedelta(hours=settings.console_unshipped_hours)
+            counts = await worklist.waiting(
+                session, user.only_shop, cut_off, admin=user.role is Role.ADMIN
+            )
     if row is None or user is None:
         raise Problem(ErrorCode.UNAUTHENTICATED, "the console session ended: sign in again")
     if row.last_seen_at <= now - console_sessions.TOUCH_EVERY:
@@ -88,7 +96,14 @@ async def operator(request: Request, settings: Settings) -> Operator:
     except Problem:
         zone = ZoneInfo("UTC")
     csrf = csrf_for(settings.jwt_secret, token)
-    return Operator(user=user, zone=zone, csrf=csrf, shop_name=shop.name if shop else "")
+    return Operator(
+        user=user,
+        zone=zone,
+        csrf=csrf,
+        shop_name=shop.name if shop else "",
+        waiting=counts,
+        unshipped_hours=settings.console_unshipped_hours,
+    )
 
 
 def check_csrf(op: Operator, sent: str | None) -> None:

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import decode, token_rules
 from api.console import session as auth
+from api.console import words
 from api.console.pages import STAFF, Csrf, page, refused
 from api.deps import SettingsDep
 from api.errors import Problem
@@ -26,6 +27,26 @@ def _back_to(raw: str | None) -> str:
     if raw and raw.startswith("/console/") and "//" not in raw and "\\" not in raw:
         return raw
     return "/console/orders"
+
+
+@router.get("/language/{lang}")
+async def choose_language(
+    request: Request, lang: str, back: Annotated[str | None, Query(max_length=2000)] = None
+) -> Response:
+    """The header's switch: this browser reads the console in `lang` from now on."""
+    if lang not in words.LANGS:
+        return refused(request, Problem(ErrorCode.NOT_FOUND, f"no language {lang[:8]!r}"))
+    response = RedirectResponse(_back_to(back), 303)
+    response.set_cookie(
+        words.LANG_COOKIE,
+        lang,
+        max_age=365 * 86_400,
+        path=auth.PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
 
 
 def _login_page(

@@ -78,16 +78,22 @@ async def test_find_a_paid_order_ship_it_and_see_it_shipped(
 
     # ship it
     await row.locator("a").click()
-    assert await page.locator("#status").inner_text() == "PENDING_SHIPMENT"
+    assert await page.locator("#status").get_attribute("data-status") == "PENDING_SHIPMENT"
     package = order["packages"][0]["id"]
     ship = page.locator(f"article[data-package='{package}'] form.ship")
     await ship.locator("select[name=carrier]").select_option("ZTO")  # from the list
     await ship.locator("input[name=tracking_no]").fill("SF1234567")
     await ship.locator("button").click()
-    assert await page.locator(".notice").inner_text() == "Package shipped."
-    assert await page.locator("#status").inner_text() == "SHIPPED"
+    notice = await page.locator(".notice").inner_text()
+    assert notice == "Package shipped: the buyer sees its carrier and tracking number."
+    assert await page.locator("#status").get_attribute("data-status") == "SHIPPED"
     assert await page.locator(f"article[data-package='{package}'] form.ship").count() == 0
-    assert "SHIPPED" in await page.locator("#timeline").inner_text()
+    shipped_at = (await stack.order(buyer, order["id"]))["packages"][0]["shipped_at"]
+    sentence = await page.locator("#timeline li[data-event=PACKAGE_SHIPPED]").inner_text()
+    assert sentence == (
+        f"{local(shipped_at)} Package {package} shipped ZTO SF1234567"
+        f" — the merchant {stack.merchant.id}"
+    )
     after = await stack.order(buyer, order["id"])
     assert (after["status"], after["packages"][0]["tracking_no"]) == ("SHIPPED", "SF1234567")
     assert after["packages"][0]["carrier"] == "ZTO"
@@ -314,6 +320,7 @@ async def test_operators_filters_and_the_after_sales_queue(
     assert await _listed(page, f"{mine}&status=PENDING_PAYMENT") == [o["close"]["id"]]
     # the status form, as an operator uses it
     await page.goto(mine)
+    await page.click("details.more summary")  # the filters beyond search, sort and status
     await page.select_option("select[name=close_reason]", "FULLY_REFUNDED")
     await page.click("form.filters button[type=submit]")
     shown = await page.locator("#orders tbody tr[data-order]").evaluate_all(
@@ -330,14 +337,21 @@ async def test_operators_filters_and_the_after_sales_queue(
     # bad input: the reason, and no list
     answer = await page.goto(f"{mine}&paid_from=yesterday")
     assert answer is not None and answer.status == 422
-    assert await page.locator(".error").inner_text() == "paid_from: a date as YYYY-MM-DD"
+    assert await page.locator(".error").inner_text() == "Paid from: a date as YYYY-MM-DD"
     for far in ("0001-01-01", "9999-12-31"):  # would not convert to UTC: refused, not a 500
         answer = await page.goto(f"{mine}&placed_to={far}")
         assert answer is not None and answer.status == 422
-        assert await page.locator(".error").inner_text() == "placed_to: a date from 1970 to 9998"
+        assert await page.locator(".error").inner_text() == "Placed to: a date from 1970 to 9998"
     answer = await page.goto(f"{mine}&status=LOST")
     assert answer is not None and answer.status == 422
-    assert (await page.locator(".error").inner_text()).startswith("status: one of PENDING_PAYMENT")
+    assert (await page.locator(".error").inner_text()).startswith("Status: one of PENDING_PAYMENT")
+    # every refusal at once, each by its label; the form keeps what was typed
+    answer = await page.goto(f"{mine}&status=LOST&paid_from=yesterday&unshipped_hours=x&q=kept")
+    assert answer is not None and answer.status == 422
+    said = (await page.locator(".error").inner_text()).split("; ")
+    assert [s.split(":")[0] for s in said] == ["Status", "Paid from", "Paid more than"]
+    assert await page.locator("#q").input_value() == "kept"
+    assert await page.locator("input[name=buyer_id]").input_value() == world.buyer.id
 
     # the queue: the three open cases, the nearest deadline first, with their evidence
     queue = f"{stack.base_url}/console/after-sales?order_id={world.case_order['id']}"
@@ -386,14 +400,14 @@ async def test_each_action_works_from_the_console_and_refusals_read_as_the_api(
     assert api.status_code == 409 and "reload it" in api.json()["detail"]
 
     assert await _act_on(page, f"{orders_url}/{o['close']['id']}", "#close-order") == (
-        "Order closed."
+        "Order closed: its stock is free again."
     )
     assert (await stack.order(buyer, o["close"]["id"]))["close_reason"] == "SELLER_CLOSED"
 
     request = o["decide"]["refund_requests"][0]["id"]
     url = f"{orders_url}/{o['decide']['id']}"
     assert await _act_on(page, url, f"article[data-request='{request}'] form.agree") == (
-        "Refund request agreed."
+        "Refund request agreed: the money goes back and the goods are back on hand."
     )
     assert (await stack.order(buyer, o["decide"]["id"]))["refunded_cents"] == 2000
 
@@ -414,15 +428,26 @@ async def test_each_action_works_from_the_console_and_refusals_read_as_the_api(
 
     # cases: confirm a return, rule for the buyer, propose in yuan (an admin may do the
     # merchant's part too)
-    for key, selector, fields in (
-        ("confirm-return", "form[data-action=confirm-return]", {}),
-        ("rule", "form[data-action=rule]", {"decision": "BUYER", "reason": "photos agree"}),
+    for key, selector, fields, said in (
+        (
+            "confirm-return",
+            "form[data-action=confirm-return]",
+            {},
+            "Return received: the goods are back on hand.",
+        ),
+        (
+            "rule",
+            "form[data-action=rule]",
+            {"decision": "BUYER", "reason": "photos agree"},
+            "Ruling recorded: the case follows it.",
+        ),
     ):
         done = await _act_on(page, f"{cases_url}/{c[key]['id']}", selector, **fields)
-        assert done == "Done: the case moved on."
+        assert done == said
         got = ok(await stack.http.get(f"/after-sales/{c[key]['id']}", headers=buyer.headers))
         assert got["status"] == "REFUNDED", key
-    assert "by admin" in await page.locator("#timeline").inner_text()
+    ruled = await page.locator("#timeline li[data-action='rule: buyer']").inner_text()
+    assert f"the platform {stack.admin.id} ruled for the buyer" in ruled and "photos" in ruled
 
 
 async def test_signing_in_returns_to_the_page_asked_for_and_only_to_the_console(
