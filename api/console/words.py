@@ -139,6 +139,15 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "deadline: refunded": ("refunded when the deadline passed", "超时自动退款"),
         "deadline: received": ("marked the replacement received in time", "超时自动确认收货"),
     },
+    "DeadlineAction": {
+        "agreed automatically": ("agreed automatically", "自动同意"),
+        "proposal declined automatically": ("proposal declined automatically", "方案自动拒绝"),
+        "closed: nothing was sent back": ("closed: nothing was sent back", "关闭：买家未退货"),
+        "refunded automatically": ("refunded automatically", "自动退款"),
+        "closed: not escalated": ("closed: not escalated", "关闭：未申请平台介入"),
+        "converted to a refund": ("converted to a refund", "改为退款"),
+        "received automatically": ("received automatically", "自动确认收货"),
+    },
     "Actor": {
         "buyer": ("the buyer", "买家"),
         "merchant": ("the merchant", "商家"),

@@ -4,6 +4,8 @@ px and a phone's 390 px without scrolling sideways (screenshots of each are kept
 CONSOLE_SCREENSHOTS=<dir>, there; the README's come from such a run)."""
 
 import os
+import struct
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,11 +16,31 @@ from sqlalchemy import update
 from store.db import Database
 from store.tables import OrderRow
 from tests.e2e.harness import Json, Stack, ok
-from tests.e2e.test_e2e_after_sales import PNG, case_act, form, open_case
+from tests.e2e.test_e2e_after_sales import case_act, form, open_case
 from tests.e2e.test_e2e_console import sign_in
 
 pytestmark = pytest.mark.e2e
 WIDTHS = (1366, 390)
+
+
+def photo(width: int = 96, height: int = 64) -> bytes:
+    """A real PNG (a cracked lid's stand-in: a gradient) for the evidence the pages show."""
+    rows = b"".join(
+        b"\x00" + bytes(c for x in range(width) for c in (200, 120 + x, 60 + y))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 async def _shop_day(stack: Stack) -> tuple[str, Json, Json, Json, object]:
@@ -28,7 +50,7 @@ async def _shop_day(stack: Stack) -> tuple[str, Json, Json, Json, object]:
     sku = await stack.put_sku({"WH-A": 9}, price_cents=12_800, merchant=merchant)
     waiting = await stack.paid(buyer, [(sku, 2)])
     sent = await stack.ship(await stack.paid(buyer, [(sku, 1)]), merchant=merchant)
-    png = [("photo.png", PNG, "image/png")]
+    png = [("photo.png", photo(), "image/png")]
     case = ok(await open_case(stack, buyer, sent["id"], form("EXCHANGE", [(sku, 1)]), png), 201)
     return shop_id, waiting, sent, case, merchant
 
@@ -43,7 +65,7 @@ async def _counts(page: Page) -> dict[str, int]:
 
 
 async def test_the_console_in_chinese_and_the_counts_that_call_for_work(
-    stack: Stack, browser: Browser
+    stack: Stack, browser: Browser, tmp_path: Path
 ) -> None:
     shop_id, waiting, sent, case, merchant = await _shop_day(stack)
     chinese = await browser.new_context(
@@ -59,6 +81,10 @@ async def test_the_console_in_chinese_and_the_counts_that_call_for_work(
             "待发货",
         )
         assert await page.locator("header nav a").all_inner_texts() == ["订单", "售后队列", "结算"]
+        kept = Path(os.environ.get("CONSOLE_SCREENSHOTS", tmp_path))
+        kept.mkdir(parents=True, exist_ok=True)
+        await page.set_viewport_size({"width": 1366, "height": 900})
+        await page.screenshot(path=str(kept / "console-orders-zh-1366.png"))
         # what waits: the exchange case; nothing paid a day ago yet; no failed refund
         assert await _counts(page) == {"cases": 1, "unshipped": 0, "failed-refunds": 0}
         db = Database(stack.settings.database_url)
@@ -81,6 +107,10 @@ async def test_the_console_in_chinese_and_the_counts_that_call_for_work(
         # the case page: labels, a sentence per step, forms with legends
         await page.goto(f"{stack.base_url}/console/after-sales/{case['id']}")
         assert await page.locator("#status").inner_text() == "待商家处理"
+        deadline = await page.locator("dl.facts").inner_text()
+        assert "届时 自动同意" in deadline
+        shown = await page.locator("p.images img").evaluate("i => i.naturalWidth")
+        assert shown == 96  # the evidence image itself, served to the case's merchant
         legends = await page.locator("form.case-action legend").all_inner_texts()
         assert legends == ["同意售后", "拒绝售后"]
         assert "发起售后" in await page.locator("#timeline").inner_text()

@@ -103,3 +103,12 @@ def test_the_language_is_the_operators_choice_else_the_browsers() -> None:
     assert of(accept="de") == "en"
     assert of(cookie="en", accept="zh-CN") == "en"  # the switch wins
     assert of(cookie="xx", accept="zh-TW") == "zh"  # an unknown choice is ignored
+
+
+def test_the_readmes_pictures_of_the_console_are_there() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    pictures = re.findall(r"\]\((docs/img/[^)]+\.png)\)", readme)
+    assert len(pictures) == 6
+    for picture in pictures:
+        path = Path(__file__).parents[2] / picture
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
