@@ -42,6 +42,7 @@ SPECIAL: dict[tuple[str, str], list[int]] = {
     ("post", "/checkouts"): [429],  # TOO_MANY_UNPAID_ORDERS
     ("post", "/checkouts/{checkout_id}/payment-intents"): [502],
     ("post", "/admin/refunds/{refund_id}/retry"): [502],  # refused again: REFUND_FAILED
+    ("post", "/packages/ship-batch"): [415],  # a body that is not text/csv
     ("get", "/freight-rule"): [404],  # ?shop_id= names no shop
     ("put", "/freight-rule"): [404],
 }
