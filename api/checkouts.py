@@ -102,6 +102,7 @@ async def place_checkout(
         )
     await messaging.start_placed(
         client,
+        db,
         settings.task_queue,
         placed.orders,
         f"checkout {checkout_id}",

@@ -3,7 +3,7 @@
 import contextlib
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -76,16 +76,24 @@ async def place(
             "this Idempotency-Key was used for a different cart",
             order_id=state.id,
         )
-    await start_placed(client, settings.task_queue, [state], f"order {state.id}", order_id=state.id)
+    what = f"order {state.id}"
+    await start_placed(client, db, settings.task_queue, [state], what, order_id=state.id)
     return state
 
 
 async def start_placed(
-    client: Client, task_queue: str, placed: list[OrderState], what: str, **names: str
+    client: Client,
+    db: Database,
+    task_queue: str,
+    placed: list[OrderState],
+    what: str,
+    **names: str,
 ) -> None:
     """Start the workflows of orders as placed (a retry's may have started already). Temporal
     away: 503 naming what was placed, which the same request starts, or reconciliation
-    closes."""
+    closes. Each such refusal marks the orders as just asked for, so reconciliation's grace
+    runs from a client's last attempt: a client still retrying through an outage finds its
+    order open when Temporal is back, and only an abandoned one is closed."""
     try:
         for state in placed:
             if state.version == 1:  # as placed: its workflow may not have started yet
@@ -94,6 +102,9 @@ async def start_placed(
         away = as_problem(err)
         if away is None or away.status != 503:
             raise
+        with contextlib.suppress(Exception):  # best effort: the database may be away too
+            async with db.transaction() as tx:
+                await orders.asked_again([s.id for s in placed], datetime.now(UTC), tx)
         raise Problem(
             away.code,
             f"{away.detail}: {what} is placed but not started; the same request with the same"

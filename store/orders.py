@@ -488,6 +488,17 @@ async def export_rows(
         after = (rows[-1].created_at, rows[-1].id)
 
 
+async def asked_again(order_ids: list[str], now: datetime, session: AsyncSession) -> None:
+    """Orders as placed (version 1) whose workflow could not be started just now: their
+    `updated_at` moves to `now`, so reconciliation's grace for unstarted placements
+    (`in_flight`) counts from this attempt, not from the first."""
+    await session.execute(
+        update(OrderRow)
+        .where(OrderRow.id.in_(order_ids), OrderRow.version == 1)
+        .values(updated_at=now)
+    )
+
+
 async def in_flight(
     session: AsyncSession, updated_before: datetime, placed_after: datetime | None = None
 ) -> list[str]:

@@ -46,9 +46,7 @@ async def waiting(
     failed = select(func.count()).where(OrderRow.refund_failed.is_(True), *shop(OrderRow.shop_id))
     row = (
         await session.execute(
-            select(
-                cases.scalar_subquery(), unshipped.scalar_subquery(), failed.scalar_subquery()
-            )
+            select(cases.scalar_subquery(), unshipped.scalar_subquery(), failed.scalar_subquery())
         )
     ).one()
     return Waiting(cases=int(row[0]), unshipped=int(row[1]), failed_refunds=int(row[2]))

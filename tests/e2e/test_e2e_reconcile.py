@@ -6,11 +6,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.client import ScheduleActionStartWorkflow, WorkflowExecutionStatus
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
+from api import messaging
+from api.errors import Problem
 from domain.messages import PlaceOrderInput, ReconcileInput, ReconcileResult
 from domain.models import Address, LineRequest
-from store import placement
+from store import orders, placement
 from store.db import Database
 from tests.e2e.harness import ADDRESS, Stack, ok
 from worker import ensure_schedules
@@ -154,3 +156,44 @@ async def test_the_reconciliation_schedules_are_created_once_and_kept_current(
     assert isinstance(action, ScheduleActionStartWorkflow)
     (inp,) = await stack.temporal.data_converter.decode(action.args)
     assert (inp["placements_within_seconds"], inp["grace_seconds"]) == (900, 20)
+
+
+async def test_a_placement_its_client_retries_through_an_outage_is_left_open(
+    stack: Stack,
+) -> None:
+    """A placement answered 503 because Temporal was away marks its order as just asked for:
+    reconciliation's grace counts from the client's last attempt, so an order its client is
+    still retrying is not closed under it when Temporal comes back (a full-size `make chaos`
+    caught that race); an order nobody asks for again still is."""
+    buyer = stack.buyer()
+    sku = await stack.put_sku({"WH-A": 10}, price_cents=1000)
+    retried = await _place_without_workflow(stack, buyer.id, sku, ago=120)
+    abandoned = await _place_without_workflow(stack, buyer.id, sku, ago=120)
+    db = Database(stack.settings.database_url)
+    try:
+        async with db.sessions() as session:
+            state = await orders.get(session, retried)
+        assert state is not None
+        away = await Client.connect("127.0.0.1:9", lazy=True)  # nothing listens there
+        with pytest.raises(Problem) as refused:
+            await messaging.start_placed(
+                away, db, stack.settings.task_queue, [state], f"order {retried}"
+            )
+        assert (refused.value.status, refused.value.code) == (503, "TEMPORAL_UNAVAILABLE")
+
+        result = await _reconcile(stack, placements_within_seconds=600, grace_seconds=20)
+        assert abandoned in result.repaired and retried not in result.repaired
+        # the client's next attempt, Temporal back: its order starts and goes on
+        await messaging.start_placed(
+            stack.temporal, db, stack.settings.task_queue, [state], f"order {retried}"
+        )
+        top = await stack.top_up(buyer, 10_000)
+        assert top["balance_cents"] >= 2000
+        paid = ok(await stack.act(buyer, f"/orders/{retried}/pay", {"channel": "balance"}))
+        assert paid["status"] == "PENDING_SHIPMENT"
+        closed = await stack.wait_order(
+            buyer, abandoned, lambda o: o["status"] == "CLOSED", "the abandoned one closed"
+        )
+        assert closed["close_reason"] == "WORKFLOW_LOST"
+    finally:
+        await db.dispose()
