@@ -55,6 +55,8 @@ bench: setup
 	$(PY) -m bench.lifecycle --db postgres --workers 2 --apis 2 --batches 4
 	$(PY) -m bench.hot_sku --db postgres
 	$(PY) -m bench.open_orders --db postgres
+	$(PY) -m bench.search --db sqlite
+	$(PY) -m bench.search --db postgres
 
 clean:
 	rm -rf .data build *.egg-info
