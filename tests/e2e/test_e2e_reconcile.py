@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import messaging
 from api.errors import Problem
@@ -174,7 +175,9 @@ async def test_a_placement_its_client_retries_through_an_outage_is_left_open(
         async with db.sessions() as session:
             state = await orders.get(session, retried)
         assert state is not None
-        away = await Client.connect("127.0.0.1:9", lazy=True)  # nothing listens there
+        away = await Client.connect(  # nothing listens there
+            "127.0.0.1:9", lazy=True, data_converter=pydantic_data_converter
+        )
         with pytest.raises(Problem) as refused:
             await messaging.start_placed(
                 away, db, stack.settings.task_queue, [state], f"order {retried}"
