@@ -63,7 +63,10 @@ def parse(raw: bytes) -> list[ShipRow]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Problem(ErrorCode.VALIDATION, "the file: UTF-8 text") from None
-    lines = [r for r in csv.reader(io.StringIO(text)) if any(f.strip() for f in r)]
+    try:
+        lines = [r for r in csv.reader(io.StringIO(text)) if any(f.strip() for f in r)]
+    except csv.Error as err:  # a NUL, an unclosed quote at the end, a field past 128 KB
+        raise Problem(ErrorCode.VALIDATION, f"the file: not CSV ({err})") from None
     if not lines or tuple(f.strip().lower() for f in lines[0]) != COLUMNS:
         raise Problem(ErrorCode.VALIDATION, f"the file: a header row {','.join(COLUMNS)}")
     rows = lines[1:]

@@ -192,6 +192,7 @@ async def test_a_csv_ships_each_row_alone_and_twice_ships_nothing_twice(stack: S
         (HEADER, "text/csv", 422),
         (HEADER + f"\n{row}" * 1001, "text/csv", 422),
         (f"{HEADER}\n{row}", "application/json", 415),
+        (HEADER.encode("utf-16").decode("latin-1"), "text/csv", 422),  # not UTF-8 text
     ):
         answer = await stack.http.post(
             "/packages/ship-batch",
@@ -199,6 +200,11 @@ async def test_a_csv_ships_each_row_alone_and_twice_ships_nothing_twice(stack: S
             headers={**stack.merchant.headers, "Content-Type": kind},
         )
         assert answer.status_code == status, (body[:40], answer.text)
+    nul = (await _ship_batch(stack, stack.merchant, f"{HEADER}\n{d['id']}\x00,p,SF,T"))["results"]
+    assert (nul[0]["status"], nul[0]["detail"]) == (
+        "REFUSED",
+        "order_id: no NUL or control characters",
+    )  # a bad row alone, even one with a NUL
     expect_problem(
         await stack.http.post(
             "/packages/ship-batch",
