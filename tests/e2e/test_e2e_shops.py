@@ -6,6 +6,7 @@ admins see every shop and filter by one."""
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -479,6 +480,26 @@ async def _pay_on_the_gateways_page(stack: Stack, intent: Json) -> Json:
     return paid
 
 
+class TeaAndCup(NamedTuple):
+    """Two new shops, each with its merchant and one SKU: a 30-yuan tea in shop A's WH-A, a
+    20-yuan cup in shop B's WH-B."""
+
+    shop_a: str
+    merchant_a: User
+    shop_b: str
+    merchant_b: User
+    tea: str
+    cup: str
+
+
+async def _tea_and_cup(stack: Stack, units: int = 5) -> TeaAndCup:
+    shop_a, merchant_a = await stack.shop()
+    shop_b, merchant_b = await stack.shop()
+    tea = await stack.put_sku({"WH-A": units}, price_cents=3000, merchant=merchant_a)
+    cup = await stack.put_sku({"WH-B": units}, price_cents=2000, merchant=merchant_b)
+    return TeaAndCup(shop_a, merchant_a, shop_b, merchant_b, tea, cup)
+
+
 async def _gateway_refunds(stack: Stack, order: Json) -> list[Json]:
     """The gateway's record of each refund the order made."""
     out = []
@@ -492,10 +513,7 @@ async def test_one_gateway_payment_pays_each_order_of_a_checkout(stack: Stack) -
     """One intent for the checkout's unpaid total; its one transaction pays each order for
     its own total. A later refund of one order goes back against that transaction, for that
     order's part only."""
-    shop_a, merchant_a = await stack.shop()
-    shop_b, merchant_b = await stack.shop()
-    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
-    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    shop_a, merchant_a, shop_b, _, tea, cup = await _tea_and_cup(stack)
     buyer = stack.buyer()
     placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
     by_shop = {o["shop_id"]: o["id"] for o in placed["orders"]}
@@ -550,10 +568,7 @@ async def test_the_share_of_an_order_closed_meanwhile_goes_back_alone(stack: Sta
     """The buyer cancels one order of the checkout, then pays the checkout's intent: the
     cancelled order's share is refunded, the other order keeps its own. Once every order
     has closed, a payment is refunded whole."""
-    _, merchant_a = await stack.shop()
-    _, merchant_b = await stack.shop()
-    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
-    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    tea, cup = (await _tea_and_cup(stack))[-2:]
     buyer = stack.buyer()
     placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
     a, b = sorted(placed["orders"], key=lambda o: o["total_cents"], reverse=True)
@@ -608,10 +623,7 @@ async def test_a_checkouts_payment_racing_the_payment_timer_is_kept_or_refunded_
     share is either kept (the order paid, its stock deducted) or refunded (the order closed),
     never both and never lost: the gateway's transaction, or the wallet, shows exactly
     that."""
-    _, merchant_a = await stack.shop()
-    _, merchant_b = await stack.shop()
-    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
-    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    tea, cup = (await _tea_and_cup(stack))[-2:]
     buyer = stack.buyer()
     await stack.top_up(buyer, 10_000)
     async with api_with(stack, payment_window_seconds=3) as http:
@@ -680,10 +692,7 @@ async def test_a_checkouts_payment_whose_callback_never_came_is_found_by_the_swe
     """The gateway took the checkout's money but its callback was lost: the capture sweep
     splits it as the callback would have, each order takes its share, and the next sweep
     finds the shares in the ledger (nothing delivered twice, nothing refunded)."""
-    _, merchant_a = await stack.shop()
-    _, merchant_b = await stack.shop()
-    tea = await stack.put_sku({"WH-A": 5}, price_cents=3000, merchant=merchant_a)
-    cup = await stack.put_sku({"WH-B": 5}, price_cents=2000, merchant=merchant_b)
+    tea, cup = (await _tea_and_cup(stack))[-2:]
     buyer = stack.buyer()
     placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
     intent = await _checkout_intent(stack, buyer, placed)
@@ -716,10 +725,7 @@ async def test_a_checkout_paid_from_the_wallet_in_one_debit(stack: Stack) -> Non
     """Every unpaid order of the checkout, from the balance in one debit: each order takes
     its share; too little money charges nothing; the same request again charges once; an
     order cancelled before gives its share back to the wallet."""
-    _, merchant_a = await stack.shop()
-    _, merchant_b = await stack.shop()
-    tea = await stack.put_sku({"WH-A": 9}, price_cents=3000, merchant=merchant_a)
-    cup = await stack.put_sku({"WH-B": 9}, price_cents=2000, merchant=merchant_b)
+    tea, cup = (await _tea_and_cup(stack, units=9))[-2:]
     buyer = stack.buyer()
     placed = ok(await checkout(stack, buyer, [(tea, 1), (cup, 1)]), 201)
     path = f"/checkouts/{placed['id']}/pay"
