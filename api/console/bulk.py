@@ -71,7 +71,7 @@ async def ship_sheet(
             headers={"Content-Disposition": 'attachment; filename="ship-sheet.csv"'},
         )
 
-    return await signed_in(request, settings, download)
+    return await signed_in(request, settings, download, counts=False)
 
 
 @router.post("/packages/ship-batch")

@@ -127,7 +127,7 @@ async def case_image(
         async with db.sessions() as session:
             return await cases_api.get_image(case_id, sha256, op.user, session, blobs)
 
-    return await signed_in(request, settings, show)
+    return await signed_in(request, settings, show, counts=False)
 
 
 def _version(raw: str) -> int:

@@ -239,7 +239,7 @@ async def export_csv(request: Request, settings: SettingsDep, db: DatabaseDep) -
         where = _where(op, _filters(request), words.language(request))
         return orders_api.export_response(db, where)
 
-    return await signed_in(request, settings, download)
+    return await signed_in(request, settings, download, counts=False)
 
 
 async def _order_page(

@@ -107,12 +107,17 @@ async def staff(request: Request, settings: Settings, roles: tuple[Role, ...] = 
 
 
 async def signed_in(
-    request: Request, settings: Settings, show: Callable[[Operator], Awaitable[Response]]
+    request: Request,
+    settings: Settings,
+    show: Callable[[Operator], Awaitable[Response]],
+    *,
+    counts: bool = True,
 ) -> Response:
-    """A page for staff: no session goes to the sign-in page; a refusal is shown."""
+    """A page for staff, with the header's counts (`counts=False`: a file, an image, which
+    have no header): no session goes to the sign-in page; a refusal is shown."""
     try:
         op = await staff(request, settings)
-        return await show(op)
+        return await show(await auth.with_waiting(request, op) if counts else op)
     except Problem as problem:
         if problem.status == 401:  # sign in, then come back here
             here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -177,7 +182,7 @@ async def act_page(
         refusal = as_problem(err)
         if refusal is None:
             raise
-        return await again(op, refusal)
+        return await again(await auth.with_waiting(request, op), refusal)
     return await done(op)
 
 

@@ -7,7 +7,7 @@ token on every form is derived from the cookie; the operator's time zone has its
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -78,14 +78,9 @@ async def operator(request: Request, settings: Settings) -> Operator:
             session, key, now, timedelta(seconds=settings.console_session_seconds)
         )
         user = None if row is None else User(id=row.user_id, role=Role(row.role), shop=row.shop_id)
-        shop, counts = None, None
+        shop = None
         if user is not None and user.only_shop is not None:
             shop = await shops.get(session, user.only_shop, settings.service_phone)
-        if user is not None:
-            cut_off = now - timedelta(hours=settings.console_unshipped_hours)
-            counts = await worklist.waiting(
-                session, user.only_shop, cut_off, admin=user.role is Role.ADMIN
-            )
     if row is None or user is None:
         raise Problem(ErrorCode.UNAUTHENTICATED, "the console session ended: sign in again")
     if row.last_seen_at <= now - console_sessions.TOUCH_EVERY:
@@ -101,9 +96,20 @@ async def operator(request: Request, settings: Settings) -> Operator:
         zone=zone,
         csrf=csrf,
         shop_name=shop.name if shop else "",
-        waiting=counts,
         unshipped_hours=settings.console_unshipped_hours,
     )
+
+
+async def with_waiting(request: Request, op: Operator) -> Operator:
+    """The operator with what waits on them, for a page's header (one statement): asked only
+    for a page shown, not for an image, a download or a form that redirects."""
+    db: Database = request.app.state.db
+    cut_off = datetime.now(UTC) - timedelta(hours=op.unshipped_hours)
+    async with db.sessions() as session:
+        counts = await worklist.waiting(
+            session, op.user.only_shop, cut_off, admin=op.user.role is Role.ADMIN
+        )
+    return replace(op, waiting=counts)
 
 
 def check_csrf(op: Operator, sent: str | None) -> None:

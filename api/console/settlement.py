@@ -91,4 +91,4 @@ async def settlement_csv(
         shop, first, last, _ = await _chosen(db, op, shop_id, start, to)
         return shops_api.settlement_csv_response(db, shop, first, last)
 
-    return await signed_in(request, settings, download)
+    return await signed_in(request, settings, download, counts=False)
