@@ -1,8 +1,6 @@
 """Order routes: place, read, list, pay, ship, confirm, extend, cancel, close."""
 
-import csv
-import io
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -306,21 +304,11 @@ def export_response(db: Database, where: OrderFilter) -> StreamingResponse:
     """The API's and the console's download: each batch leaves as it is read."""
 
     async def chunks() -> AsyncIterator[str]:
-        yield csv_text([orders.EXPORT_COLUMNS])
+        yield views.csv_text([orders.EXPORT_COLUMNS])
         async for batch in orders.export_rows(db, where):
-            yield csv_text(batch)
+            yield views.csv_text(batch)
 
-    return StreamingResponse(
-        chunks(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
-    )
-
-
-def csv_text(rows: Iterable[Iterable[object]]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
-    return out.getvalue()
+    return views.csv_download(chunks(), "orders.csv")
 
 
 @router.get("/orders/{order_id}", response_model=OrderView)

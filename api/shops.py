@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Role, User
 from api.deps import Admin, CurrentUser, DatabaseDep, SessionDep, SettingsDep, require_role
 from api.errors import Problem
+from api.views import csv_download, csv_text
 from domain.errors import ErrorCode
 from domain.models import QueryTime, Shop, sane_time
 from store import settlement, shops
@@ -117,17 +118,12 @@ def settlement_csv_response(
 
     async def rows() -> AsyncIterator[str]:
         paid = refunded = 0
-        yield "order_id,paid_cents,refunded_cents,net_cents\r\n"
+        yield csv_text([("order_id", "paid_cents", "refunded_cents", "net_cents")])
         async with db.sessions() as session:
             async for line in settlement.by_order(session, shop_id, start, end):
                 paid, refunded = paid + line.paid_cents, refunded + line.refunded_cents
                 cents = (line.paid_cents, line.refunded_cents, line.net_cents)
-                yield ",".join([line.order_id, *map(str, cents)]) + "\r\n"
-        yield f"TOTAL,{paid},{refunded},{paid - refunded}\r\n"
+                yield csv_text([(line.order_id, *cents)])
+        yield csv_text([("TOTAL", paid, refunded, paid - refunded)])
 
-    name = f"settlement-{shop_id}-{start:%Y%m%d}-{end:%Y%m%d}.csv"
-    return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_download(rows(), f"settlement-{shop_id}-{start:%Y%m%d}-{end:%Y%m%d}.csv")

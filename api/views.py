@@ -3,8 +3,12 @@ contract: the workflow's state and the stored snapshot (`OrderState`) are intern
 change (where its stock is held, its durations, how a case holds its units are not shown).
 A buyer sees members of staff by their role ("merchant", "platform"), never by their id."""
 
+import csv
+import io
+from collections.abc import AsyncIterable, Iterable
 from datetime import datetime
 
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from api.auth import Role, User
@@ -126,3 +130,19 @@ def case_for(user: User, case: AfterSalesCase) -> AfterSalesCase:
         return case
     timeline = [t.model_copy(update={"actor": as_seen_by_buyers(t.actor)}) for t in case.timeline]
     return case.model_copy(update={"timeline": timeline})
+
+
+def csv_text(rows: Iterable[Iterable[object]]) -> str:
+    """Rows as CSV text (RFC 4180: CRLF, quoted where a value needs it)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue()
+
+
+def csv_download(chunks: AsyncIterable[str] | Iterable[str], filename: str) -> StreamingResponse:
+    """A CSV file to save, its text sent as it is made."""
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

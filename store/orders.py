@@ -466,26 +466,15 @@ async def export_rows(
     """Every order `where` matches, newest first, `batch` rows at a time (keyset: each batch is
     its own short read in its own session, so a long export holds neither a transaction nor
     the whole list)."""
-    after: tuple[datetime, str] | None = None
+    q = select(OrderRow).where(*where.where())
+    cursor: str | None = None
     while True:
-        q = select(OrderRow).where(*where.where())
-        if after is not None:
-            at, key = after
-            q = q.where(
-                or_(OrderRow.created_at < at, and_(OrderRow.created_at == at, OrderRow.id < key))
-            )
         async with db.sessions() as session:
-            rows = list(
-                await session.scalars(
-                    q.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(batch)
-                )
-            )
-        if not rows:
+            rows, cursor = await keyset(session, q, OrderRow, batch, cursor)
+        if rows:
+            yield [_export_row(r) for r in rows]
+        if cursor is None:
             return
-        yield [_export_row(r) for r in rows]
-        if len(rows) < batch:
-            return
-        after = (rows[-1].created_at, rows[-1].id)
 
 
 async def asked_again(order_ids: list[str], now: datetime, session: AsyncSession) -> None:

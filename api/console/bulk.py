@@ -6,8 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from api import actions, packages
-from api import orders as orders_api
+from api import actions, packages, views
 from api.console.pages import Csrf, act_page, page, signed_in
 from api.console.session import Operator
 from api.deps import DatabaseDep, SettingsDep, TemporalDep
@@ -64,12 +63,7 @@ async def ship_sheet(
             for o in await _selected(db, op, order or [])
             for package_id in order_actions(o, op.user.role.value).ship
         ]
-        body = orders_api.csv_text([packages.COLUMNS, *rows])
-        return Response(
-            body,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="ship-sheet.csv"'},
-        )
+        return views.csv_download([views.csv_text([packages.COLUMNS, *rows])], "ship-sheet.csv")
 
     return await signed_in(request, settings, download, counts=False)
 
