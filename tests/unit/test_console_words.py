@@ -112,3 +112,12 @@ def test_the_readmes_pictures_of_the_console_are_there() -> None:
     for picture in pictures:
         path = Path(__file__).parents[2] / picture
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
+
+
+def test_the_sorts_are_the_same_in_the_store_the_api_and_the_console() -> None:
+    from typing import get_args
+
+    from api.orders import OrderSort
+    from store.orders import SORTS
+
+    assert set(SORTS) == set(get_args(OrderSort)) == set(console_orders.SORT_LABELS)
